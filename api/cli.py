@@ -1,0 +1,218 @@
+"""`semsearch`: index documents, search them, and serve the HTTP API.
+
+Heavy libraries (torch, faiss) are imported inside the commands, so `semsearch --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; the index is unchanged unless a generation was published", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every error the user can cause is reported in one line, no traceback
+        if args.verbose or not _is_user_error(exc):
+            raise
+        print(f"semsearch: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from index.documents import LoadError
+    from index.embedders.base import EmbedderError
+    from index.generations import IndexFolderError
+    from search.engine import NotFound, QueryError
+
+    return isinstance(exc, IndexFolderError | QueryError | NotFound | LoadError | EmbedderError | OSError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semsearch",
+        description="Semantic search and question answering over document collections.",
+        epilog="The index folder is --index, else $SEMSEARCH_INDEX, else ./.index",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(title="commands")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--index", type=Path, help="index folder (default $SEMSEARCH_INDEX or ./.index)")
+        return p
+
+    p = command("index", "index files and folders (.txt .md .html .jsonl), incrementally")
+    p.add_argument("paths", nargs="+", type=Path, help="files or folders, read recursively")
+    p.add_argument("--model", help="sentence-transformers model name or folder (new indexes only)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_index)
+
+    p = command("search", "rank passages for a query")
+    p.add_argument("query")
+    p.add_argument("--k", type=int, default=10, help="number of results (1-100)")
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--mode", choices=["dense", "keyword", "hybrid"], help="retrieval mode")
+    _filter_args(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_search)
+
+    p = command("similar", "passages most like a text or a stored passage")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--text")
+    group.add_argument("--passage", type=int, help="passage id")
+    p.add_argument("--k", type=int, default=10)
+    _filter_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_similar)
+
+    p = command("info", "documents, passages, model and size of the index")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = command("serve", "serve the HTTP API and the search page")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def _filter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--doc-id", action="append", default=[], help="only this document (repeatable)")
+    p.add_argument("--source", action="append", default=[], help="only this source (repeatable)")
+    p.add_argument("--category", action="append", default=[], help="only this category (repeatable)")
+    p.add_argument("--date-from", help="YYYY-MM-DD, inclusive")
+    p.add_argument("--date-to", help="YYYY-MM-DD, inclusive")
+
+
+def _filters(args: argparse.Namespace) -> Any:
+    from search.filters import parse_filters
+
+    return parse_filters(
+        doc_ids=args.doc_id, sources=args.source, categories=args.category,
+        date_from=args.date_from, date_to=args.date_to,
+    )
+
+
+def _index_dir(args: argparse.Namespace) -> Path:
+    from index.config import default_index_dir
+
+    return args.index or default_index_dir()
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from search.engine import Engine
+
+    return Engine.open(_index_dir(args))
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from index.builder import IndexBuilder
+    from index.config import IndexSettings
+
+    for path in args.paths:
+        if not path.exists():
+            print(f"semsearch: error: {path} does not exist", file=sys.stderr)
+            return 1
+    settings = None
+    if args.model:
+        settings = IndexSettings.from_env()
+        settings.embedder.model = args.model
+    builder = IndexBuilder(_index_dir(args), settings, progress=not args.quiet and sys.stderr.isatty())
+    summary = builder.index_paths(args.paths)
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+    else:
+        print(summary.describe())
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    response = _engine(args).search(args.query, k=args.k, mode=args.mode, filters=_filters(args),
+                                    offset=args.offset)
+    if args.json:
+        print(response.model_dump_json(include={"results"}))
+    else:
+        print_results(response.results)
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    results = _engine(args).similar(text=args.text, passage_id=args.passage, k=args.k, filters=_filters(args))
+    if args.json:
+        print(json.dumps({"results": [r.model_dump() for r in results]}, ensure_ascii=False))
+    else:
+        print_results(results)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = _engine(args).info()
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    for key in ("index", "generation", "created", "documents", "passages", "model", "dim"):
+        print(f"{key:>10}: {info[key]}")
+    print(f"{'size':>10}: {info['size_bytes'] / 1e6:.1f} MB")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.server import create_app
+
+    os.environ["SEMSEARCH_INDEX"] = str(_index_dir(args))
+    app = create_app(_index_dir(args))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def print_results(results: list[Any]) -> None:
+    """Human-readable results; matched terms in colour on a terminal."""
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    if not results:
+        print("no results")
+    for r in results:
+        where = f"{r.doc_id}:{r.start}-{r.end}"
+        meta = " · ".join(x for x in (r.source, r.date) if x)
+        print(f"{r.rank:>2}. [{r.score:.3f}] {r.title}" + (f"  ({meta})" if meta else ""))
+        print(f"    {where}  passage {r.passage_id}")
+        print("    " + highlight_text(r.text, r.highlights, colour).replace("\n", "\n    "))
+        for other in r.also_in:
+            print(f"    also in: {other.title} ({other.doc_id}, passage {other.passage_id})")
+        print()
+
+
+def highlight_text(text: str, spans: list[tuple[int, int]], colour: bool) -> str:
+    if not colour or not spans:
+        return text
+    out, at = [], 0
+    for start, end in sorted(spans):
+        if start < at:
+            continue
+        out += [text[at:start], "\x1b[1;33m", text[start:end], "\x1b[0m"]
+        at = end
+    out.append(text[at:])
+    return "".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Routes about the index itself: health and the values the page offers as filters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from api.deps import get_engine
+from api.errors import responses
+from api.routers.schemas import Facets, Health
+from search.engine import Engine
+
+router = APIRouter(tags=["meta"])
+
+
+@router.get("/health", response_model=Health, responses=responses(503))
+def health(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> dict[str, Any]:
+    """The published generation searches are answered from, its size, model and abilities."""
+    info = engine.info()
+    return {k: info[k] for k in ("generation", "documents", "passages", "model")} | {
+        "status": "ok",
+        "modes": info.get("modes", ["dense"]),
+        "ask": hasattr(engine, "ask"),
+        "max_body_bytes": request.app.state.max_body_bytes,
+    }
+
+
+@router.get("/facets", response_model=Facets, responses=responses(503))
+def facets(engine: Annotated[Engine, Depends(get_engine)]) -> dict[str, Any]:
+    """Sources and categories with their document counts, and the date range, for filter choices."""
+    found = engine.facets()
+    dates = found.get("dates") or [{}]
+    return {"sources": found["sources"], "categories": found["categories"], "dates": dates[0]}

@@ -1,0 +1,247 @@
+"""Request and response bodies of the HTTP API (the search result itself is `search.models`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from search.filters import parse_filters
+from search.models import SearchResult
+
+if TYPE_CHECKING:
+    from search.filters import Filters
+
+ZQSB = "000_ad61b687c275495d.txt"
+
+
+def _example(example: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [example]})
+
+
+class FilterFields(BaseModel):
+    """Metadata filters of a JSON body; each list field also takes a single string."""
+
+    doc_id: list[str] = Field(default_factory=list, description="only these documents")
+    source: list[str] = Field(default_factory=list, description="only these sources (publishers)")
+    category: list[str] = Field(default_factory=list, description="only documents in one of these categories")
+    date_from: str | None = Field(None, description="YYYY-MM-DD, inclusive")
+    date_to: str | None = Field(None, description="YYYY-MM-DD, inclusive")
+
+    @field_validator("doc_id", "source", "category", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def filters(self) -> Filters | None:
+        filters = parse_filters(doc_ids=self.doc_id, sources=self.source, categories=self.category,
+                                date_from=self.date_from, date_to=self.date_to)
+        return filters if filters.active() else None
+
+
+# --- meta -----------------------------------------------------------------------------------------
+class Health(BaseModel):
+    status: str = Field(description="ok when the index answers")
+    generation: str = Field(description="the published index generation searches are answered from")
+    documents: int
+    passages: int
+    model: str
+    modes: list[str] = Field(description="retrieval modes this index supports")
+    ask: bool = Field(description="whether POST /ask is available")
+    max_body_bytes: int = Field(description="largest request body (uploads) the server accepts")
+
+    model_config = _example({"status": "ok", "generation": "000003", "documents": 2, "passages": 63,
+                             "model": "multilingual-e5-small", "modes": ["dense"], "ask": False,
+                             "max_body_bytes": 10485760})
+
+
+class FacetValue(BaseModel):
+    value: str
+    documents: int
+
+
+class DateRange(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str | None = Field(None, alias="from")
+    to: str | None = None
+
+
+class Facets(BaseModel):
+    """The values the page offers as filters, with how many documents have each."""
+
+    sources: list[FacetValue]
+    categories: list[FacetValue]
+    dates: DateRange = Field(description="earliest and latest document date")
+
+    model_config = _example({"sources": [{"value": "证券时报网", "documents": 1}],
+                             "categories": [{"value": "要闻", "documents": 1}],
+                             "dates": {"from": "2021-05-21", "to": "2021-11-29"}})
+
+
+# --- similar --------------------------------------------------------------------------------------
+class SimilarRequest(FilterFields):
+    """Exactly one of `text`, `passage_id` or `texts` (the batch form)."""
+
+    text: str | None = Field(None, description="a passage-like text")
+    passage_id: int | None = Field(None, description="a stored passage (never returned itself)")
+    texts: list[str] | None = Field(None, description="several texts: one result list each, embedded together",
+                                    max_length=64)
+    k: int = Field(10, description="results per text, 1-100")
+
+    model_config = _example({"texts": ["超算中心", "大数据产业园"], "k": 3})
+
+
+class SimilarResponse(BaseModel):
+    """`results` is a list of results, or for `texts` one list per text, in order."""
+
+    results: list[SearchResult] | list[list[SearchResult]]
+
+
+# --- ask ------------------------------------------------------------------------------------------
+class AskRequest(FilterFields):
+    question: str = Field(description="a question in any language")
+    k: int = Field(5, description="passages to read the answer from, 1-100")
+
+    model_config = _example({"question": "到2025年长三角研发投入强度的目标是多少"})
+
+
+class Citation(BaseModel):
+    n: int = Field(description="the [n] mark in the answer")
+    passage_id: int
+    doc_id: str
+    title: str
+    source: str | None = None
+    date: str | None = None
+    start: int = Field(description="offset of the cited text in its document")
+    end: int
+    text: str
+
+
+class AskResponse(BaseModel):
+    question: str
+    answer: str | None = Field(description="null when no passage answers with confidence")
+    answer_span: tuple[int, int] | None = Field(None, description="[start, end) of the exact answer in `answer`")
+    confidence: float | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    passages: list[SearchResult] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "question": "到2025年长三角研发投入强度的目标是多少",
+        "answer": "到2025年长三角研发投入强度超过3%[1]", "answer_span": [14, 18], "confidence": 0.82,
+        "citations": [{"n": 1, "passage_id": 12, "doc_id": ZQSB, "title": "多地布局_十四五_区域创新中心建设",
+                       "source": "证券时报网", "date": "2021-11-29", "start": 1062, "end": 1198,
+                       "text": "根据《长三角科技创新共同体建设发展规划》，到2025年长三角研发投入强度超过3%…"}],
+        "passages": []}]})
+
+
+# --- passages and documents -----------------------------------------------------------------------
+class Passage(BaseModel):
+    passage_id: int
+    doc_id: str
+    ordinal: int = Field(description="position of the passage in its document")
+    paragraph: int = Field(description="index of its first paragraph")
+    start: int = Field(description="offset in the document's cleaned text")
+    end: int
+    text: str
+
+
+class DocumentMeta(BaseModel):
+    doc_id: str
+    title: str
+    date: str | None = None
+    author: str | None = None
+    source: str | None = None
+    url: str | None = None
+    categories: list[str] = Field(default_factory=list)
+
+
+class PassageContext(BaseModel):
+    """A passage, its document's metadata, and the passages just before and after it."""
+
+    passage: Passage
+    document: DocumentMeta
+    before: list[Passage]
+    after: list[Passage]
+
+
+class DocumentListItem(DocumentMeta):
+    passages: int = Field(description="number of passages")
+
+
+class DocumentList(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    documents: list[DocumentListItem]
+
+
+class PassageSpan(BaseModel):
+    passage_id: int
+    paragraph: int
+    start: int
+    end: int
+
+
+class DocumentOut(DocumentMeta):
+    """A whole document: `text[start:end]` of each paragraph and passage is exact."""
+
+    text: str = Field(description="the cleaned text, paragraphs joined by a blank line")
+    paragraphs: list[tuple[int, int]] = Field(description="[start, end) of each paragraph in `text`")
+    passages: list[PassageSpan]
+
+    model_config = _example({"doc_id": ZQSB, "title": "多地布局_十四五_区域创新中心建设", "date": "2021-11-29",
+                             "author": "证券时报网", "source": "证券时报网", "url": None,
+                             "categories": ["金融", "证券时报网", "要闻"], "text": "记者发现，……\n\n……",
+                             "paragraphs": [[0, 120], [122, 240]],
+                             "passages": [{"passage_id": 1, "paragraph": 0, "start": 0, "end": 240}]})
+
+
+class DocumentIn(BaseModel):
+    """A document sent as JSON; the text is cleaned and split into paragraphs like a file's."""
+
+    doc_id: str = Field(min_length=1, max_length=500, description="stable id; sending it again replaces it")
+    title: str | None = None
+    text: str = Field(min_length=1, description="plain text, paragraphs separated by blank lines")
+    date: str | None = Field(None, description="any clear date form: 2021-11-29, 2021年11月29日 …")
+    source: str | None = None
+    author: str | None = None
+    url: str | None = None
+    categories: list[str] = Field(default_factory=list)
+
+
+class DocumentsIn(BaseModel):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=10_000)
+
+    model_config = _example({"documents": [{
+        "doc_id": "api/chengdu-supercomputing.txt", "title": "成都超算中心投运",
+        "text": "成都超算中心自2020年投运以来，为西部地区产业发展提供了强大的算力支撑。",
+        "date": "2021-05-21", "source": "新华网", "categories": ["科技"]}]})
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobOut(BaseModel):
+    """An index write running in the background; poll GET /jobs/{job} until state is done or failed."""
+
+    job: str
+    kind: str = Field(description="add or delete")
+    state: str = Field(description="queued, running, done or failed")
+    progress: float = Field(description="0 until the job has finished, then 1")
+    queue_position: int | None = Field(None, description="1 for the next job to run; null once started")
+    documents: list[str] = Field(description="ids of the documents the job adds or deletes")
+    summary: dict[str, Any] | None = Field(None, description="what the build did, once done")
+    error: JobError | None = None
+    created: str | None = None
+    started: str | None = None
+    finished: str | None = None
+
+    model_config = _example({"job": "4f1c2a9b7e01", "kind": "add", "state": "done", "progress": 1.0,
+                             "queue_position": None, "documents": ["api/chengdu-supercomputing.txt"],
+                             "summary": {"generation": "000004", "added": 1, "embedded": 1}, "error": None,
+                             "created": "2021-11-29T13:05:00Z", "started": "2021-11-29T13:05:00Z",
+                             "finished": "2021-11-29T13:05:01Z"})

@@ -1,0 +1,129 @@
+"""The FastAPI application: thin routers over one `Engine`, one background index writer, and the page.
+
+    semsearch serve --index .index        # or: uvicorn --factory api.server:app_from_env
+
+The search page is static HTML, CSS and JavaScript in `api/static/`, served at `/` with no build step
+and nothing fetched from elsewhere, so it works offline. The API is described at `/docs`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import DEFAULT_MAX_BODY_BYTES, BodySizeLimit, error_openapi, install_error_handlers
+from api.jobs import JobQueue
+from api.routers import documents, meta, search
+from search.engine import Engine
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+# The page needs nothing but its own files and the API: a document's HTML can never run, even if it
+# were inserted as markup by mistake. (/docs is left alone: Swagger UI loads its assets from a CDN.)
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def max_body_from_env() -> int:
+    """`SEMSEARCH_MAX_BODY_MB` (may be fractional), else 10 MB."""
+    value = os.environ.get("SEMSEARCH_MAX_BODY_MB")
+    return int(float(value) * 1024 * 1024) if value else DEFAULT_MAX_BODY_BYTES
+
+
+class PageHeaders:
+    """Security headers on every response; the page's CSP and revalidation on the page and its assets."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        page = path == "/" or path.startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+                if page:
+                    # no-cache = revalidate by ETag: a new version of the page is never hidden by a cache
+                    headers += [(b"content-security-policy", PAGE_CSP.encode()), (b"cache-control", b"no-cache"),
+                                (b"x-frame-options", b"DENY")]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(
+    index_dir: Path | str | None = None,
+    *,
+    engine: Engine | None = None,
+    max_body_bytes: int | None = None,
+) -> FastAPI:
+    """The app for one index folder; the model is loaded here, before the first request."""
+    engine = engine or Engine.open(index_dir)
+    jobs = JobQueue()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        jobs.start()
+        try:
+            yield
+        finally:
+            jobs.stop()
+
+    app = FastAPI(
+        title="semsearch",
+        description=(
+            "Semantic search with exact citations over document collections, first of all Chinese news "
+            "and policy articles. Every result cites its document and the character offsets of its text. "
+            "Errors always have the shape `{\"error\": {\"code\", \"message\"}}`."
+        ),
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.jobs = jobs
+    app.state.max_body_bytes = max_body_bytes if max_body_bytes is not None else max_body_from_env()
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=app.state.max_body_bytes)
+    app.add_middleware(PageHeaders)
+
+    app.include_router(meta.router)
+    app.include_router(search.router)
+    app.include_router(documents.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            app.openapi_schema = error_openapi(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    engine.embedder  # noqa: B018 - warm the model so the first search is not slow
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory api.server:app_from_env`: the index of `$SEMSEARCH_INDEX` (else ./.index)."""
+    return create_app(os.environ.get("SEMSEARCH_INDEX"))

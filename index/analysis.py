@@ -1,0 +1,308 @@
+"""The text analyser shared by keyword indexing, keyword queries and highlighting.
+
+One analysis for all three, so that a query term found by the keyword index is also the term that gets
+highlighted, and a passage indexed in traditional script is found by a query in simplified script:
+
+- `normalize`: traditional → simplified Chinese (OpenCC t2s), full-width ASCII → half-width, lower case.
+  It never changes the length of the text, so an offset into the normalised text is an offset into the
+  original (highlights are offsets into the original passage).
+- `analyze`: tokens with their offsets. CJK text gives jieba's search-mode words (a long word also yields
+  the dictionary words inside it, so `长三角` matches inside `长三角地区`) PLUS the character bigrams of every
+  CJK run, so names and codes missing from jieba's dictionary still match (a 1-char run gives the char).
+  Other text gives Snowball-stemmed words (`indexing` ~ `indexed`) and numbers (`2025`, `1054.5`, `3%` as
+  `3` and `3%`). A short stop-word list is dropped.
+- `tokenize` (the terms to index or to look up), `query_terms` (the same, deduplicated) and `term_spans`
+  (where a passage matches query terms, for highlighting).
+
+Bigram tokens are prefixed with `GRAM_PREFIX` so that they stay apart from the jieba word with the same
+characters (`研发` the word and `研发` the bigram): the keyword store indexes the two kinds as separate fields
+and weighs the bigram field lower, which measured best (see `index.stores.bm25_store`).
+
+jieba's dictionary takes about a second to load and logs to stderr; it is loaded lazily, once per
+process, under a lock, with its logger quietened.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+log = logging.getLogger(__name__)
+
+# Marks a character-bigram token; a control character can never be part of a real token, since tokens
+# are made of CJK characters, letters and digits only.
+GRAM_PREFIX = "\x02"
+
+# Chinese function words so frequent that they carry no meaning for retrieval. They are dropped mostly so
+# that a query word like 的 does not make every passage "match at least one term". Deliberately short:
+# words such as 中国 or 发展 are frequent in news, but they are content words a user may search for.
+STOP_WORDS_ZH = frozenset("的 了 和 是 在 也 与 及 等 对 为 将 把 被 之 其 这 那 有".split())
+# Lucene's classic English stop set, for the same reason.
+STOP_WORDS_EN = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then there "
+    "these they this to was will with".split()
+)
+STOP_WORDS = STOP_WORDS_ZH | STOP_WORDS_EN
+
+# CJK unified ideographs: extension A, the basic block, compatibility ideographs, extensions B–H.
+_CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f\U00030000-\U000323af"
+_CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
+# Numbers: `1,000,000.5` (thousands separators only in groups of three) or `1054.5`, with an optional %.
+# The look-arounds keep `2020,2021` from being read as a thousands-separated number.
+_NUMBER = r"(?:(?<![0-9.,])\d{1,3}(?:,\d{3})+(?![0-9,])|\d+)(?:\.\d+)?%?"
+# Applied to the text with CJK masked out, so `[^\W\d_]` (any letter) only sees non-CJK scripts.
+_LATIN = re.compile(rf"(?P<num>{_NUMBER})|(?P<word>[^\W\d_]+)")
+# Letter-digit codes such as `5g`, `h1n1`, `gpt4`: indexed whole as well as in parts.
+_CODE = re.compile(r"[a-z0-9]*(?:[a-z][0-9]|[0-9][a-z])[a-z0-9]*")
+
+# Full-width ASCII (U+FF01–U+FF5E) and the ideographic space map to their ASCII counterparts.
+_HALF_WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
+class Token(NamedTuple):
+    """A term with the [start, end) offsets it came from (offsets into the text as given)."""
+
+    term: str
+    start: int
+    end: int
+
+
+# --- lazily initialised resources ---------------------------------------------------------------------
+_lock = threading.Lock()
+_jieba: Any = None
+_opencc: Any = None
+_local = threading.local()  # a Snowball stemmer keeps state, so each thread gets its own
+
+
+def _segmenter() -> Any:
+    """jieba's tokenizer with its dictionary loaded (once per process, thread-safe)."""
+    global _jieba
+    if _jieba is None:
+        with _lock:
+            if _jieba is None:
+                import jieba
+
+                # jieba logs the dictionary loading at DEBUG to a stderr handler of its own.
+                jieba.setLogLevel(logging.WARNING)
+                tk = jieba.Tokenizer()
+                tk.initialize()
+                _jieba = tk
+    return _jieba
+
+
+def _converter() -> Any:
+    global _opencc
+    if _opencc is None:
+        with _lock:
+            if _opencc is None:
+                import opencc
+
+                _opencc = opencc.OpenCC("t2s")
+    return _opencc
+
+
+try:  # Snowball (Porter 2) via PyStemmer when installed; else a light suffix stripper, see below.
+    import Stemmer as _pystemmer
+
+    STEMMER = "snowball-english"
+except ImportError:  # pragma: no cover - depends on the environment
+    _pystemmer = None
+    STEMMER = "light-english"
+
+
+def _stem(word: str) -> str:
+    if _pystemmer is None:
+        return _light_stem(word)
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = _pystemmer.Stemmer("english")
+    return stemmer.stemWord(word)
+
+
+def _light_stem(word: str) -> str:
+    """A conservative English suffix stripper (plural, -ed, -ing, -ly), used without PyStemmer."""
+    if len(word) <= 3 or not word.isascii():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    for suffix in ("ing", "ed", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            stem = word[: -len(suffix)]
+            if len(stem) > 3 and stem[-1] == stem[-2] and stem[-1] not in "aeiouls":
+                stem = stem[:-1]  # running → run
+            return stem
+    if word.endswith("es") and word[-3:-2] in ("s", "x", "z") or word.endswith(("ches", "shes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+# Changes whenever analysis would give other tokens for the same text: a keyword index stores it and
+# reuses stored tokens only when it matches.
+ANALYZER_VERSION = f"1/jieba-search+bigrams/{STEMMER}"
+
+
+# --- normalisation --------------------------------------------------------------------------------------
+def normalize(text: str) -> str:
+    """Simplified script, half-width ASCII, lower case; always exactly as long as `text`.
+
+    OpenCC's t2s tables map characters and phrases to strings of the same length (checked for every entry
+    of the bundled tables), but the result is still checked, and falls back to a per-character conversion,
+    so that offsets stay valid whatever the tables hold.
+    """
+    if not text:
+        return text
+    out = _to_simplified(text).translate(_HALF_WIDTH)
+    lowered = out.lower()
+    if len(lowered) != len(out):
+        # str.lower can lengthen a character (İ → i̇); such characters are left as they are.
+        lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in out)
+    return lowered
+
+
+def _to_simplified(text: str) -> str:
+    if text.isascii():
+        return text
+    try:
+        converted = _converter().convert(text)
+    except UnicodeEncodeError:
+        # Lone surrogates cannot go to OpenCC as UTF-8: convert around them.
+        parts = re.split(r"([\ud800-\udfff]+)", text)
+        return "".join(p if i % 2 else _to_simplified(p) for i, p in enumerate(parts))
+    if len(converted) == len(text):
+        return converted
+    log.debug("t2s changed the length of a text; converting it character by character")
+    return "".join(_char_to_simplified(c) for c in text)
+
+
+def _char_to_simplified(char: str) -> str:
+    converted = _converter().convert(char)
+    return converted if len(converted) == 1 else char
+
+
+# --- analysis -------------------------------------------------------------------------------------------
+def analyze(text: str, *, grams: bool = True) -> list[Token]:
+    """The tokens of `text` with offsets into it: CJK words, CJK bigrams (prefixed with `GRAM_PREFIX`;
+    left out with `grams=False`), stemmed Latin-script words and numbers. Stop words are dropped."""
+    norm = normalize(text)
+    tokens: list[Token] = []
+    if not norm:
+        return tokens
+    segmenter = None
+    for run in _CJK_RUN.finditer(norm):
+        chars, base = run.group(), run.start()
+        if segmenter is None:
+            segmenter = _segmenter()
+        for word, start, end in segmenter.tokenize(chars, mode="search"):
+            if word not in STOP_WORDS:
+                tokens.append(Token(word, base + start, base + end))
+        if not grams:
+            continue
+        if len(chars) == 1:
+            if chars not in STOP_WORDS:
+                tokens.append(Token(GRAM_PREFIX + chars, base, base + 1))
+            continue
+        for i in range(len(chars) - 1):
+            tokens.append(Token(GRAM_PREFIX + chars[i : i + 2], base + i, base + i + 2))
+    tokens.extend(_latin_tokens(norm))
+    return tokens
+
+
+def _latin_tokens(norm: str) -> Iterable[Token]:
+    """Words and numbers outside CJK runs (letters of any other script count as words)."""
+    masked = _CJK_RUN.sub(lambda m: " " * len(m.group()), norm) if not norm.isascii() else norm
+    for m in _LATIN.finditer(masked):
+        start, end = m.span()
+        word = m.group("word")
+        if word is not None:
+            if word not in STOP_WORDS:
+                yield Token(_stem(word), start, end)
+            continue
+        number = m.group("num")
+        if number.endswith("%"):
+            yield Token(number[:-1].replace(",", ""), start, end - 1)
+            yield Token(number.replace(",", ""), start, end)
+        else:
+            yield Token(number.replace(",", ""), start, end)
+    for m in _CODE.finditer(masked):
+        yield Token(m.group(), m.start(), m.end())
+
+
+def tokenize(text: str) -> list[str]:
+    """The terms to index for `text`, or to look up for a query (the same analysis for both)."""
+    return [t.term for t in analyze(text)]
+
+
+def is_gram(term: str) -> bool:
+    """Whether `term` is a character bigram (or a lone CJK character) rather than a word."""
+    return term.startswith(GRAM_PREFIX)
+
+
+def display_term(term: str) -> str:
+    """The term as a person would read it (without the bigram marker)."""
+    return term[len(GRAM_PREFIX) :] if is_gram(term) else term
+
+
+def query_terms(query: str) -> list[str]:
+    """The distinct terms of a query as a person reads them (bigrams without their marker), in order of
+    first occurrence; `term_spans` takes them (or `tokenize`'s terms) to highlight a passage."""
+    return list(dict.fromkeys(display_term(t) for t in tokenize(query)))
+
+
+# --- highlighting ---------------------------------------------------------------------------------------
+def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
+    """[start, end) offsets into `text` where the query `terms` (from `query_terms`) occur, sorted, with
+    overlapping and touching spans merged (so `研发` + `投入` highlight as `研发投入`).
+
+    Matching is on the normalised text, so traditional/simplified script and case do not matter. A CJK
+    term matches where its characters occur AND start and end on a word boundary of the passage's own
+    segmentation: this keeps real words (also ones jieba segmented differently in query and passage)
+    and drops bigram noise such as `发投` inside `研发投入`. Other terms match the passage's words by stem.
+    """
+    if not text or not terms:
+        return []
+    norm = normalize(text)
+    tokens = analyze(text, grams=False)
+    cjk_terms = set()
+    other_terms = set()
+    for term in terms:
+        term = display_term(term)
+        if not term or term in STOP_WORDS:
+            continue
+        if _CJK_RUN.fullmatch(term):
+            cjk_terms.add(term)
+        else:
+            other_terms.add(term)
+    spans: list[tuple[int, int]] = []
+    if cjk_terms:
+        bounds: set[int] = set()
+        for run in _CJK_RUN.finditer(norm):
+            bounds.update(run.span())
+        for t in tokens:
+            if _CJK_RUN.match(norm, t.start):
+                bounds.add(t.start)
+                bounds.add(t.end)
+        for term in cjk_terms:
+            at = norm.find(term)
+            while at >= 0:
+                if at in bounds and at + len(term) in bounds:
+                    spans.append((at, at + len(term)))
+                at = norm.find(term, at + 1)
+    if other_terms:
+        spans.extend((t.start, t.end) for t in tokens if t.term in other_terms)
+    return _merge(spans)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged

@@ -1,0 +1,329 @@
+"""The incremental builder: documents in, a new published generation out.
+
+Each run compares the documents with the current generation by content hash. Unchanged documents are
+copied with their passage ids; new or changed ones are chunked, and only text never embedded before
+is sent to the model (the embedding cache is keyed by passage text). The new generation is written
+beside the old one and published atomically (see `index.generations`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.chunker import ChunkerConfig, chunk_document
+from index.config import FORMAT_VERSION, IndexSettings
+from index.documents import Chunk, Document, SkippedFile
+from index.embedders.base import Embedder
+from index.embedders.factory import create_embedder
+from index.embedding_cache import EmbeddingCache
+from index.generations import IndexDir, IndexFolderError, IndexWriteError, WriteLock, now_iso
+from index.loaders.factory import load_documents
+from index.stores.factory import create_keyword_store, load_keyword_store, load_vector_store
+from index.stores.passages import PassageStore
+
+log = logging.getLogger(__name__)
+
+EMBED_SLICE = 256  # passages embedded and committed to the cache at a time
+
+
+class SettingsMismatch(IndexFolderError):
+    """The index was built with other settings (model, chunker) than the ones asked for."""
+
+
+@dataclass
+class BuildSummary:
+    """What a build did; `describe()` is what the CLI prints."""
+
+    generation: str | None = None
+    documents: int = 0
+    passages: int = 0
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    embedded: int = 0
+    reused: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted)
+
+    @property
+    def passages_per_s(self) -> float:
+        return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "documents": self.documents,
+            "passages": self.passages,
+            "added": self.added,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "seconds": round(self.seconds, 3),
+            "passages_per_s": round(self.passages_per_s, 2),
+        }
+
+    def describe(self) -> str:
+        lines = [
+            f"documents: {self.documents} ({self.added} added, {self.updated} updated, "
+            f"{self.deleted} deleted, {self.unchanged} unchanged), skipped: {len(self.skipped)}",
+            f"passages: {self.passages}; embedded {self.embedded} new, reused {self.reused}"
+            + (f" ({self.passages_per_s:.1f} passages/s)" if self.embedded else " (nothing re-embedded)"),
+        ]
+        for skip in self.skipped:
+            lines.append(f"  skipped {skip.path}: {skip.reason}")
+        where = f"generation {self.generation}" if self.generation else "no index"
+        state = "published" if self.changed else "unchanged, still"
+        lines.append(f"{state} {where} in {self.seconds:.1f}s")
+        return "\n".join(lines)
+
+
+class IndexBuilder:
+    """Writes generations of one index folder; one builder (one process) writes at a time."""
+
+    def __init__(
+        self,
+        index_dir: Path | str,
+        settings: IndexSettings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.dir = IndexDir(index_dir)
+        self.progress = progress
+        self._embedder = embedder
+        current = self.dir.current()
+        if current is not None:
+            built = IndexSettings.from_dict(self.dir.manifest(current)["settings"])
+            if settings is not None and settings.embedder.model != built.embedder.model:
+                raise SettingsMismatch(
+                    f"index {self.dir.root} was built with model {built.embedder.model!r}, not "
+                    f"{settings.embedder.model!r}; use another --index folder, or --rebuild to start over"
+                )
+            self.settings = settings or built
+        else:
+            self.settings = settings or IndexSettings.from_env()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = create_embedder(self.settings.embedder)
+        return self._embedder
+
+    # --- entry points ----------------------------------------------------------------------------
+    def index_paths(self, paths: Sequence[Path | str]) -> BuildSummary:
+        """Sync files and folders: index new and changed documents, drop those of deleted files."""
+        started = time.perf_counter()
+        skipped: list[SkippedFile] = []
+        docs: dict[str, Document] = {}
+        for _root, doc in self._iter_loaded(paths, skipped.append):
+            if doc.doc_id in docs:
+                skipped.append(SkippedFile(doc.path or doc.doc_id, f"duplicate doc_id {doc.doc_id!r}"))
+                continue
+            docs[doc.doc_id] = doc
+        folders = [Path(p).resolve() for p in paths if Path(p).is_dir()]
+        summary = self._commit(docs, deleted_under=folders, started=started)
+        summary.skipped = skipped
+        return summary
+
+    def upsert(self, documents: Iterable[Document]) -> BuildSummary:
+        """Add or replace documents (the API's write path)."""
+        started = time.perf_counter()
+        return self._commit({d.doc_id: d for d in documents}, started=started)
+
+    def delete(self, doc_ids: Iterable[str]) -> BuildSummary:
+        started = time.perf_counter()
+        return self._commit({}, delete=set(doc_ids), started=started)
+
+    # --- the build -------------------------------------------------------------------------------
+    def _iter_loaded(self, paths: Sequence[Path | str], on_skip: Any) -> Iterable[tuple[Path, Document]]:
+        loaded = load_documents(paths, on_skip=on_skip)
+        if not self.progress:
+            return loaded
+        from tqdm import tqdm
+
+        return tqdm(loaded, unit="doc", desc="reading", leave=False)
+
+    def _commit(
+        self,
+        upserts: dict[str, Document],
+        *,
+        delete: set[str] | None = None,
+        deleted_under: Sequence[Path] = (),
+        started: float,
+    ) -> BuildSummary:
+        with WriteLock(self.dir.root):
+            try:
+                return self._build(upserts, delete or set(), deleted_under, started)
+            except OSError as exc:
+                raise IndexWriteError(
+                    f"could not write the index at {self.dir.root}: {exc.strerror or exc}; the previous "
+                    f"generation is intact. Free disk space or fix permissions, then run again."
+                ) from exc
+
+    def _build(
+        self, upserts: dict[str, Document], delete: set[str], deleted_under: Sequence[Path], started: float
+    ) -> BuildSummary:
+        summary = BuildSummary()
+        previous = self.dir.current()
+        prev_store = PassageStore.open(self.dir.path(previous)) if previous else None
+        prev_manifest = self.dir.manifest(previous) if previous else {}
+        try:
+            prev_docs = prev_store.document_hashes() if prev_store else {}
+            same_chunking = prev_manifest.get("settings", {}).get("chunks") == self.settings.to_dict()["chunks"]
+
+            changed: dict[str, Document] = {}
+            for doc_id, doc in upserts.items():
+                old = prev_docs.get(doc_id)
+                if old is not None and old[0] == doc.content_hash() and same_chunking:
+                    summary.unchanged += 1
+                    continue
+                changed[doc_id] = doc
+                if old is None:
+                    summary.added += 1
+                else:
+                    summary.updated += 1
+            gone = {d for d in delete if d in prev_docs}
+            for doc_id, (_hash, path) in prev_docs.items():
+                if doc_id in upserts or path is None:
+                    continue
+                if any(Path(path).is_relative_to(folder) for folder in deleted_under):
+                    gone.add(doc_id)
+            summary.deleted = len(gone)
+            keep = [d for d in prev_docs if d not in changed and d not in gone]
+            summary.documents = len(keep) + len(changed)
+
+            if previous and not changed and not gone:
+                summary.generation = previous
+                summary.passages = prev_store.count_passages() if prev_store else 0
+                summary.seconds = time.perf_counter() - started
+                return summary
+
+            name, tmp = self.dir.begin()
+            store = PassageStore.create(tmp)
+            if previous:
+                store.copy_documents(self.dir.path(previous), keep)
+            next_id = int(prev_manifest.get("next_passage_id", 1))
+            id_keys = prev_store.passage_keys() if prev_store else {}
+            new_ids, new_chunks = [], []
+            for doc in changed.values():
+                chunks = self._chunk(doc)
+                ids = []
+                seen: dict[str, int] = {}
+                for c in chunks:
+                    h = c.content_hash()
+                    n = seen.get(h, 0)
+                    seen[h] = n + 1
+                    pid = id_keys.get((doc.doc_id, h, n))
+                    if pid is None:
+                        pid, next_id = next_id, next_id + 1
+                    ids.append(pid)
+                store.add_document(doc, chunks, ids)
+                new_ids += ids
+                new_chunks += chunks
+            store.conn.commit()
+
+            vectors = self._vectors(new_chunks, summary)
+            dim = self.embedder.dim if new_chunks or not previous else prev_manifest["dim"]
+            if previous:
+                vstore = load_vector_store(self.settings.vector_store, self.dir.path(previous))
+                stale = set(prev_store.passage_ids_of_docs(list(changed) + sorted(gone))) if prev_store else set()
+                vstore.remove(np.fromiter(stale, dtype=np.int64, count=len(stale)))
+            else:
+                from index.stores.factory import create_vector_store
+
+                vstore = create_vector_store(self.settings.vector_store, dim)
+            vstore.add(np.asarray(new_ids, dtype=np.int64), vectors)
+            vstore.save(tmp)
+
+            all_rows = list(store.conn.execute("SELECT passage_id, text FROM passages ORDER BY passage_id"))
+            summary.passages = len(all_rows)
+            kstore = create_keyword_store(self.settings.keyword_store)
+            if kstore is not None:
+                prev_k = None
+                if previous:
+                    prev_k = load_keyword_store(self.settings.keyword_store, self.dir.path(previous))
+                kstore.build(
+                    np.asarray([r[0] for r in all_rows], dtype=np.int64), [r[1] for r in all_rows], prev_k
+                )
+                kstore.save(tmp)
+            store.finish()
+
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "generation": name,
+                "created": now_iso(),
+                "model": self.embedder.name if new_chunks or not previous else prev_manifest["model"],
+                "dim": dim,
+                "settings": self.settings.to_dict(),
+                "documents": summary.documents,
+                "passages": summary.passages,
+                "next_passage_id": next_id,
+                "previous": previous,
+            }
+            self.dir.publish(name, tmp, manifest)
+            summary.generation = name
+            self.dir.prune()
+        finally:
+            if prev_store is not None:
+                prev_store.close()
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _chunk(self, doc: Document) -> list[Chunk]:
+        config = ChunkerConfig(
+            max_tokens=self.settings.chunks.max_tokens, target_tokens=self.settings.chunks.target_tokens
+        )
+        return chunk_document(doc, self.embedder.count_tokens, config)
+
+    def _vectors(self, chunks: list[Chunk], summary: BuildSummary) -> np.ndarray:
+        """Vectors of these chunks: from the cache where the text was embedded before, else the model."""
+        if not chunks:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        embedder = self.embedder
+        cache = EmbeddingCache(self.dir.root, embedder.name, embedder.dim)
+        try:
+            hashes = [c.content_hash() for c in chunks]
+            known = cache.get(hashes)
+            missing = list(dict.fromkeys(h for h in hashes if h not in known))
+            summary.reused = len(chunks) - sum(1 for h in hashes if h not in known)
+            text_of = {h: c.text for h, c in zip(hashes, chunks, strict=True)}
+            # Longest first across the whole build, so batches pad little and the ETA errs on the safe side.
+            missing.sort(key=lambda h: -len(text_of[h]))
+            summary.embedded = len(missing)
+            bar = None
+            if self.progress and missing:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(missing), unit="passage", desc="embedding", smoothing=0.05)
+            t0 = time.perf_counter()
+            try:
+                for lo in range(0, len(missing), EMBED_SLICE):
+                    part = missing[lo : lo + EMBED_SLICE]
+                    vecs = embedder.encode_passages([text_of[h] for h in part])
+                    cache.put(part, vecs)  # committed now: a killed build resumes from here
+                    known.update(zip(part, vecs, strict=True))
+                    if bar is not None:
+                        bar.update(len(part))
+            finally:
+                if bar is not None:
+                    bar.close()
+            summary.embed_seconds = time.perf_counter() - t0
+            return np.vstack([known[h] for h in hashes]).astype(np.float32)
+        finally:
+            cache.close()

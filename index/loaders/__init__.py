@@ -1,0 +1,22 @@
+"""Loaders: files, folders, uploads and JSON bodies in, `Document`s out."""
+
+from index.loaders.base import Loader, Origin, decode_bytes, parse_date
+from index.loaders.factory import (
+    SUPPORTED_EXTENSIONS,
+    LoaderFactory,
+    documents_from_records,
+    load_bytes,
+    load_documents,
+)
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "Loader",
+    "LoaderFactory",
+    "Origin",
+    "decode_bytes",
+    "documents_from_records",
+    "load_bytes",
+    "load_documents",
+    "parse_date",
+]

@@ -1,0 +1,360 @@
+"""What every loader shares: decoding bytes, front matter, metadata fields, dates, the article pipeline.
+
+A `Loader` turns the decoded text of one file (or upload) into documents. `ArticleLoader` is the loader
+for one article per file (.txt, .md, .html): front matter first, then the body in its format, then the
+paragraph repair, then metadata from wherever it was found.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+from index.documents import Document, LoadError
+from index.repair import is_heading_like, repair_paragraphs
+
+logger = logging.getLogger(__name__)
+
+# Headline lines of plain text are shorter than this and carry no sentence-final punctuation.
+HEADLINE_MAX = 40
+
+
+class SkipFile(LoadError):
+    """A file that is not a document at all (binary, empty, unknown encoding).
+
+    `reason` is the short form `load_documents` reports ("binary file"); the message is the long form an
+    upload gets back ("docs.bin is binary, not text").
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a text comes from: the doc_id its document gets, and the file if there is one."""
+
+    doc_id: str
+    path: Path | None = None
+
+    @property
+    def stem(self) -> str:
+        """File name without extension: the title of last resort."""
+        return PurePosixPath(self.doc_id).stem
+
+
+class Loader(ABC):
+    """Turns the decoded text of one file into documents."""
+
+    extensions: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def load(self, text: str, origin: Origin) -> list[Document]:
+        """Documents of `text`; raises LoadError (naming `origin.doc_id`) on bad input."""
+
+
+# --- decoding ---------------------------------------------------------------------------------------
+
+_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def _control_share(text: str) -> float:
+    return len(_CONTROL.findall(text)) / max(1, len(text))
+
+
+def decode_bytes(data: bytes, name: str) -> str:
+    """Text of a file: UTF-8 (with or without BOM), else GB18030; newlines normalised to "\\n".
+
+    Raises SkipFile for binary data (NUL bytes, or mostly control characters and undecodable bytes),
+    empty files, and text in neither encoding.
+    """
+    for bom, encoding in _BOMS.items():
+        if data.startswith(bom):
+            raise SkipFile(f"{name} is {encoding} text, not UTF-8 or GB18030", "not UTF-8 or GB18030")
+    if b"\x00" in data:
+        raise SkipFile(f"{name} is binary, not text", "binary file")
+    text: str | None = None
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    if text is None:
+        garbled = data.decode("utf-8", errors="replace")
+        if (garbled.count("\ufffd") + len(_CONTROL.findall(garbled))) / max(1, len(garbled)) > 0.3:
+            raise SkipFile(f"{name} is binary, not text", "binary file")
+        raise SkipFile(f"{name} is not UTF-8 or GB18030 text", "not UTF-8 or GB18030")
+    # GB18030 decodes many byte soups without error; text has hardly any control characters.
+    if _control_share(text) > 0.05:
+        raise SkipFile(f"{name} is binary, not text", "binary file")
+    if not text.strip():
+        raise SkipFile(f"{name} is empty", "empty")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --- dates --------------------------------------------------------------------------------------------
+
+_CJK_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?")
+_NUMERIC_DATE = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
+_COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
+
+
+def _ymd(year: str, month: str, day: str) -> str:
+    return date(int(year), int(month), int(day)).isoformat()
+
+
+def parse_date(value: object) -> str | None:
+    """ISO 'YYYY-MM-DD' of a date in any reasonable form; None for no value, ValueError for garbage.
+
+    Accepts date/datetime objects, ISO 8601, RFC 2822 ('Mon, 29 Nov 2021 13:05:00 GMT'), '2021/11/29',
+    '2021年11月29日', '20211129', Unix timestamps, and what dateutil reads ('Nov 29, 2021'), as long as
+    year, month and day are all given. The date is the one written, not converted to another time zone.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a date")
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 1e11 else value  # milliseconds, as JavaScript writes them
+        if seconds < 1e8:
+            raise ValueError(f"{value!r} is not a date")
+        return datetime.fromtimestamp(seconds, tz=UTC).date().isoformat()
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        if m := _CJK_DATE.match(text):
+            return _ymd(*m.groups())
+        if m := _NUMERIC_DATE.match(text):
+            return _ymd(*m.groups())
+        if m := _COMPACT_DATE.fullmatch(text):
+            return _ymd(*m.groups())
+    except ValueError as exc:  # 2021-13-45
+        raise ValueError(f"{text!r} is not a date: {exc}") from None
+    try:
+        return email.utils.parsedate_to_datetime(text).date().isoformat()
+    except (TypeError, ValueError, IndexError):
+        pass
+    from dateutil import parser
+
+    # Parsed against two different defaults: a field that changes with the default was not in the text.
+    try:
+        first = parser.parse(text, default=datetime(2000, 1, 1))
+        second = parser.parse(text, default=datetime(2001, 2, 2))
+    except (ValueError, OverflowError):
+        raise ValueError(f"{text!r} is not a date") from None
+    if first.date() != second.date():
+        raise ValueError(f"{text!r} is not a full date (year, month and day)")
+    return first.date().isoformat()
+
+
+# --- metadata -----------------------------------------------------------------------------------------
+
+# Front matter keys, first match wins; lower-cased before lookup.
+TITLE_KEYS = ("title", "headline")
+DATE_KEYS = ("date", "published", "pubdate", "publish_date", "published_at", "created", "time")
+AUTHOR_KEYS = ("author", "authors", "byline", "writer")
+SOURCE_KEYS = ("source", "publisher", "outlet", "media", "site_name")
+URL_KEYS = ("url", "link", "source_url", "sourceurl", "permalink", "canonical_url", "original_url", "origin")
+CATEGORY_KEYS = ("categories", "category")
+
+
+def _text_of(value: Any) -> str | None:
+    """A metadata value as one string: lists joined, blanks to None."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        parts = [str(v).strip() for v in value if v is not None and str(v).strip()]
+        return ", ".join(parts) or None
+    text = str(value).strip()
+    return text or None
+
+
+def _categories_of(value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list | tuple) else [value]
+    return [str(v).strip() for v in items if v is not None and str(v).strip()]
+
+
+@dataclass
+class Metadata:
+    """Document fields other than the text, gathered from front matter, markup and the text itself."""
+
+    title: str | None = None
+    date: str | None = None
+    author: str | None = None
+    source: str | None = None
+    url: str | None = None
+    categories: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, Any], name: str) -> Metadata:
+        """Fields of front matter (lenient: a date that cannot be read is dropped with a warning)."""
+        lower = {str(k).lower(): v for k, v in mapping.items()}
+
+        def first(keys: tuple[str, ...]) -> Any:
+            return next((lower[k] for k in keys if lower.get(k) not in (None, "", [])), None)
+
+        meta = cls(
+            title=_text_of(first(TITLE_KEYS)),
+            author=_text_of(first(AUTHOR_KEYS)),
+            source=_text_of(first(SOURCE_KEYS)),
+            url=_text_of(first(URL_KEYS)),
+            categories=_categories_of(first(CATEGORY_KEYS)),
+        )
+        raw_date = first(DATE_KEYS)
+        try:
+            meta.date = parse_date(raw_date)
+        except ValueError as exc:
+            logger.warning("%s: ignoring date %r: %s", name, raw_date, exc)
+        return meta
+
+    def fill(self, other: Metadata) -> None:
+        """Take the fields of `other` that are still missing here."""
+        for name in ("title", "date", "author", "source", "url"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(other, name))
+        if not self.categories:
+            self.categories = list(other.categories)
+
+
+# --- front matter ------------------------------------------------------------------------------------
+
+
+def split_front_matter(text: str, name: str) -> tuple[dict[str, Any], str]:
+    """YAML front matter and the body after it; ({}, text) if the text does not start with `---`.
+
+    Leading blank lines are allowed (the seed articles have one). Front matter that is not valid YAML
+    is dropped with a warning rather than showing up as text.
+    """
+    stripped = text.lstrip()
+    if not re.match(r"---[ \t]*\n", stripped):
+        return {}, text
+    import frontmatter
+
+    try:
+        post = frontmatter.loads(stripped)
+    except Exception as exc:  # yaml raises many types; any of them means "not usable metadata"
+        logger.warning("%s: front matter is not valid YAML (%s); ignoring it", name, exc)
+        match = re.match(r"---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|$)", stripped, re.S)
+        return {}, stripped[match.end() :] if match else text
+    if not isinstance(post.metadata, dict):
+        return {}, text
+    return dict(post.metadata), post.content
+
+
+# --- plain-text conventions -------------------------------------------------------------------------
+
+_BYLINES = (
+    # 据新华社, 据新华社报道, （据人民日报）, 来源：新华网
+    re.compile(
+        r"[（(]?\s*(?:据|(?:文章|消息|信息|稿件)?来源\s*[:：]|来自\s*[:：]|稿源\s*[:：])\s*"
+        r"(?P<source>[^（）()]+?)\s*(?:报道|消息|电|供稿)?\s*[)）]?\s*[。.]?"
+    ),
+    # （新华社）
+    re.compile(r"[（(]\s*(?P<source>[^（）()\s:：]{2,20}?)\s*(?:报道|消息|电|供稿)?\s*[)）]"),
+    # Source: Reuters
+    re.compile(r"(?:source|via)\s*:\s*(?P<source>[^:]+?)\.?", re.I),
+)
+_NOT_A_SOURCE = re.compile(r"^(?:全文)?完|^终$|待续|^记者|^编辑|^责编|^作者|^通讯员|^实习生|^摄|^图")
+
+
+def trailing_source(paragraphs: list[str]) -> str | None:
+    """The outlet named by a final short byline line ("据新华社", "（新华社）", "来源：…", "Source: …")."""
+    if not paragraphs:
+        return None
+    last = paragraphs[-1].strip()
+    if len(last) > 30:
+        return None
+    for pattern in _BYLINES:
+        if (m := pattern.fullmatch(last)) and not _NOT_A_SOURCE.search(m["source"].strip()):
+            return m["source"].strip()
+    return None
+
+
+def _is_headline(paragraph: str) -> bool:
+    return len(paragraph) < HEADLINE_MAX and is_heading_like(paragraph)
+
+
+def headline_title(paragraphs: list[str]) -> str | None:
+    """Title of plain text: the last of the short lines standing before the first real paragraph.
+
+    A banner or kicker often precedes the headline ("习近平新时代中国特色社会主义思想" above
+    "多点支撑，国家区域协同创新高地加快崛起"); the headline is the line right above the text.
+    """
+    leading: list[str] = []
+    for paragraph in paragraphs[:6]:
+        if not _is_headline(paragraph):
+            break
+        leading.append(paragraph)
+    if not leading:
+        return None
+    # all short lines: a list rather than an article; its first line is the best name
+    return leading[-1] if len(leading) < len(paragraphs) else leading[0]
+
+
+# --- the article pipeline ---------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedBody:
+    """A body taken apart by its format."""
+
+    paragraphs: list[str]
+    headings: set[int] = field(default_factory=set)  # indices of paragraphs the markup marks as headings
+    title: str | None = None  # from the markup (<title>, first heading)
+    meta: Metadata = field(default_factory=Metadata)  # from the markup (<meta> tags)
+
+
+class ArticleLoader(Loader):
+    """One article per file: front matter, a body in some format, metadata."""
+
+    @abstractmethod
+    def parse(self, body: str, *, front_matter: bool) -> ParsedBody:
+        """Paragraphs (and what the markup says) of the body; `front_matter` tells if there was some."""
+
+    def load(self, text: str, origin: Origin) -> list[Document]:
+        mapping, body = split_front_matter(text, origin.doc_id)
+        parsed = self.parse(body, front_matter=bool(mapping))
+        meta = Metadata.from_mapping(mapping, origin.doc_id)
+        meta.source = meta.source or meta.author  # a news outlet is often given as the author
+        meta.fill(parsed.meta)
+        paragraphs = repair_paragraphs(parsed.paragraphs, headings=parsed.headings)
+        if paragraphs and (byline := trailing_source(paragraphs)):
+            paragraphs = paragraphs[:-1]  # metadata, not content
+            meta.source = meta.source or byline
+        if not paragraphs:
+            raise SkipFile(f"{origin.doc_id} has no text", "empty")
+        title = meta.title or parsed.title or headline_title(paragraphs) or origin.stem
+        document = Document.from_paragraphs(
+            origin.doc_id,
+            paragraphs,
+            repair=False,
+            title=title,
+            date=meta.date,
+            author=meta.author,
+            source=meta.source,
+            url=meta.url,
+            categories=meta.categories,
+            path=str(origin.path) if origin.path else None,
+        )
+        return [document]

@@ -1,0 +1,357 @@
+"""The facade over an index on disk: search, similar passages, documents; the CLI and HTTP API call it.
+
+    from search.engine import Engine
+    engine = Engine.open(".index")
+    for r in engine.search("长三角研发投入强度的目标", k=3).results:
+        print(r.rank, r.score, r.title, r.text[:40])
+
+An `Engine` follows the index's CURRENT generation: each call takes the snapshot published at that
+moment, so a search is always answered from one complete generation, and a new one is picked up
+without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.builder import BuildSummary, IndexBuilder
+from index.config import IndexSettings, default_index_dir
+from index.documents import Document
+from index.embedders.base import Embedder
+from index.embedders.factory import create_embedder
+from index.generations import IndexDir, IndexFolderError
+from index.stores.base import KeywordStore, VectorStore
+from index.stores.factory import load_keyword_store, load_vector_store
+from index.stores.passages import Filters, PassageStore
+from search.models import SearchResponse, SearchResult
+
+MODES = ("dense", "keyword", "hybrid")
+MAX_QUERY_CHARS = 1000
+
+
+class QueryError(ValueError):
+    """The request itself is wrong (empty query, bad k, unknown mode …); the message says which part."""
+
+
+class NotFound(LookupError):
+    """An unknown passage or document id."""
+
+
+class ModelMismatch(IndexFolderError):
+    """The index was built with another model than the one configured for searching it."""
+
+
+@dataclass
+class Hit:
+    """A candidate passage with the evidence for its rank."""
+
+    passage_id: int
+    score: float
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    keyword_score: float | None = None
+    keyword_rank: int | None = None
+
+
+@dataclass
+class Snapshot:
+    """Everything of one published generation, opened read-only."""
+
+    name: str
+    manifest: dict[str, Any]
+    passages: PassageStore
+    vectors: VectorStore
+    keywords: KeywordStore | None
+
+    @classmethod
+    def open(cls, index: IndexDir, name: str) -> Snapshot:
+        folder = index.path(name)
+        manifest = index.manifest(name)
+        settings = manifest["settings"]
+        return cls(
+            name=name,
+            manifest=manifest,
+            passages=PassageStore.open(folder),
+            vectors=load_vector_store(settings["vector_store"], folder),
+            keywords=load_keyword_store(settings["keyword_store"], folder),
+        )
+
+
+class Engine:
+    """Search over one index folder."""
+
+    def __init__(self, index_dir: Path | str, *, model: str | None = None) -> None:
+        self.dir = IndexDir(index_dir)
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        current = self.dir.current()
+        if current is None:
+            raise IndexFolderError(
+                f"no index at {self.dir.root}: build one with `semsearch index PATH --index {self.dir.root}`"
+            )
+        self.settings = IndexSettings.from_dict(self.dir.manifest(current)["settings"])
+        if model and model != self.settings.embedder.model:
+            raise ModelMismatch(
+                f"index {self.dir.root} was built with model {self.settings.embedder.model!r}; it cannot be "
+                f"searched with {model!r} (the vectors would not be comparable). Re-index with that model "
+                f"into another folder, or drop the model setting."
+            )
+        self._embedder: Embedder | None = None
+
+    @classmethod
+    def open(cls, index_dir: Path | str | None = None, *, model: str | None = None) -> Engine:
+        return cls(index_dir if index_dir is not None else default_index_dir(), model=model)
+
+    # --- state ----------------------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = create_embedder(self.settings.embedder)
+        return self._embedder
+
+    def snapshot(self) -> Snapshot:
+        """The current generation, reopened when CURRENT has moved on since the last call."""
+        current = self.dir.current()
+        snap = self._snapshot
+        if snap is not None and snap.name == current:
+            return snap
+        with self._lock:
+            if self._snapshot is None or self._snapshot.name != current:
+                if current is None:
+                    raise IndexFolderError(f"the index at {self.dir.root} has no published generation")
+                self._snapshot = Snapshot.open(self.dir, current)
+            return self._snapshot
+
+    def info(self) -> dict[str, Any]:
+        snap = self.snapshot()
+        size = sum(f.stat().st_size for f in self.dir.path(snap.name).rglob("*") if f.is_file())
+        return {
+            "index": str(self.dir.root),
+            "generation": snap.name,
+            "created": snap.manifest.get("created"),
+            "documents": snap.passages.count_documents(),
+            "passages": snap.passages.count_passages(),
+            "model": snap.manifest["model"],
+            "dim": snap.manifest["dim"],
+            "size_bytes": size,
+            "modes": [m for m in MODES if m == "dense" or snap.keywords is not None],
+            "settings": snap.manifest["settings"],
+        }
+
+    # --- search ---------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: str | None = None,
+        filters: Filters | None = None,
+        offset: int = 0,
+    ) -> SearchResponse:
+        """Rank passages for `query`; results carry their citation (doc, offsets) and scores."""
+        query = check_query(query)
+        check_k(k)
+        if offset < 0:
+            raise QueryError("offset must be 0 or more")
+        snap = self.snapshot()
+        mode = self._mode(snap, mode)
+        allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
+        depth = offset + k
+        hits = self._retrieve(snap, query, mode, depth, allowed)
+        results = self._results(snap, hits)
+        eligible = len(allowed) if allowed is not None else len(snap.vectors)
+        total = eligible if mode == "dense" else len(results)
+        page = results[offset : offset + k]
+        for i, r in enumerate(page):
+            r.rank = offset + i + 1
+        return SearchResponse(query=query, mode=mode, total=total, offset=offset, generation=snap.name,
+                              results=page)
+
+    def similar(
+        self,
+        *,
+        text: str | None = None,
+        passage_id: int | None = None,
+        k: int = 10,
+        filters: Filters | None = None,
+    ) -> list[SearchResult]:
+        """Passages most like a text or a stored passage (never the given passage itself)."""
+        check_k(k)
+        if (text is None) == (passage_id is None):
+            raise QueryError("give exactly one of text or passage_id")
+        snap = self.snapshot()
+        exclude: set[int] = set()
+        if passage_id is not None:
+            if passage_id not in snap.passages.passages([passage_id]):
+                raise NotFound(f"no passage with id {passage_id}")
+            vector = snap.vectors.vectors(np.asarray([passage_id], dtype=np.int64))
+            exclude.add(passage_id)
+        else:
+            # A text given for similarity is a passage, not a question: embed it as one.
+            vector = self.embedder.encode_passages([check_query(text or "")])
+        allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
+        scores, ids = snap.vectors.search(vector, k + len(exclude), allowed)
+        hits = [
+            Hit(int(i), float(s), dense_score=float(s), dense_rank=r + 1)
+            for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True))
+            if i >= 0 and int(i) not in exclude
+        ][:k]
+        results = self._results(snap, hits)
+        for i, r in enumerate(results):
+            r.rank = i + 1
+        return results
+
+    def _mode(self, snap: Snapshot, mode: str | None) -> str:
+        if mode is None:
+            return "dense"
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode != "dense" and snap.keywords is None:
+            raise QueryError(f"mode {mode!r} needs a keyword index; this index was built without one")
+        return mode
+
+    def _retrieve(self, snap: Snapshot, query: str, mode: str, depth: int, allowed: np.ndarray | None) -> list[Hit]:
+        vector = self.embedder.encode_queries([query])
+        scores, ids = snap.vectors.search(vector, depth, allowed)
+        return [
+            Hit(int(i), float(s), dense_score=float(s), dense_rank=r + 1)
+            for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True))
+            if i >= 0
+        ]
+
+    def _results(self, snap: Snapshot, hits: list[Hit]) -> list[SearchResult]:
+        rows = snap.passages.passages([h.passage_id for h in hits])
+        metas = snap.passages.documents_meta(r.doc_id for r in rows.values())
+        results = []
+        for h in hits:
+            row = rows.get(h.passage_id)
+            if row is None:
+                continue
+            meta = metas[row.doc_id]
+            results.append(
+                SearchResult(
+                    rank=len(results) + 1,
+                    score=h.score,
+                    passage_id=row.passage_id,
+                    doc_id=row.doc_id,
+                    title=meta["title"],
+                    source=meta["source"],
+                    date=meta["date"],
+                    categories=meta["categories"],
+                    paragraph=row.paragraph,
+                    start=row.start,
+                    end=row.end,
+                    text=row.text,
+                    dense_score=h.dense_score,
+                    keyword_score=h.keyword_score,
+                    dense_rank=h.dense_rank,
+                    keyword_rank=h.keyword_rank,
+                )
+            )
+        return results
+
+    def similar_texts(
+        self, texts: Sequence[str], k: int = 10, *, filters: Filters | None = None
+    ) -> list[list[SearchResult]]:
+        """`similar(text=...)` for several texts at once: one model call, one batched vector search."""
+        check_k(k)
+        if not texts:
+            raise QueryError("texts is empty; give at least one text")
+        checked = [check_query(t) for t in texts]
+        snap = self.snapshot()
+        vectors = self.embedder.encode_passages(checked)
+        allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
+        scores, ids = snap.vectors.search(vectors, k, allowed)
+        out = []
+        for row_scores, row_ids in zip(scores, ids, strict=True):
+            hits = [
+                Hit(int(i), float(s), dense_score=float(s), dense_rank=r + 1)
+                for r, (s, i) in enumerate(zip(row_scores, row_ids, strict=True))
+                if i >= 0
+            ]
+            results = self._results(snap, hits)
+            for i, r in enumerate(results):
+                r.rank = i + 1
+            out.append(results)
+        return out
+
+    def facets(self) -> dict[str, Any]:
+        """Sources and categories with document counts, and the date range (the page's filter choices)."""
+        return self.snapshot().passages.facets()
+
+    # --- writing (delegated to the index builder; one writer per index, others get IndexLocked) ----
+    def _builder(self) -> IndexBuilder:
+        return IndexBuilder(self.dir.root, self.settings, embedder=self.embedder)
+
+    def add_documents(self, documents: Sequence[Document]) -> BuildSummary:
+        """Add or replace documents; searches see them once the new generation is published."""
+        return self._builder().upsert(documents)
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> BuildSummary:
+        snap = self.snapshot()
+        missing = [d for d in doc_ids if snap.passages.document(d) is None]
+        if missing:
+            raise NotFound(f"no document with id {missing[0]!r}")
+        return self._builder().delete(doc_ids)
+
+    def index_paths(self, paths: Sequence[Path | str]) -> BuildSummary:
+        """Sync files and folders into the index (a full re-index is cheap when little changed)."""
+        return self._builder().index_paths(paths)
+
+    # --- documents and passages ----------------------------------------------------------------
+    def document(self, doc_id: str) -> dict[str, Any]:
+        snap = self.snapshot()
+        doc = snap.passages.document(doc_id)
+        if doc is None:
+            raise NotFound(f"no document with id {doc_id!r}")
+        doc["passages"] = [
+            {"passage_id": p.passage_id, "paragraph": p.paragraph, "start": p.start, "end": p.end}
+            for p in snap.passages.passages(snap.passages.passage_ids_of(doc_id)).values()
+        ]
+        doc["passages"].sort(key=lambda p: p["start"])
+        return doc
+
+    def passage(self, passage_id: int, neighbours: int = 1) -> dict[str, Any]:
+        """A passage with its document's metadata and the passages just before and after it."""
+        snap = self.snapshot()
+        row = snap.passages.passages([passage_id]).get(passage_id)
+        if row is None:
+            raise NotFound(f"no passage with id {passage_id}")
+        ids = snap.passages.passage_ids_of(row.doc_id)
+        at = ids.index(passage_id)
+        around = snap.passages.passages(ids[max(0, at - neighbours) : at + neighbours + 1])
+        meta = snap.passages.documents_meta([row.doc_id])[row.doc_id]
+        return {
+            "passage": vars(row),
+            "document": meta,
+            "before": [vars(around[i]) for i in ids[max(0, at - neighbours) : at]],
+            "after": [vars(around[i]) for i in ids[at + 1 : at + neighbours + 1]],
+        }
+
+    def documents(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        snap = self.snapshot()
+        return {
+            "total": snap.passages.count_documents(),
+            "offset": offset,
+            "documents": snap.passages.list_documents(offset, limit),
+        }
+
+
+def check_query(query: str) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise QueryError("the query is empty; type some words to search for")
+    query = query.strip()
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    return query
+
+
+def check_k(k: int) -> None:
+    if not isinstance(k, int) or not 1 <= k <= 100:
+        raise QueryError(f"k must be a whole number from 1 to 100, not {k!r}")

@@ -1,0 +1,46 @@
+"""Parse and check user filters (CLI flags, query parameters, JSON bodies)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from index.stores.passages import Filters
+from search.engine import QueryError
+
+
+def check_date(value: str | None, name: str) -> str | None:
+    """A filter date must be ISO `YYYY-MM-DD` (a year or year-month is widened to its first day)."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    for fmt, width in (("%Y-%m-%d", 10), ("%Y-%m", 7), ("%Y", 4)):
+        try:
+            day = dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+        if len(text) == width:
+            return day.isoformat()
+    raise QueryError(f"{name} must be a date like 2021-11-29, not {value!r}")
+
+
+def parse_filters(
+    *,
+    doc_ids: Sequence[str] = (),
+    sources: Sequence[str] = (),
+    categories: Sequence[str] = (),
+    date_from: str | None = None,
+    date_to: str | None = None,
+) -> Filters:
+    filters = Filters(
+        doc_ids=[d for d in doc_ids if d],
+        sources=[s for s in sources if s],
+        categories=[c for c in categories if c],
+        date_from=check_date(date_from, "date_from"),
+        date_to=check_date(date_to, "date_to"),
+    )
+    if filters.date_to and len((date_to or "").strip()) < 10:
+        # "2021" as an upper bound means the whole year, not its first day.
+        text = date_to.strip()  # type: ignore[union-attr]
+        filters.date_to = f"{text}-12-31" if len(text) == 4 else f"{text}-31"
+    return filters

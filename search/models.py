@@ -1,0 +1,72 @@
+"""Result objects shared by the Python API, the CLI's --json output and the HTTP API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class AlsoIn(BaseModel):
+    """Another place where a near-identical passage stands."""
+
+    doc_id: str
+    title: str
+    passage_id: int
+
+
+class SearchResult(BaseModel):
+    """One ranked passage with its exact citation: `document.text[start:end] == text`."""
+
+    rank: int = Field(description="1-based rank in the whole result list (offset included)")
+    score: float = Field(description="the ranking score (cosine for dense, fused for hybrid)")
+    passage_id: int
+    doc_id: str
+    title: str
+    source: str | None = None
+    date: str | None = None
+    categories: list[str] = Field(default_factory=list)
+    paragraph: int = Field(description="index of the passage's first paragraph in its document")
+    start: int = Field(description="character offset of the passage in its document's cleaned text")
+    end: int
+    text: str
+    dense_score: float | None = None
+    keyword_score: float | None = None
+    dense_rank: int | None = None
+    keyword_rank: int | None = None
+    highlights: list[tuple[int, int]] = Field(
+        default_factory=list, description="[start, end) offsets into `text` of matched query terms"
+    )
+    also_in: list[AlsoIn] = Field(default_factory=list, description="near-identical passages elsewhere")
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "rank": 1,
+                    "score": 0.91,
+                    "passage_id": 12,
+                    "doc_id": "000_ad61b687c275495d.txt",
+                    "title": "多地布局_十四五_区域创新中心建设",
+                    "source": "证券时报网",
+                    "date": "2021-11-29",
+                    "categories": ["金融", "证券时报网", "要闻"],
+                    "paragraph": 9,
+                    "start": 1062,
+                    "end": 1198,
+                    "text": "根据《长三角科技创新共同体建设发展规划》，到2025年长三角研发投入强度超过3%，…",
+                    "highlights": [[20, 24]],
+                    "also_in": [],
+                }
+            ]
+        }
+    }
+
+
+class SearchResponse(BaseModel):
+    """A page of results; `total` counts every result the query has (up to the retrieval depth)."""
+
+    query: str
+    mode: str
+    total: int
+    offset: int = 0
+    generation: str | None = None
+    results: list[SearchResult]

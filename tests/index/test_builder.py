@@ -1,0 +1,119 @@
+"""The incremental builder and its generations, on the real model with small corpora."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.builder import IndexBuilder, SettingsMismatch
+from index.config import IndexSettings
+from index.generations import IndexDir, IndexLocked, WriteLock
+from search.engine import Engine, ModelMismatch
+
+PARAGRAPHS = [
+    "成都超算中心自2020年投运以来，为西部地区产业发展提供了强大的算力支撑。",
+    "雅安大数据产业园是成渝地区双城经济圈建设规划纲要明确合力打造的数字产业新高地。",
+    "长三角国家技术创新中心日前在上海正式揭牌成立，坚持共需、共建、共享、共治理念。",
+    "The Yangtze River Delta aims for research spending above 3% of GDP by 2025.",
+]
+
+
+def write_corpus(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(PARAGRAPHS):
+        (folder / f"doc{i}.txt").write_text(f"标题{i}\n\n{text}\n", encoding="utf-8")
+
+
+def test_incremental_reindex_embeds_only_what_changed(tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    first = IndexBuilder(index).index_paths([corpus])
+    assert first.added == 4 and first.embedded >= 4 and first.generation == "000001"
+
+    again = IndexBuilder(index).index_paths([corpus])
+    assert again.embedded == 0 and not again.changed
+    assert again.generation == "000001", "an unchanged corpus publishes no new generation"
+    assert "nothing re-embedded" in again.describe()
+
+    (corpus / "doc1.txt").write_text("标题1\n\n宜宾正举全市之力超常规推进大学城、科创城双城建设。\n", encoding="utf-8")
+    (corpus / "doc3.txt").unlink()
+    changed = IndexBuilder(index).index_paths([corpus])
+    assert (changed.updated, changed.deleted, changed.unchanged) == (1, 1, 2)
+    assert changed.embedded == 1, "only the changed passage is embedded"
+    engine = Engine.open(index)
+    docs = {d["doc_id"] for d in engine.documents()["documents"]}
+    assert docs == {"doc0.txt", "doc1.txt", "doc2.txt"}
+    top = engine.search("宜宾大学城建设", k=1).results[0]
+    assert top.doc_id == "doc1.txt" and "宜宾" in top.text
+    assert all(r.doc_id != "doc3.txt" for r in engine.search("research spending 2025", k=5).results)
+
+
+def test_unchanged_passages_keep_their_ids(tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    IndexBuilder(index).index_paths([corpus])
+    before = {r.doc_id: r.passage_id for r in Engine.open(index).search("中心", k=10).results}
+    (corpus / "doc9.txt").write_text("新增文档：中国声谷正在崛起。", encoding="utf-8")
+    IndexBuilder(index).index_paths([corpus])
+    after = {r.doc_id: r.passage_id for r in Engine.open(index).search("中心", k=10).results}
+    for doc_id, pid in before.items():
+        assert after[doc_id] == pid
+
+
+def test_second_writer_is_refused_with_the_pid(tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    with WriteLock(index), pytest.raises(IndexLocked, match=f"locked by PID {os.getpid()}"):
+        IndexBuilder(index).index_paths([corpus])
+
+
+def test_another_model_is_a_clear_error(tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    IndexBuilder(index).index_paths([corpus])
+    other = IndexSettings()
+    other.embedder.model = "some/other-model"
+    with pytest.raises(SettingsMismatch, match="built with model"):
+        IndexBuilder(index, other)
+    with pytest.raises(ModelMismatch, match="built with model"):
+        Engine.open(index, model="some/other-model")
+
+
+def test_kill_9_during_a_build_leaves_the_previous_generation(tmp_path: Path) -> None:
+    """SIGKILL a build at several moments; the index always opens and answers from a whole generation."""
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    IndexBuilder(index).index_paths([corpus])
+    big = corpus / "big.jsonl"
+    rng = np.random.default_rng(3)
+    with big.open("w", encoding="utf-8") as fh:
+        for i in range(400):
+            words = "".join(rng.choice(list("创新产业集群科技中心区域协同发展高质量数据算力"), size=60))
+            fh.write(json.dumps({"doc_id": f"big-{i}", "title": f"t{i}", "text": f"第{i}篇。{words}。"}) + "\n")
+    env = dict(os.environ, SEMSEARCH_INDEX=str(index))
+    for delay in (0.5, 2.0, 4.0, 6.0):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "index", str(corpus), "--quiet"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        current = IndexDir(index).current()
+        engine = Engine.open(index)
+        results = engine.search("成都超算中心", k=3).results
+        assert results and results[0].doc_id == "doc0.txt"
+        passages = engine.info()["passages"]
+        assert passages in (4, 404), f"generation {current} is a mix: {passages} passages"
+    # After the kills the build completes, resuming from the embedding cache.
+    final = IndexBuilder(index).index_paths([corpus])
+    assert final.passages == 404
+    assert final.reused > 0, "vectors embedded before the kills are reused"

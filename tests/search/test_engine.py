@@ -1,0 +1,70 @@
+"""End to end on the default corpus with the real model: documents in, cited passages out."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.engine import Engine, NotFound, QueryError
+from search.filters import parse_filters
+
+ZQSB = "000_ad61b687c275495d.txt"  # 证券时报网
+XINHUA = "003_07e0a4d71f185c6b.txt"
+
+
+def test_question_finds_the_cited_passage_with_offsets(engine: Engine) -> None:
+    results = engine.search("到2025年长三角研发投入强度的目标是多少", k=3).results
+    hit = next(r for r in results if "超过3%" in r.text)
+    assert hit.doc_id == ZQSB
+    assert hit.title == "多地布局_十四五_区域创新中心建设"
+    assert hit.source == "证券时报网" and hit.date == "2021-11-29"
+    doc = engine.document(hit.doc_id)
+    assert doc["text"][hit.start : hit.end] == hit.text
+
+
+def test_repaired_text_is_searchable_unbroken(engine: Engine) -> None:
+    results = engine.search("新型智能算力供应中心", k=3).results
+    assert any("新型智能算力供应中心" in r.text for r in results)
+    results = engine.search("引导集群内企业联合开展产业共性技术研发和产业链创新合作", k=3).results
+    assert any("产业共性技术研发、产业链创新合作" in r.text for r in results)
+
+
+def test_every_result_cites_exact_offsets(engine: Engine) -> None:
+    for r in engine.search("区域创新中心", k=10).results:
+        assert engine.document(r.doc_id)["text"][r.start : r.end] == r.text
+    ranks = [r.rank for r in engine.search("区域创新中心", k=3, offset=2).results]
+    assert ranks == [3, 4, 5]
+
+
+def test_similar_never_returns_the_given_passage(engine: Engine) -> None:
+    top = engine.search("成都超算中心", k=1).results[0]
+    similar = engine.similar(passage_id=top.passage_id, k=5)
+    assert similar and all(r.passage_id != top.passage_id for r in similar)
+    by_text = engine.similar(text="成渝地区双城经济圈", k=3)
+    assert any("成渝" in r.text for r in by_text)
+
+
+def test_filter_by_document(engine: Engine) -> None:
+    only = engine.search("创新", k=5, filters=parse_filters(doc_ids=[XINHUA])).results
+    assert len(only) == 5 and {r.doc_id for r in only} == {XINHUA}
+    assert engine.search("创新", k=5, filters=parse_filters(doc_ids=["no-such-doc"])).results == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"query": "   "}, "empty"),
+        ({"query": "x" * 1001}, "limit"),
+        ({"query": "创新", "k": 0}, "k must be"),
+        ({"query": "创新", "mode": "fuzzy"}, "unknown mode"),
+    ],
+)
+def test_bad_queries_say_what_is_wrong(engine: Engine, kwargs: dict, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        engine.search(**kwargs)
+
+
+def test_unknown_ids(engine: Engine) -> None:
+    with pytest.raises(NotFound):
+        engine.passage(10**9)
+    with pytest.raises(NotFound):
+        engine.document("missing.txt")
