@@ -87,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("eval", help="quality figures on a development set (see ../shared/eval/README.md)")
+    p.add_argument("folder", type=Path, help="a set folder: corpus.jsonl + queries.jsonl and/or pairs.jsonl")
+    p.add_argument("--mode", choices=["dense", "keyword", "hybrid"], help="retrieval mode")
+    p.add_argument("--k", type=int, default=10, help="ranking depth scored (at least 10)")
+    p.add_argument("--limit", type=int, help="only the first N queries (quick checks)")
+    p.add_argument("--model", help="sentence-transformers model name or folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_eval)
+
     p = command("serve", "serve the HTTP API and the search page")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -106,8 +115,11 @@ def _filters(args: argparse.Namespace) -> Any:
     from search.filters import parse_filters
 
     return parse_filters(
-        doc_ids=args.doc_id, sources=args.source, categories=args.category,
-        date_from=args.date_from, date_to=args.date_to,
+        doc_ids=args.doc_id,
+        sources=args.source,
+        categories=args.category,
+        date_from=args.date_from,
+        date_to=args.date_to,
     )
 
 
@@ -145,8 +157,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    response = _engine(args).search(args.query, k=args.k, mode=args.mode, filters=_filters(args),
-                                    offset=args.offset)
+    response = _engine(args).search(
+        args.query, k=args.k, mode=args.mode, filters=_filters(args), offset=args.offset
+    )
     if args.json:
         print(response.model_dump_json(include={"results"}))
     else:
@@ -171,6 +184,29 @@ def cmd_info(args: argparse.Namespace) -> int:
     for key in ("index", "generation", "created", "documents", "passages", "model", "dim"):
         print(f"{key:>10}: {info[key]}")
     print(f"{'size':>10}: {info['size_bytes'] / 1e6:.1f} MB")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from index.config import IndexSettings
+    from search.evaluate import evaluate
+
+    settings = IndexSettings.from_env()
+    if args.model:
+        settings.embedder.model = args.model
+    figures = evaluate(
+        args.folder,
+        mode=args.mode,
+        k=args.k,
+        limit=args.limit,
+        settings=settings,
+        progress=sys.stderr.isatty(),
+    )
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            print(f"{key:>22}: {value}")
     return 0
 
 

@@ -185,7 +185,9 @@ class IndexBuilder:
         prev_manifest = self.dir.manifest(previous) if previous else {}
         try:
             prev_docs = prev_store.document_hashes() if prev_store else {}
-            same_chunking = prev_manifest.get("settings", {}).get("chunks") == self.settings.to_dict()["chunks"]
+            same_chunking = (
+                prev_manifest.get("settings", {}).get("chunks") == self.settings.to_dict()["chunks"]
+            )
 
             changed: dict[str, Document] = {}
             for doc_id, doc in upserts.items():
@@ -242,7 +244,9 @@ class IndexBuilder:
             dim = self.embedder.dim if new_chunks or not previous else prev_manifest["dim"]
             if previous:
                 vstore = load_vector_store(self.settings.vector_store, self.dir.path(previous))
-                stale = set(prev_store.passage_ids_of_docs(list(changed) + sorted(gone))) if prev_store else set()
+                stale = (
+                    set(prev_store.passage_ids_of_docs(list(changed) + sorted(gone))) if prev_store else set()
+                )
                 vstore.remove(np.fromiter(stale, dtype=np.int64, count=len(stale)))
             else:
                 from index.stores.factory import create_vector_store

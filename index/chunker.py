@@ -246,7 +246,9 @@ def _with_overlap(
     for previous, chunk in zip(chunks, chunks[1:], strict=False):
         sentences = _spans(text, previous.start, chunk.start, _SENTENCE_END)
         starts = [s for s, _ in sentences][-config.overlap_sentences :]
-        candidates = [s for s in starts if s < chunk.start]
+        # strictly inside the previous chunk: a chunk never swallows the whole of the previous one
+        first = _strip(text, previous.start, previous.end)[0]
+        candidates = [s for s in starts if first < _strip(text, s, chunk.start)[0] and s < chunk.start]
         counts = count([text[s : chunk.end] for s in candidates]) if candidates else []
         start = next(
             (s for s, n in zip(candidates, counts, strict=True) if n <= config.max_tokens), chunk.start

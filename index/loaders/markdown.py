@@ -26,7 +26,8 @@ _INLINE = (
     (re.compile(r"<(https?://[^>\s]+)>"), r"\1"),  # <https://...>
     (re.compile(r"`([^`]+)`"), r"\1"),
     (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),
-    (re.compile(r"(?<![\w*])\*(?=\S)(.+?)(?<=\S)\*(?![\w*])"), r"\1"),
+    # *emphasis*: CJK text has no spaces, so only Latin letters and digits count as "inside a word"
+    (re.compile(r"(?<![A-Za-z0-9*])\*(?=\S)(.+?)(?<=\S)\*(?![A-Za-z0-9*])"), r"\1"),
     # _emphasis_ only at word edges; \w covers CJK, so 多地布局_十四五_区域 keeps its underscores
     (re.compile(r"(?<!\w)_(?=\S)(.+?)(?<=\S)_(?!\w)"), r"\1"),
     (re.compile(r"~~(.+?)~~"), r"\1"),

@@ -57,9 +57,7 @@ class KeywordStore(Protocol):
         instead of tokenising the whole corpus again."""
         ...
 
-    def search(
-        self, query: str, k: int, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) 1-d arrays, best first, only passages that match at least one term."""
         ...
 

@@ -46,8 +46,10 @@ class FaissStore:
         return scores, ids
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
-        return np.vstack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros(
-            (0, self.dim), np.float32
+        return (
+            np.vstack([self.index.reconstruct(int(i)) for i in ids])
+            if len(ids)
+            else np.zeros((0, self.dim), np.float32)
         )
 
     def save(self, folder: Path) -> None:

@@ -202,7 +202,10 @@ class PassageStore:
         for lo in range(0, len(doc_ids), 900):
             part = list(doc_ids[lo : lo + 900])
             marks = ",".join("?" * len(part))
-            out += [r[0] for r in self.conn.execute(f"SELECT passage_id FROM passages WHERE doc_id IN ({marks})", part)]
+            out += [
+                r[0]
+                for r in self.conn.execute(f"SELECT passage_id FROM passages WHERE doc_id IN ({marks})", part)
+            ]
         return out
 
     def all_passages(self) -> Iterable[tuple[int, str, str]]:

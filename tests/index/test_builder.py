@@ -43,7 +43,9 @@ def test_incremental_reindex_embeds_only_what_changed(tmp_path: Path) -> None:
     assert again.generation == "000001", "an unchanged corpus publishes no new generation"
     assert "nothing re-embedded" in again.describe()
 
-    (corpus / "doc1.txt").write_text("标题1\n\n宜宾正举全市之力超常规推进大学城、科创城双城建设。\n", encoding="utf-8")
+    (corpus / "doc1.txt").write_text(
+        "标题1\n\n宜宾正举全市之力超常规推进大学城、科创城双城建设。\n", encoding="utf-8"
+    )
     (corpus / "doc3.txt").unlink()
     changed = IndexBuilder(index).index_paths([corpus])
     assert (changed.updated, changed.deleted, changed.unchanged) == (1, 1, 2)
@@ -97,12 +99,16 @@ def test_kill_9_during_a_build_leaves_the_previous_generation(tmp_path: Path) ->
     with big.open("w", encoding="utf-8") as fh:
         for i in range(400):
             words = "".join(rng.choice(list("创新产业集群科技中心区域协同发展高质量数据算力"), size=60))
-            fh.write(json.dumps({"doc_id": f"big-{i}", "title": f"t{i}", "text": f"第{i}篇。{words}。"}) + "\n")
+            fh.write(
+                json.dumps({"doc_id": f"big-{i}", "title": f"t{i}", "text": f"第{i}篇。{words}。"}) + "\n"
+            )
     env = dict(os.environ, SEMSEARCH_INDEX=str(index))
     for delay in (0.5, 2.0, 4.0, 6.0):
         proc = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "index", str(corpus), "--quiet"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)

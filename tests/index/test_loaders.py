@@ -142,11 +142,15 @@ def test_unsupported_file_given_explicitly(tmp_path: Path) -> None:
     assert skipped[0].path.endswith("notes.xyz")
 
 
-def test_binary_empty_and_undecodable_files_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_binary_empty_and_undecodable_files_are_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "binary.txt").write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00\x00" * 20)
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "blank.md").write_text(" \n\n\t \n", encoding="utf-8")
-    (tmp_path / "latin1.txt").write_bytes("Caf\xe9 ol\xe9 na\xefve \xe9t\xe9 \xe0 la cr\xe8me.".encode("latin-1"))
+    (tmp_path / "latin1.txt").write_bytes(
+        "Caf\xe9 ol\xe9 na\xefve \xe9t\xe9 \xe0 la cr\xe8me.".encode("latin-1")
+    )
     (tmp_path / "utf16.txt").write_bytes("中文".encode("utf-16"))
     (tmp_path / "good.txt").write_text("正常的文章。", encoding="utf-8")
     docs, skipped = load_folder(tmp_path)
@@ -219,7 +223,12 @@ def test_html_drops_scripts_styles_comments() -> None:
         "小标题下的正文。",
     ]
     assert doc.title == "新闻 & 评论"
-    assert (doc.author, doc.source, doc.date, doc.url) == ("张三", "人民网", "2023-05-06", "https://example.com/a.html")
+    assert (doc.author, doc.source, doc.date, doc.url) == (
+        "张三",
+        "人民网",
+        "2023-05-06",
+        "https://example.com/a.html",
+    )
     assert doc.path is None
 
 
@@ -261,7 +270,12 @@ def test_text_title_falls_back_to_file_stem() -> None:
 
 @pytest.mark.parametrize(
     ("byline", "source"),
-    [("据新华社", "新华社"), ("（新华社）", "新华社"), ("来源：人民日报", "人民日报"), ("Source: Reuters", "Reuters")],
+    [
+        ("据新华社", "新华社"),
+        ("（新华社）", "新华社"),
+        ("来源：人民日报", "人民日报"),
+        ("Source: Reuters", "Reuters"),
+    ],
 )
 def test_plain_text_byline_gives_source(byline: str, source: str) -> None:
     (doc,) = load_bytes("a.txt", f"标题\n\n正文第一句。正文第二句。\n\n{byline}\n".encode())
@@ -279,9 +293,21 @@ def test_plain_text_end_marker_is_not_a_source() -> None:
 
 def test_jsonl_good(tmp_path: Path) -> None:
     lines = [
-        {"doc_id": "n1", "title": "一", "text": "第一段。\n第二段。", "date": "2021年11月29日", "categories": "要闻"},
+        {
+            "doc_id": "n1",
+            "title": "一",
+            "text": "第一段。\n第二段。",
+            "date": "2021年11月29日",
+            "categories": "要闻",
+        },
         {"text": "没有编号的文章。", "source": "新华社", "url": "https://example.com/2"},
-        {"doc_id": "n3", "text": "正文。", "categories": ["a", "b"], "author": "李四", "extra": {"ignored": 1}},
+        {
+            "doc_id": "n3",
+            "text": "正文。",
+            "categories": ["a", "b"],
+            "author": "李四",
+            "extra": {"ignored": 1},
+        },
     ]
     file = tmp_path / "docs.jsonl"
     file.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n\n", encoding="utf-8")
@@ -340,7 +366,12 @@ def test_documents_from_records() -> None:
             {"text": "没有编号。"},
         ]
     )
-    assert (docs[0].doc_id, docs[0].date, docs[0].categories, docs[0].path) == ("x", "2021-11-29", ["财经"], None)
+    assert (docs[0].doc_id, docs[0].date, docs[0].categories, docs[0].path) == (
+        "x",
+        "2021-11-29",
+        ["财经"],
+        None,
+    )
     assert re.fullmatch(r"[0-9a-f]{16}", docs[1].doc_id)  # derived from the text: stable across uploads
     assert documents_from_records([{"text": "没有编号。"}])[0].doc_id == docs[1].doc_id
 
