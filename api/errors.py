@@ -220,7 +220,8 @@ def error_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
     if "ErrorResponse" not in components:
-        components["ErrorResponse"] = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        template = "#/components/schemas/{model}"
+        components["ErrorResponse"] = ErrorResponse.model_json_schema(ref_template=template)
         for name, sub in components["ErrorResponse"].pop("$defs", {}).items():
             components.setdefault(name, sub)
     json.dumps(schema)  # fail here, not in the client, if something unserialisable slipped in

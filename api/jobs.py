@@ -66,7 +66,10 @@ class Job:
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    """UTC with milliseconds: jobs often start and finish within the same second."""
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 def _error_of(exc: BaseException) -> dict[str, str]:
@@ -82,7 +85,8 @@ def _error_of(exc: BaseException) -> dict[str, str]:
         return {"code": "not_found", "message": str(exc)}
     if isinstance(exc, LoadError | QueryError):
         return {"code": "bad_request", "message": str(exc)}
-    return {"code": "internal_error", "message": "the job failed unexpectedly; the server log has the details"}
+    return {"code": "internal_error",
+            "message": "the job failed unexpectedly; the server log has the details"}
 
 
 class JobQueue:

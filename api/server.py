@@ -60,8 +60,8 @@ class PageHeaders:
                 headers += [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
                 if page:
                     # no-cache = revalidate by ETag: a new version of the page is never hidden by a cache
-                    headers += [(b"content-security-policy", PAGE_CSP.encode()), (b"cache-control", b"no-cache"),
-                                (b"x-frame-options", b"DENY")]
+                    headers += [(b"content-security-policy", PAGE_CSP.encode()),
+                                (b"cache-control", b"no-cache"), (b"x-frame-options", b"DENY")]
                 message["headers"] = headers
             await send(message)
 

@@ -9,6 +9,8 @@ beside the old one and published atomically (see `index.generations`).
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -167,14 +169,15 @@ class IndexBuilder:
         deleted_under: Sequence[Path] = (),
         started: float,
     ) -> BuildSummary:
-        with WriteLock(self.dir.root):
-            try:
+        try:
+            with WriteLock(self.dir.root):
                 return self._build(upserts, delete or set(), deleted_under, started)
-            except OSError as exc:
-                raise IndexWriteError(
-                    f"could not write the index at {self.dir.root}: {exc.strerror or exc}; the previous "
-                    f"generation is intact. Free disk space or fix permissions, then run again."
-                ) from exc
+        except (OSError, sqlite3.OperationalError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise IndexWriteError(
+                f"could not write the index at {self.dir.root}: {reason}; the previous generation is "
+                f"intact. Free disk space or fix the folder's permissions, then run again."
+            ) from exc
 
     def _build(
         self, upserts: dict[str, Document], delete: set[str], deleted_under: Sequence[Path], started: float
@@ -217,77 +220,111 @@ class IndexBuilder:
                 return summary
 
             name, tmp = self.dir.begin()
-            store = PassageStore.create(tmp)
-            if previous:
-                store.copy_documents(self.dir.path(previous), keep)
-            next_id = int(prev_manifest.get("next_passage_id", 1))
-            id_keys = prev_store.passage_keys() if prev_store else {}
-            new_ids, new_chunks = [], []
-            for doc in changed.values():
-                chunks = self._chunk(doc)
-                ids = []
-                seen: dict[str, int] = {}
-                for c in chunks:
-                    h = c.content_hash()
-                    n = seen.get(h, 0)
-                    seen[h] = n + 1
-                    pid = id_keys.get((doc.doc_id, h, n))
-                    if pid is None:
-                        pid, next_id = next_id, next_id + 1
-                    ids.append(pid)
-                store.add_document(doc, chunks, ids)
-                new_ids += ids
-                new_chunks += chunks
-            store.conn.commit()
-
-            vectors = self._vectors(new_chunks, summary)
-            dim = self.embedder.dim if new_chunks or not previous else prev_manifest["dim"]
-            if previous:
-                vstore = load_vector_store(self.settings.vector_store, self.dir.path(previous))
-                stale = (
-                    set(prev_store.passage_ids_of_docs(list(changed) + sorted(gone))) if prev_store else set()
+            try:
+                manifest = self._write_generation(
+                    tmp, name, summary, previous, prev_store, prev_manifest, changed, gone, keep
                 )
-                vstore.remove(np.fromiter(stale, dtype=np.int64, count=len(stale)))
-            else:
-                from index.stores.factory import create_vector_store
-
-                vstore = create_vector_store(self.settings.vector_store, dim)
-            vstore.add(np.asarray(new_ids, dtype=np.int64), vectors)
-            vstore.save(tmp)
-
-            all_rows = list(store.conn.execute("SELECT passage_id, text FROM passages ORDER BY passage_id"))
-            summary.passages = len(all_rows)
-            kstore = create_keyword_store(self.settings.keyword_store)
-            if kstore is not None:
-                prev_k = None
-                if previous:
-                    prev_k = load_keyword_store(self.settings.keyword_store, self.dir.path(previous))
-                kstore.build(
-                    np.asarray([r[0] for r in all_rows], dtype=np.int64), [r[1] for r in all_rows], prev_k
-                )
-                kstore.save(tmp)
-            store.finish()
-
-            manifest = {
-                "format_version": FORMAT_VERSION,
-                "generation": name,
-                "created": now_iso(),
-                "model": self.embedder.name if new_chunks or not previous else prev_manifest["model"],
-                "dim": dim,
-                "settings": self.settings.to_dict(),
-                "documents": summary.documents,
-                "passages": summary.passages,
-                "next_passage_id": next_id,
-                "previous": previous,
-            }
-            self.dir.publish(name, tmp, manifest)
+                self.dir.publish(name, tmp, manifest)
+            except BaseException:
+                # Free the space of a generation that will never be published (a kill -9 leaves it
+                # behind instead, and the next build removes it).
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
             summary.generation = name
             self.dir.prune()
+            if summary.updated or summary.deleted:
+                self._forget_stale_vectors(name, manifest)
         finally:
             if prev_store is not None:
                 prev_store.close()
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _write_generation(
+        self,
+        tmp: Path,
+        name: str,
+        summary: BuildSummary,
+        previous: str | None,
+        prev_store: PassageStore | None,
+        prev_manifest: dict[str, Any],
+        changed: dict[str, Document],
+        gone: set[str],
+        keep: list[str],
+    ) -> dict[str, Any]:
+        """Write every file of the new generation into `tmp`; returns its manifest (not yet published)."""
+        store = PassageStore.create(tmp)
+        if previous:
+            store.copy_documents(self.dir.path(previous), keep)
+        next_id = int(prev_manifest.get("next_passage_id", 1))
+        id_keys = prev_store.passage_keys() if prev_store else {}
+        new_ids, new_chunks = [], []
+        for doc in changed.values():
+            chunks = self._chunk(doc)
+            ids = []
+            seen: dict[str, int] = {}
+            for c in chunks:
+                h = c.content_hash()
+                n = seen.get(h, 0)
+                seen[h] = n + 1
+                pid = id_keys.get((doc.doc_id, h, n))
+                if pid is None:
+                    pid, next_id = next_id, next_id + 1
+                ids.append(pid)
+            store.add_document(doc, chunks, ids)
+            new_ids += ids
+            new_chunks += chunks
+        store.conn.commit()
+
+        vectors = self._vectors(new_chunks, summary)
+        dim = self.embedder.dim if new_chunks or not previous else prev_manifest["dim"]
+        if previous:
+            vstore = load_vector_store(self.settings.vector_store, self.dir.path(previous))
+            stale = set(prev_store.passage_ids_of_docs(list(changed) + sorted(gone))) if prev_store else set()
+            vstore.remove(np.fromiter(stale, dtype=np.int64, count=len(stale)))
+        else:
+            from index.stores.factory import create_vector_store
+
+            vstore = create_vector_store(self.settings.vector_store, dim)
+        vstore.add(np.asarray(new_ids, dtype=np.int64), vectors)
+        vstore.save(tmp)
+
+        all_rows = list(store.conn.execute("SELECT passage_id, text FROM passages ORDER BY passage_id"))
+        summary.passages = len(all_rows)
+        kstore = create_keyword_store(self.settings.keyword_store)
+        if kstore is not None:
+            prev_k = None
+            if previous:
+                prev_k = load_keyword_store(self.settings.keyword_store, self.dir.path(previous))
+            kstore.build(
+                np.asarray([r[0] for r in all_rows], dtype=np.int64), [r[1] for r in all_rows], prev_k
+            )
+            kstore.save(tmp)
+        store.finish()
+
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "generation": name,
+            "created": now_iso(),
+            "model": self.embedder.name if new_chunks or not previous else prev_manifest["model"],
+            "dim": dim,
+            "settings": self.settings.to_dict(),
+            "documents": summary.documents,
+            "passages": summary.passages,
+            "next_passage_id": next_id,
+            "previous": previous,
+        }
+        return manifest
+
+    def _forget_stale_vectors(self, name: str, manifest: dict[str, Any]) -> None:
+        """Keep the embedding cache to the text the index holds, so it does not grow without bound."""
+        store = PassageStore.open(self.dir.path(name))
+        cache = EmbeddingCache(self.dir.root, manifest["model"], manifest["dim"])
+        try:
+            cache.retain(h for _pid, _text, h in store.all_passages())
+        finally:
+            cache.close()
+            store.close()
 
     def _chunk(self, doc: Document) -> list[Chunk]:
         config = ChunkerConfig(

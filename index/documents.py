@@ -13,6 +13,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from index.repair import repair_paragraphs
+
 PARAGRAPH_SEPARATOR = "\n\n"
 
 
@@ -59,8 +61,6 @@ class Document:
         `repair=False` is for callers that already ran `index.repair.repair_paragraphs` themselves.
         """
         if repair:
-            from index.repair import repair_paragraphs  # imported here: repair depends on nothing of ours
-
             paragraphs = repair_paragraphs(paragraphs, headings=headings)
         kept = [p.strip() for p in paragraphs]
         kept = [p for p in kept if p]

@@ -70,3 +70,47 @@ class SearchResponse(BaseModel):
     offset: int = 0
     generation: str | None = None
     results: list[SearchResult]
+
+
+class Citation(BaseModel):
+    """A cited place: `document.text[start:end] == text` (the answer sentence, or a whole passage for
+    a generated answer's [n])."""
+
+    n: int = Field(description="the [n] mark the citation is referred to by")
+    passage_id: int
+    doc_id: str
+    title: str
+    source: str | None = None
+    date: str | None = None
+    start: int = Field(description="character offset of the cited text in its document's cleaned text")
+    end: int
+    text: str
+
+
+class AskResponse(BaseModel):
+    """An answer to a question, the places it is cited from, and the passages it was read from.
+
+    Extractive answers (`mode="extract"`) are a sentence standing verbatim in the corpus; `answer_span` is
+    the part of it that answers the question. `answer` is null when no sentence answers with at least the
+    configured confidence; `message` then says so, and `passages` still lists what was found.
+    """
+
+    question: str
+    answer: str | None = Field(description="null when no passage answers with confidence")
+    answer_span: tuple[int, int] | None = Field(
+        None, description="[start, end) of the exact answer inside `answer`, when one was found"
+    )
+    confidence: float | None = Field(
+        None, description="estimated probability (0-1) that `answer` holds the answer; null for generated"
+    )
+    citations: list[Citation] = Field(default_factory=list)
+    passages: list[SearchResult] = Field(default_factory=list)
+    message: str | None = Field(None, description="why there is no answer, or a note about it")
+    mode: str = Field("extract", description="extract (a sentence of the corpus) or generate (an LLM's text)")
+    unknown_citations: list[int] = Field(
+        default_factory=list, description="generate: [n] marks the answer uses that match no passage"
+    )
+    unsupported_citations: list[int] = Field(
+        default_factory=list,
+        description="generate: [n] marks whose passage shares no content with the sentence citing it",
+    )

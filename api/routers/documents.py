@@ -28,6 +28,7 @@ from search.engine import Engine, NotFound
 router = APIRouter(tags=["documents"])
 
 MAX_FILES = 100
+EXAMPLE_ID = "000_ad61b687c275495d.txt"
 MAX_WAIT_SECONDS = 300.0
 
 Wait = Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS,
@@ -56,7 +57,7 @@ def documents(
 
 @router.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=responses(404, 503))
 def document(
-    doc_id: Annotated[str, Path(description="the id; it may contain slashes", examples=["000_ad61b687c275495d.txt"])],
+    doc_id: Annotated[str, Path(description="the id; it may contain slashes", examples=[EXAMPLE_ID])],
     engine: Annotated[Engine, Depends(get_engine)],
 ) -> dict[str, Any]:
     """A whole document: metadata, cleaned text, paragraph offsets and its passages' offsets."""
@@ -82,7 +83,9 @@ _UPLOAD_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    },
                     "required": ["file"],
                 },
             },
@@ -137,7 +140,8 @@ async def _from_json(body: bytes) -> list[Document]:
         parsed = DocumentsIn.model_validate(payload)
     except ValidationError as exc:
         where = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in exc.errors()[:5]
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()[:5]
         )
         raise ApiError(400, "bad_request", where) from None
     records = [d.model_dump(exclude_none=True) for d in parsed.documents]
@@ -156,7 +160,9 @@ async def _from_upload(request: Request) -> list[Document]:
         raise ApiError(422, "unreadable_upload", f"the upload cannot be read: {detail}") from None
     files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
     if not files:
-        raise ApiError(400, "bad_request", "the form has no file; send files in a field named 'file' "
+        # 422 like any unreadable upload: a multipart body cut short parses as a form without files
+        raise ApiError(422, "unreadable_upload",
+                       "the form has no complete file; send files in a field named 'file' "
                        f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
     docs: list[Document] = []
     try:
@@ -196,5 +202,6 @@ def job(job_id: str, jobs: Annotated[JobQueue, Depends(get_jobs)]) -> dict[str, 
     """The state of a background write: queued, running, done (with its summary) or failed (with why)."""
     found = jobs.get(job_id)
     if found is None:
-        raise ApiError(404, "not_found", f"no job {job_id!r} (finished jobs are kept for a while, not forever)")
+        raise ApiError(404, "not_found",
+                       f"no job {job_id!r} (finished jobs are kept for a while, not forever)")
     return found.to_dict(jobs.position(found))

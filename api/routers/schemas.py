@@ -85,7 +85,8 @@ class SimilarRequest(FilterFields):
 
     text: str | None = Field(None, description="a passage-like text")
     passage_id: int | None = Field(None, description="a stored passage (never returned itself)")
-    texts: list[str] | None = Field(None, description="several texts: one result list each, embedded together",
+    texts: list[str] | None = Field(None,
+                                    description="several texts: one result list each, embedded together",
                                     max_length=64)
     k: int = Field(10, description="results per text, 1-100")
 
@@ -121,7 +122,9 @@ class Citation(BaseModel):
 class AskResponse(BaseModel):
     question: str
     answer: str | None = Field(description="null when no passage answers with confidence")
-    answer_span: tuple[int, int] | None = Field(None, description="[start, end) of the exact answer in `answer`")
+    answer_span: tuple[int, int] | None = Field(
+        None, description="[start, end) of the exact answer in `answer`"
+    )
     confidence: float | None = None
     citations: list[Citation] = Field(default_factory=list)
     passages: list[SearchResult] = Field(default_factory=list)
@@ -131,7 +134,7 @@ class AskResponse(BaseModel):
         "answer": "到2025年长三角研发投入强度超过3%[1]", "answer_span": [14, 18], "confidence": 0.82,
         "citations": [{"n": 1, "passage_id": 12, "doc_id": ZQSB, "title": "多地布局_十四五_区域创新中心建设",
                        "source": "证券时报网", "date": "2021-11-29", "start": 1062, "end": 1198,
-                       "text": "根据《长三角科技创新共同体建设发展规划》，到2025年长三角研发投入强度超过3%…"}],
+                       "text": "根据《长三角科技创新共同体建设发展规划》，到2025年长三角研发投入强度…"}],
         "passages": []}]})
 
 
@@ -190,7 +193,8 @@ class DocumentOut(DocumentMeta):
     paragraphs: list[tuple[int, int]] = Field(description="[start, end) of each paragraph in `text`")
     passages: list[PassageSpan]
 
-    model_config = _example({"doc_id": ZQSB, "title": "多地布局_十四五_区域创新中心建设", "date": "2021-11-29",
+    model_config = _example({"doc_id": ZQSB, "title": "多地布局_十四五_区域创新中心建设",
+                             "date": "2021-11-29",
                              "author": "证券时报网", "source": "证券时报网", "url": None,
                              "categories": ["金融", "证券时报网", "要闻"], "text": "记者发现，……\n\n……",
                              "paragraphs": [[0, 120], [122, 240]],

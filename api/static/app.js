@@ -447,7 +447,7 @@
     const title = r.title || r.doc_id || t('untitled');
     li.append(el(compact ? 'h4' : 'h3', { class: 'title' },
       link(target, { class: 'title-link', lang: langOf(title) }, title)));
-    const score = el('span', { class: 'score', title: scoreTitle(r), text: r.score.toFixed(2) });
+    const score = el('span', { class: 'score', title: scoreTitle(r), text: r.score.toFixed(3) });
     li.append(metaLine(r, [score]));
 
     const passage = el('p', { class: 'passage', lang: langOf(r.text) });

@@ -97,5 +97,7 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        # verbose=False: long paragraphs are measured here precisely so that they can be split; the
+        # "longer than the maximum sequence length" warning would only alarm the user.
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]

@@ -103,9 +103,9 @@ class _Collector:
                 self.flush()
                 self.heading_depth -= heading
             else:
+                if name in CELLS and "".join(self.buffer).strip():
+                    self.buffer.append(" | ")  # a row is one paragraph; cells stay apart, also in CJK
                 self.walk(child)
-                if name in CELLS:
-                    self.buffer.append(" ")
 
 
 def _meta(soup: BeautifulSoup) -> Metadata:

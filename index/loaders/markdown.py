@@ -90,7 +90,7 @@ def parse_markdown(body: str) -> ParsedBody:
             if line.strip().startswith("|"):  # a table row: its cells, as one line
                 cells = [c.strip() for c in line.strip().strip("|").split("|")]
                 flush()
-                block.append(" ".join(strip_inline(c) for c in cells if c))
+                block.append(" | ".join(strip_inline(c) for c in cells if c))
                 flush()
             else:
                 block.append(strip_inline(line))

@@ -18,8 +18,8 @@ On disk (`folder / "keywords"`, written once per generation, then only read):
   matrix, memory-mapped on load), `params.index.json`, `vocab.index.json`; `bm25s.BM25.load` opens them;
 - `terms.bin` + `terms.offsets.npy`: the vocabulary, sorted, so a query term is found by binary search in
   a memory map instead of parsing the JSON vocabulary on every load;
-- `tf.npy`: the term frequency of every matrix entry, `ids.npy` / `order.npy`: row → passage id and the
-  rows sorted by id, `meta.json`: settings and the analyser version.
+- `tf.npy`: the term frequency of every matrix entry; `ids.npy`: row → passage id; `sorted_ids.npy` and
+  `order.npy`: the ids sorted and their rows; `meta.json`: settings and the analyser version.
 The term frequencies make the index rebuildable without the text: the next generation takes the counts of
 every passage it keeps from here and only tokenises new passages. Index construction is vectorised numpy
 rather than `bm25s.BM25.index`, whose per-document Python loops took 94 s at 100k passages.
@@ -34,12 +34,12 @@ import mmap
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import bm25s
 import numpy as np
 
 from index import analysis
+from index.stores.base import KeywordStore
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,9 @@ class BM25Store:
 
     def __init__(self) -> None:
         self._ids = np.zeros(0, np.int64)  # row → passage id
-        self._order = np.zeros(0, np.int64)  # rows sorted by passage id (for `allowed` and reuse)
+        # Passage ids sorted, and the row of each: finds the rows of `allowed` ids by binary search.
+        self._sorted_ids = np.zeros(0, np.int64)
+        self._order = np.zeros(0, np.int64)
         self._vocab = _Vocabulary(b"", np.zeros(1, np.int64))
         self._bm25 = _bm25s_model(np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64), 0)
         self._tf = np.zeros(0, np.uint16)  # aligned with the score matrix's entries
@@ -133,7 +135,7 @@ class BM25Store:
         self.avg_lengths = (0.0, 0.0)  # mean words / bigrams per passage
 
     # --- building -------------------------------------------------------------------------------------
-    def build(self, ids: np.ndarray, texts: Sequence[str], previous: Any | None = None) -> None:
+    def build(self, ids: np.ndarray, texts: Sequence[str], previous: KeywordStore | None = None) -> None:
         """Index these passages, reusing the term counts of `previous` (a `BM25Store` built with the same
         analyser) for every id it holds: passage ids are stable for unchanged text."""
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
@@ -193,7 +195,8 @@ class BM25Store:
         np.cumsum(np.bincount(cols, minlength=len(terms)), out=indptr[1:])
 
         self._ids = ids
-        self._order = np.argsort(ids, kind="stable")
+        self._order = np.argsort(ids)
+        self._sorted_ids = ids[self._order]
         self._vocab = _Vocabulary.from_terms(terms)
         self._bm25 = _bm25s_model(data, rows.astype(np.int32), indptr, n)
         self._bm25.vocab_dict = column
@@ -204,9 +207,8 @@ class BM25Store:
         """Row of each passage id in this store, -1 where absent."""
         if len(self) == 0 or len(ids) == 0:
             return np.full(len(ids), -1, np.int64)
-        sorted_ids = self._ids[self._order]
-        pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-        return np.where(sorted_ids[pos] == ids, self._order[pos], -1)
+        pos = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self) - 1)
+        return np.where(self._sorted_ids[pos] == ids, self._order[pos], -1)
 
     # --- searching ------------------------------------------------------------------------------------
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -234,7 +236,7 @@ class BM25Store:
             rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
         # Best first; equal scores by passage id, so results do not depend on the row order.
         rows = rows[np.lexsort((self._ids[rows], -scores[rows]))]
-        return scores[rows].astype(np.float32), self._ids[rows].copy()
+        return scores[rows].astype(np.float32), np.asarray(self._ids[rows], dtype=np.int64)
 
     def _scores(self, qtf: Counter[int]) -> np.ndarray:
         """The BM25 score of every row: the sum of the query terms' columns (times their query counts)."""
@@ -260,6 +262,7 @@ class BM25Store:
         self._vocab.save(out)
         np.save(out / "tf.npy", np.asarray(self._tf))
         np.save(out / "ids.npy", np.asarray(self._ids))
+        np.save(out / "sorted_ids.npy", np.asarray(self._sorted_ids))
         np.save(out / "order.npy", np.asarray(self._order))
         meta = {
             "format": FORMAT,
@@ -297,6 +300,7 @@ class BM25Store:
         store._vocab = _Vocabulary.load(src)
         store._tf = np.load(src / "tf.npy", mmap_mode="r")
         store._ids = np.load(src / "ids.npy", mmap_mode="r")
+        store._sorted_ids = np.load(src / "sorted_ids.npy", mmap_mode="r")
         store._order = np.load(src / "order.npy", mmap_mode="r")
         return store
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,13 @@ class FaissStore:
         )
 
     def save(self, folder: Path) -> None:
-        faiss.write_index(self.index, str(folder / FILE))
+        # faiss.write_index only prints a failed write (disk full) to stderr and returns normally, which
+        # would publish a truncated generation. Python's own file I/O raises OSError instead.
+        data = faiss.serialize_index(self.index)
+        with open(folder / FILE, "wb") as fh:
+            fh.write(memoryview(data))
+            fh.flush()
+            os.fsync(fh.fileno())
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> FaissStore:

@@ -200,7 +200,7 @@ HTML_PAGE = """<!DOCTYPE html>
 <p>A&nbsp;&amp;&nbsp;B 合作<em>加强</em>。</p>
 <noscript>请启用脚本</noscript>
 <ul><li>第一项。</li><li>第二项。</li></ul>
-<table><tr><td>北京</td><td>5.2%</td></tr><tr><td>上海</td><td>5.0%</td></tr></table>
+<table><tr><th>地区</th><th>增速</th></tr><tr><td>北京</td><td>5.2%</td></tr><tr><td>上海</td><td>5.0%</td></tr></table>
 <p><strong>小标题</strong></p><p>小标题下的正文。</p>
 </body></html>"""
 
@@ -217,8 +217,9 @@ def test_html_drops_scripts_styles_comments() -> None:
         "A & B 合作加强。",
         "第一项。",
         "第二项。",
-        "北京 5.2%",
-        "上海 5.0%",
+        "地区 | 增速",
+        "北京 | 5.2%",
+        "上海 | 5.0%",
         "小标题",
         "小标题下的正文。",
     ]
@@ -249,6 +250,10 @@ def test_markdown_syntax_is_stripped() -> None:
 - 第二项 with snake_case_name
 
 1. 编号一
+
+| 地区 | 增速 |
+|------|-----:|
+| 北京 | 5.2% |
 """
     (doc,) = load_bytes("notes/report.md", source.encode("utf-8"))
     assert doc.doc_id == "notes/report.md"
@@ -260,7 +265,27 @@ def test_markdown_syntax_is_stripped() -> None:
         "第一项",
         "第二项 with snake_case_name",
         "编号一",
+        "地区 | 增速",
+        "北京 | 5.2%",
     ]
+
+
+def test_markdown_front_matter_fields() -> None:
+    source = (
+        "\n---\ntitle: 标题\ndate: 2021-11-29\ncategories: 金融\nsource: 新华社\nauthor: 王五\n"
+        "link: https://example.com/x\n---\n# 正文标题\n\n正文。"
+    )
+    (doc,) = load_bytes("a.md", source.encode())
+    assert (doc.title, doc.date, doc.categories, doc.source, doc.author, doc.url) == (
+        "标题", "2021-11-29", ["金融"], "新华社", "王五", "https://example.com/x"
+    )  # fmt: skip
+    assert doc.text == "正文标题\n\n正文。"
+
+
+def test_invalid_front_matter_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    (doc,) = load_bytes("a.md", "---\ntitle: [unclosed\n---\n正文。".encode())
+    assert (doc.title, doc.text) == ("a", "正文。")
+    assert "front matter" in caplog.text
 
 
 def test_text_title_falls_back_to_file_stem() -> None:

@@ -1,0 +1,686 @@
+"""Extractive question answering: the sentence of our own passages that best answers a question.
+
+No reading-comprehension model is available on these machines, so an answer is EXTRACTED, never written:
+
+1. hybrid search gives the top passages (`Engine.search`);
+2. each passage is split into sentences, keeping every sentence's offsets into its document;
+3. each sentence is scored against the question with a small logistic model over a few features: the
+   embedding similarity of sentence and question (the e5 model, passage and query prompts), the share of
+   the question's words (jieba) and character bigrams in the sentence and in its passage, the share of
+   the question's key entities (names, places, numbers, titles) found there, the passage's retrieval
+   rank and cosine, and whether the sentence holds what the question asks for (多少/how many → a number
+   with its unit, 何时/when → a date);
+4. the best sentence is the answer, and `answer_span` marks the shortest part of it that answers (the
+   number and unit, the date, the name, or the clause after the words the question already has);
+5. a second logistic model turns the best sentence's score, its margin over the runner-up and its entity
+   coverage into a calibrated confidence; below the threshold no answer is given, only passages.
+
+The weights below were fitted by `bench/fit_answer.py` on the first 300 questions of cmrc2018-dev (and
+judged on the other 2919 and on XQuAD zh/en, which were never fitted on); see `docs/answers.md`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.analysis import STOP_WORDS, analyze, normalize, query_terms, term_spans
+from search.dedupe import near_duplicates, shingles
+from search.models import AskResponse, Citation, SearchResult
+
+if TYPE_CHECKING:
+    from index.stores.passages import Filters
+    from search.engine import Engine
+
+log = logging.getLogger(__name__)
+
+DEFAULT_K = 5
+THRESHOLD_ENV = "SEMSEARCH_ANSWER_THRESHOLD"
+MAX_SENTENCE_CHARS = 400  # longer "sentences" (lists, tables) are cut at commas to stay readable
+MIN_SENTENCE_CHARS = 4  # shorter pieces (a heading word, a stray quote) never answer anything
+
+# --- fitted constants ------------------------------------------------------------------------------
+# Fitted by `python bench/fit_answer.py` (L2-regularised logistic regression, C=1.0) on the candidate
+# sentences of the first 300 cmrc2018-dev questions; label: the sentence contains a gold answer.
+# Order as in FEATURES. Re-run the script after changing a feature and paste its output here.
+FEATURES = (
+    "cos", "cos_gap", "kw", "kw_ctx", "gram", "ent", "ent_ctx", "rank", "pdense", "type_hit", "type_miss",
+    "log_len",
+)  # fmt: skip
+RANKER_WEIGHTS = (3.0, 8.0, 2.0, 0.5, 1.5, 1.0, 1.0, 0.5, 1.0, 0.8, -0.8, 0.3)
+RANKER_BIAS = -6.0
+# Calibration of the best sentence: P(it contains the answer) from (its ranker logit, its margin over
+# the runner-up, the key-entity share in the sentence and in its passage), fitted on the same 300.
+CONFIDENCE_WEIGHTS = (1.0, 0.3, 1.0, 1.0)
+CONFIDENCE_BIAS = -1.0
+# Chosen on the same slice: the confidence where answered questions are right about 2 times in 3, while
+# still answering most of them (the reliability table and the precision/coverage curve are in docs/).
+DEFAULT_THRESHOLD = 0.3
+
+NO_ANSWER_MESSAGE = (
+    "no confident answer was found in the indexed documents (best confidence {confidence:.2f}, threshold "
+    "{threshold:.2f}); the passages below are the closest matches"
+)
+NO_PASSAGES_MESSAGE = "no passage matches the question; nothing to answer from"
+
+
+# --- sentences ---------------------------------------------------------------------------------------
+_CLOSERS = "”’」』）)】》\"'"
+# A sentence ends at CJK end punctuation (any closing quotes stay with it), at ASCII end punctuation
+# followed by white space, or at a line break (headings stand on their own lines).
+_SENTENCE_END = re.compile(rf"\n+|[。！？；…]+[{_CLOSERS}]*|[.!?;]+[{_CLOSERS}]*(?=\s|$)")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr vs etc no inc co ltd mt ft fig al gen col lt sgt rev u.s e.g i.e a.m p.m".split()
+)
+_CLAUSE_END = re.compile(r"[，,：:、]")
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each sentence of `text`, white space trimmed; `text[start:end]` is the sentence.
+
+    A period ends an English sentence only when white space follows and the word before it is not an
+    abbreviation or an initial ("U.S. President", "J. Smith"), so decimals and names stay whole.
+    """
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.group().startswith(".") and _is_abbreviation(text, m.start()):
+            continue
+        _add_trimmed(text, at, m.end(), spans)
+        at = m.end()
+    _add_trimmed(text, at, len(text), spans)
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        out.extend(_cut_long(text, start, end))
+    return out
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    word = re.search(r"([A-Za-z.]+)$", text[max(0, dot - 12) : dot])
+    if word is None:
+        return False
+    w = word.group(1)
+    return (len(w) == 1 and w.isupper()) or w.lower().rstrip(".") in _ABBREVIATIONS
+
+
+def _add_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append((start, end))
+
+
+def _cut_long(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A run-on "sentence" (a list, a table flattened into text) cut at clause marks into readable parts."""
+    if end - start <= MAX_SENTENCE_CHARS:
+        return [(start, end)]
+    parts: list[tuple[int, int]] = []
+    at = start
+    while end - at > MAX_SENTENCE_CHARS:
+        window = text[at : at + MAX_SENTENCE_CHARS]
+        cut = max(window.rfind(c) for c in "，,；;、 ")
+        cut = at + cut + 1 if cut > MAX_SENTENCE_CHARS // 3 else at + MAX_SENTENCE_CHARS
+        _add_trimmed(text, at, cut, parts)
+        at = cut
+    _add_trimmed(text, at, end, parts)
+    return parts
+
+
+# --- questions ---------------------------------------------------------------------------------------
+# What kind of answer a question asks for, tried in this order (某年 questions say 哪 too, so dates first).
+QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("date", re.compile(
+        r"何时|什么时候|什么时间|哪一?年(?!级)|哪个年代|哪一?天|哪个月|几月|几号|几时|哪个朝代|"
+        r"\bwhen\b|\b(?:what|which) (?:year|date|day|month|century|decade|era|time)\b"
+    )),
+    ("number", re.compile(
+        r"多少|几(?!乎)|多[大长高久远重深宽]|比例|比重|百分之|占比|增速|增长率|"
+        r"\bhow (?:many|much|long|far|old|large|big|tall|high|often|fast)\b|"
+        r"\bwhat (?:percentage|percent|proportion|share|number|amount|size|population|rate)\b"
+    )),
+    ("person", re.compile(r"谁|哪位|哪个人|哪些人|什么人|何人|\bwho\b|\bwhom\b|\bwhose\b")),
+    ("place", re.compile(r"哪里|哪儿|何处|何地|哪个(?:国家|城市|地方|省|州|地区)|哪些(?:国家|城市|地方|地区)|\bwhere\b")),
+    ("which", re.compile(r"哪|\bwhich\b")),
+    ("what", re.compile(r"什么|何|\bwhat\b")),
+)  # fmt: skip
+
+# Words that make a question a question: they are not content to look for in a sentence.
+QUESTION_WORDS = frozenset(
+    "多少 几 几个 什么 哪 哪些 哪个 哪里 哪儿 哪位 哪年 哪一年 谁 何 何时 如何 怎么 怎样 怎么样 为什么 为何 "
+    "是否 吗 呢 么 是 有 请问 目标 时候 什么样 多 哪种 "
+    "what who whom whose when where which why how mani much many did do doe does is are was were has have "
+    "had can could would should name".split()
+)
+
+
+def question_type(question: str) -> str:
+    """date, number, person, place, which, what or other: what the question asks for."""
+    q = normalize(question)
+    for name, pattern in QUESTION_TYPES:
+        if pattern.search(q):
+            return name
+    return "other"
+
+
+_POSSEG_LOCK = threading.Lock()
+_posseg: Any = None
+
+
+def _pos_cut(text: str) -> list[tuple[str, str, int]]:
+    """(word, part-of-speech flag, start) from jieba's tagger (slow: only questions and one sentence)."""
+    global _posseg
+    if _posseg is None:
+        with _POSSEG_LOCK:
+            if _posseg is None:
+                import jieba
+                import jieba.posseg
+
+                jieba.setLogLevel(logging.WARNING)
+                _posseg = jieba.posseg.POSTokenizer(jieba.Tokenizer())
+    out = []
+    at = 0
+    for pair in _posseg.cut(text):
+        start = text.find(pair.word, at)
+        if start < 0:
+            start = at
+        out.append((pair.word, pair.flag, start))
+        at = start + len(pair.word)
+    return out
+
+
+_ENTITY_FLAGS = {"nr", "nrt", "nrfg", "ns", "nt", "nz", "eng"}
+_TITLE = re.compile(r"《([^》]{1,40})》|“([^”]{2,20})”|\"([^\"]{2,30})\"")
+_CAPITALISED = re.compile(r"(?<![\w.])(?:[A-Z][\w'’\-]*|[A-Z]\.)(?:\s+(?:of|the|de|von|van|and)?\s*[A-Z][\w'’\-]*)*")
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
+
+
+def key_entities(question: str) -> list[str]:
+    """The question's words that an answering sentence must be about: names, places, organisations,
+    titles, Latin-script terms and numbers (normalised). A sentence about 宜宾GDP does not answer a
+    question about 2023年上海的GDP: 上海 and 2023 are missing from it."""
+    q = normalize(question)
+    found: list[str] = [n for n in _DIGITS.findall(q)]
+    for m in _TITLE.finditer(question):
+        found.append(normalize(next(g for g in m.groups() if g)))
+    if re.search(r"[\u4e00-\u9fff]", question):
+        for word, flag, _ in _pos_cut(question):
+            w = normalize(word).strip()
+            if flag in _ENTITY_FLAGS and len(w) >= 2 and w not in QUESTION_WORDS and not w.isdigit():
+                found.append(w)
+    else:
+        # English: capitalised words after the first word (the first is capitalised anyway).
+        words = question.split(maxsplit=1)
+        for m in _CAPITALISED.finditer(words[1] if len(words) > 1 else ""):
+            w = normalize(m.group())
+            if w not in QUESTION_WORDS and w not in STOP_WORDS:
+                found.append(w)
+    return list(dict.fromkeys(e for e in found if e))
+
+
+def content_terms(question: str) -> list[str]:
+    """The question's words (jieba, stemmed English) without stop words and question words."""
+    words = {t.term for t in analyze(question, grams=False)}
+    return [t for t in dict.fromkeys(words) if t not in QUESTION_WORDS and t not in STOP_WORDS]
+
+
+def _term_weight(term: str) -> float:
+    # Longer words are rarer and say more (研发投入 vs 年); a cheap stand-in for IDF that needs no index.
+    return float(min(len(term), 4)) if not term.isascii() else 2.0
+
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def _bigrams(text: str) -> set[str]:
+    out: set[str] = set()
+    for run in _CJK.findall(text):
+        out.update(run[i : i + 2] for i in range(len(run) - 1))
+    return out
+
+
+_QUESTION_BIGRAMS = _bigrams("多少什么哪些哪个哪里哪儿哪位谁是几个为什么怎么如何是否")
+
+
+# --- typed answers: numbers, dates, names ------------------------------------------------------------
+_CN_NUM = "零〇一二两三四五六七八九十百千万亿"
+_MEASURE = (
+    "个百分点|百分点|亿元|万元|千元|美元|欧元|英镑|日元|港元|韩元|卢布|元|人民币|平方公里|平方千米|平方米|"
+    "立方米|公里|千米|厘米|毫米|英里|英尺|米|公斤|千克|克|吨|公顷|亩|小时|分钟|秒钟|秒|周年|年|个月|月|"
+    "周|天|日|岁|倍|个|家|人次|人|名|位|次|项|座|所|条|种|件|台|架|辆|艘|场|届|期|户|部|本|张|篇|首|枚|"
+    "颗|株|头|只|匹|门|支|队|层|间|页|集|章|卷|册|套|批|份|类|款|处|块|分|度|升|千瓦|兆瓦|瓦|字|段|代|"
+    "季|场次|局|球|码|磅|盎司|英亩|级|号|路|楼|层楼"
+)
+_NUMBER = re.compile(
+    r"(?:超过|超|约|近|逾|达到|达|不到|不足|至少|多达|高达|仅|共|累计|将近|大约|约为|约合|上万|数)?"
+    rf"(?:\d+(?:[,，]\d{{3}})*(?:\.\d+)?|[{_CN_NUM}]{{1,8}}(?:点[{_CN_NUM}]+)?)"
+    r"\s?(?:多|余)?(?:万亿|千亿|百亿|十亿|亿|千万|百万|十万|万|千|百)?(?:多|余)?"
+    rf"\s?(?:%|％|‰|{_MEASURE})?"
+)
+_EN_NUMBER_WORDS = (
+    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    "seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|"
+    "million|billion|trillion|dozen|half"
+)
+_EN_NUMBER = re.compile(
+    r"(?<![\w.])(?:about |over |nearly |more than |less than |around |approximately )?"
+    rf"(?:\$|£|€)?(?:\d+(?:,\d{{3}})*(?:\.\d+)?|(?:{_EN_NUMBER_WORDS})(?:[- ](?:{_EN_NUMBER_WORDS}))*)"
+    r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred))?(?![\w])",
+    re.IGNORECASE,
+)
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_DATE = re.compile(
+    r"(?:公元前?)?\d{1,4}\s?年(?:\s?\d{1,2}\s?月)?(?:\s?\d{1,2}\s?[日号])?(?:初|末|底|中期|上半年|下半年)?|"
+    r"\d{1,2}\s?月(?:\s?\d{1,2}\s?[日号])?|[零〇一二三四五六七八九]{4}年|[一二三四五六七八九十]{1,3}月"
+    r"(?:[一二三四五六七八九十]{1,3}[日号])?|\d{1,2}\s?世纪(?:\s?\d0\s?年代)?|\d{2,4}\s?年代|"
+    r"(?:清|明|元|宋|唐|汉|秦|晋|隋|周)朝?(?:初|末|中期)?|"
+    rf"(?<![\w])(?:(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}\s+(?:{_MONTHS})\.?\s+\d{{4}}|"
+    rf"(?:{_MONTHS})\.?\s+\d{{4}}|(?:{_MONTHS})\s+\d{{1,2}}(?:st|nd|rd|th)?|"
+    r"\d{1,2}(?:st|nd|rd|th) century|\d{4}s|(?:1\d|20)\d{2})(?![\w])",
+    re.IGNORECASE,
+)
+_PERSON_FLAGS = {"nr", "nrt", "nrfg", "nt"}
+_PLACE_FLAGS = {"ns"}
+_WHICH_FLAGS = {"nr", "nrt", "nrfg", "nt", "ns", "nz"}
+
+
+def _regex_spans(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
+    spans = []
+    for m in pattern.finditer(text):
+        start, end = m.span()
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end - start == 0:
+            continue
+        piece = m.group().strip()
+        # A lone Chinese numeral without a unit is a word (一方面, 十四五), not an amount.
+        if pattern is _NUMBER and not re.search(r"\d", piece) and len(piece) < 2:
+            continue
+        spans.append((start, end))
+    return spans
+
+
+def typed_spans(sentence: str, qtype: str, *, tagged: bool = True) -> list[tuple[int, int]]:
+    """Where `sentence` holds something of the asked type: numbers with units, dates, names, places.
+
+    `tagged=False` skips the part-of-speech tagger (names and places are then not looked for): it is the
+    cheap form used for every candidate sentence, the tagged form only for the answer sentence.
+    """
+    if qtype == "number":
+        return _regex_spans(_NUMBER, sentence) + _regex_spans(_EN_NUMBER, sentence)
+    if qtype == "date":
+        return _regex_spans(_DATE, sentence)
+    if qtype in ("person", "place", "which") and tagged:
+        flags = {"person": _PERSON_FLAGS, "place": _PLACE_FLAGS, "which": _WHICH_FLAGS}[qtype]
+        spans: list[tuple[int, int]] = []
+        if _CJK.search(sentence):
+            spans += [(s, s + len(w)) for w, f, s in _pos_cut(sentence) if f in flags and len(w) >= 2]
+            spans += [m.span() for m in re.finditer(r"《[^》]{1,40}》", sentence)]
+        spans += [m.span() for m in _CAPITALISED.finditer(sentence) if len(m.group()) > 1]
+        return spans
+    return []
+
+
+def _in_question(piece: str, question_norm: str) -> bool:
+    """Whether an answer candidate just repeats the question (2025年 in a question about 2025)."""
+    norm = normalize(piece).replace(" ", "")
+    if norm in question_norm:
+        return True
+    digits = _DIGITS.findall(norm)
+    return bool(digits) and all(d in question_norm for d in digits)
+
+
+# --- candidates and features -------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    """One sentence of a retrieved passage, with its features and score."""
+
+    result: SearchResult
+    start: int  # offsets into the passage text
+    end: int
+    features: dict[str, float] = field(default_factory=dict)
+    logit: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.result.text[self.start : self.end]
+
+    @property
+    def doc_start(self) -> int:
+        return self.result.start + self.start
+
+
+@dataclass
+class Question:
+    """What is known about a question before reading any passage."""
+
+    text: str
+    norm: str
+    qtype: str
+    terms: list[str]
+    weights: dict[str, float]
+    entities: list[str]
+    bigrams: set[str]
+
+    @classmethod
+    def parse(cls, question: str) -> Question:
+        terms = content_terms(question)
+        norm = normalize(question)
+        return cls(
+            text=question,
+            norm=norm,
+            qtype=question_type(question),
+            terms=terms,
+            weights={t: _term_weight(t) for t in terms},
+            entities=key_entities(question),
+            bigrams=_bigrams(norm) - _QUESTION_BIGRAMS,
+        )
+
+
+def _share(found: set[str], weights: dict[str, float]) -> float:
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in found) / total if total else 0.0
+
+
+def _entity_share(entities: Sequence[str], text_norm: str) -> float:
+    if not entities:
+        return 1.0
+    flat = text_norm.replace(" ", "")
+    return sum(1 for e in entities if e.replace(" ", "") in flat) / len(entities)
+
+
+def candidates(engine: Engine, question: Question, results: Sequence[SearchResult]) -> list[Candidate]:
+    """Every sentence of the retrieved passages with its features (embeddings in one batch)."""
+    cands: list[Candidate] = []
+    for rank, r in enumerate(results, start=1):
+        passage_norm = normalize(r.text)
+        context_norm = normalize(r.title or "") + " " + passage_norm
+        # One analysis per passage; each sentence takes the terms that fall inside it.
+        tokens = analyze(r.text, grams=False)
+        passage_terms = {t.term for t in tokens}
+        kw_ctx = _share(passage_terms, question.weights)
+        ent_ctx = _entity_share(question.entities, context_norm)
+        for start, end in split_sentences(r.text):
+            sentence = r.text[start:end]
+            if len(_CJK.sub("xx", sentence).strip()) < MIN_SENTENCE_CHARS:
+                continue
+            sent_terms = {t.term for t in tokens if t.start >= start and t.end <= end}
+            sent_norm = passage_norm[start:end]
+            if question.bigrams:
+                gram = len(question.bigrams & _bigrams(sent_norm)) / len(question.bigrams)
+            else:
+                gram = _share(sent_terms, question.weights)
+            typed = question.qtype in ("number", "date")
+            hit = typed and any(
+                not _in_question(sentence[s:e], question.norm)
+                for s, e in typed_spans(sentence, question.qtype, tagged=False)
+            )
+            cands.append(
+                Candidate(
+                    result=r,
+                    start=start,
+                    end=end,
+                    features={
+                        "kw": _share(sent_terms, question.weights),
+                        "kw_ctx": kw_ctx,
+                        "gram": gram,
+                        "ent": _entity_share(question.entities, sent_norm),
+                        "ent_ctx": ent_ctx,
+                        "rank": 1.0 / rank,
+                        "pdense": float(r.dense_score or 0.0),
+                        "type_hit": 1.0 if hit else 0.0,
+                        "type_miss": 1.0 if typed and not hit else 0.0,
+                        "log_len": math.log1p(len(sentence)),
+                    },
+                )
+            )
+    if not cands:
+        return cands
+    q_vec = engine.embedder.encode_queries([question.text])[0]
+    s_vecs = engine.embedder.encode_passages([c.text for c in cands])
+    cosines = s_vecs @ q_vec
+    best = float(cosines.max())
+    for c, cos in zip(cands, cosines, strict=True):
+        c.features["cos"] = float(cos)
+        c.features["cos_gap"] = float(cos) - best
+    return cands
+
+
+def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
+    return np.asarray([[c.features[f] for f in FEATURES] for c in cands], dtype=np.float64)
+
+
+def score(cands: list[Candidate]) -> list[Candidate]:
+    """Give each candidate its ranker logit; best first (ties: the earlier-ranked passage)."""
+    if not cands:
+        return cands
+    logits = feature_matrix(cands) @ np.asarray(RANKER_WEIGHTS) + RANKER_BIAS
+    for c, z in zip(cands, logits, strict=True):
+        c.logit = float(z)
+    return sorted(cands, key=lambda c: -c.logit)
+
+
+def confidence_features(ranked: Sequence[Candidate]) -> list[float]:
+    best = ranked[0]
+    margin = best.logit - ranked[1].logit if len(ranked) > 1 else 5.0
+    return [best.logit, min(margin, 5.0), best.features["ent"], best.features["ent_ctx"]]
+
+
+def confidence(ranked: Sequence[Candidate]) -> float:
+    """Calibrated probability that the best candidate holds the answer."""
+    z = float(np.dot(confidence_features(ranked), CONFIDENCE_WEIGHTS) + CONFIDENCE_BIAS)
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+# --- the span inside the answer sentence -------------------------------------------------------------
+_LEADING_GLUE = re.compile(r"^[\s，,：:、。；;“”\"'（）()的是为了即乃由被在于将把和与及]+")
+_TRAILING_GLUE = re.compile(r"[\s，,：:、。；;“”\"'（）()的了]+$")
+
+
+def answer_span(sentence: str, question: Question) -> tuple[int, int] | None:
+    """The shortest part of `sentence` that answers: a number with its unit, a date, a name, else the
+    clause after the words the question already has. None when nothing smaller than the sentence fits."""
+    matched = term_spans(sentence, question.terms) if question.terms else []
+    typed = [
+        (s, e)
+        for s, e in typed_spans(sentence, question.qtype)
+        if not _in_question(sentence[s:e], question.norm)
+    ]
+    if typed:
+        unit = _asked_unit(question.norm)
+
+        def closeness(span: tuple[int, int]) -> tuple[float, int]:
+            s, e = span
+            dist = min((min(abs(s - me), abs(ms - e)) for ms, me in matched), default=0)
+            bonus = 4.0 if unit and sentence[s:e].rstrip().endswith(unit) else 0.0
+            return (dist - bonus, -s)
+
+        return min(typed, key=closeness)
+    return _clause_span(sentence, matched)
+
+
+def _asked_unit(question_norm: str) -> str | None:
+    """The measure word a question asks in (多少个 → 个, 几次 → 次, 多少亿元 → 元)."""
+    m = re.search(r"(?:多少|几)\s?(?:万|亿)?([\u4e00-\u9fff%])", question_norm)
+    if m is None or m.group(1) in "的是人年":  # 多少人 → 人 is fine as a unit, but so common it says little
+        return None
+    return m.group(1)
+
+
+def _clause_span(sentence: str, matched: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The text after the question's words within their clause (or the next clause), trimmed."""
+    if not matched:
+        return None
+    clauses: list[tuple[int, int]] = []
+    at = 0
+    for m in _CLAUSE_END.finditer(sentence):
+        clauses.append((at, m.start()))
+        at = m.end()
+    clauses.append((at, len(sentence)))
+    # The clause holding most of the question's words is where the question "is"; the answer is the rest
+    # of that clause after its last matched word, else the next clause, else the text before the match.
+    def hits(c: tuple[int, int]) -> int:
+        return sum(min(e, c[1]) - max(s, c[0]) for s, e in matched if s < c[1] and e > c[0])
+
+    best = max(range(len(clauses)), key=lambda i: (hits(clauses[i]), -i))
+    cs, ce = clauses[best]
+    last = max((e for s, e in matched if cs <= s < ce), default=cs)
+    first = min((s for s, e in matched if cs <= s < ce), default=ce)
+    for span in ((last, ce), clauses[best + 1] if best + 1 < len(clauses) else (ce, ce), (cs, first)):
+        trimmed = _trim(sentence, *span)
+        if trimmed is not None:
+            return trimmed
+    return None
+
+
+def _trim(sentence: str, start: int, end: int) -> tuple[int, int] | None:
+    piece = sentence[start:end]
+    lead = _LEADING_GLUE.match(piece)
+    tail = _TRAILING_GLUE.search(piece)
+    s = start + (lead.end() if lead else 0)
+    e = end - (len(tail.group()) if tail else 0)
+    if e - s < 2 or (s, e) == (0, len(sentence)):
+        return None
+    return s, e
+
+
+# --- citations ---------------------------------------------------------------------------------------
+def _citation(n: int, r: SearchResult | Any, meta: dict[str, Any], start: int, end: int, text: str) -> Citation:
+    return Citation(
+        n=n,
+        passage_id=r.passage_id,
+        doc_id=r.doc_id,
+        title=meta.get("title") or r.doc_id,
+        source=meta.get("source"),
+        date=meta.get("date"),
+        start=start,
+        end=end,
+        text=text,
+    )
+
+
+def citations_for(engine: Engine, best: Candidate) -> list[Citation]:
+    """[1] the answer sentence in its passage; [2]… the same sentence in near-identical passages folded
+    into that result (`also_in`), located in their own documents."""
+    r = best.result
+    sentence = best.text
+    out = [
+        _citation(
+            1, r, {"title": r.title, "source": r.source, "date": r.date}, best.doc_start,
+            best.doc_start + len(sentence), sentence,
+        )
+    ]
+    if not r.also_in:
+        return out
+    passages = engine.snapshot().passages
+    rows = passages.passages([a.passage_id for a in r.also_in])
+    metas = passages.documents_meta({row.doc_id for row in rows.values()})
+    grams = shingles(sentence)
+    for a in r.also_in:
+        row = rows.get(a.passage_id)
+        if row is None:
+            continue
+        at = row.text.find(sentence)
+        if at >= 0:
+            span = (at, at + len(sentence))
+        else:
+            # The copy was edited a little: the sentence of the other passage sharing most 4-grams.
+            def overlap(s: tuple[int, int], text: str = row.text) -> int:
+                return len(grams & shingles(text[s[0] : s[1]]))
+
+            spans = split_sentences(row.text)
+            span = max(spans, key=overlap, default=None)
+            if span is None or not _same_sentence(grams, shingles(row.text[span[0] : span[1]])):
+                continue
+        text = row.text[span[0] : span[1]]
+        out.append(_citation(len(out) + 1, row, metas.get(row.doc_id, {}), row.start + span[0], row.start + span[1], text))
+    return out
+
+
+def _same_sentence(a: set[str], b: set[str]) -> bool:
+    # A sentence is much shorter than a passage: the passage-level minimum of shared shingles is too strict.
+    shared = len(a & b)
+    return near_duplicates(a, b) or (shared >= 5 and shared / max(1, min(len(a), len(b))) >= 0.6)
+
+
+# --- the answer --------------------------------------------------------------------------------------
+def threshold_from_env() -> float:
+    """The confidence below which no answer is given: $SEMSEARCH_ANSWER_THRESHOLD, else the default."""
+    from search.engine import QueryError
+
+    raw = os.environ.get(THRESHOLD_ENV, "").strip()
+    if not raw:
+        return DEFAULT_THRESHOLD
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise QueryError(f"{THRESHOLD_ENV} must be a number from 0 to 1, not {raw!r}")
+    return value
+
+
+def retrieve(
+    engine: Engine, question: str, k: int, filters: Filters | None
+) -> list[SearchResult]:
+    """The passages an answer is read from: hybrid search where the index has keywords, else dense."""
+    return engine.search(question, k=k, filters=filters).results
+
+
+def rank_sentences(engine: Engine, question: str, results: Sequence[SearchResult]) -> list[Candidate]:
+    """All candidate sentences of `results`, best first."""
+    return score(candidates(engine, Question.parse(question), results))
+
+
+def ask(
+    engine: Engine,
+    question: str,
+    k: int = DEFAULT_K,
+    *,
+    filters: Filters | None = None,
+    threshold: float | None = None,
+) -> AskResponse:
+    """Answer `question` with a sentence of the top-`k` passages, or with null when none is confident."""
+    from search.engine import check_query
+
+    question = check_query(question)
+    threshold = threshold_from_env() if threshold is None else threshold
+    results = retrieve(engine, question, k, filters)
+    if not results:
+        return AskResponse(question=question, answer=None, confidence=0.0, message=NO_PASSAGES_MESSAGE)
+    parsed = Question.parse(question)
+    ranked = score(candidates(engine, parsed, results))
+    if not ranked:
+        return AskResponse(
+            question=question, answer=None, confidence=0.0, passages=list(results), message=NO_PASSAGES_MESSAGE
+        )
+    conf = confidence(ranked)
+    if conf < threshold:
+        return AskResponse(
+            question=question,
+            answer=None,
+            confidence=round(conf, 4),
+            passages=list(results),
+            message=NO_ANSWER_MESSAGE.format(confidence=conf, threshold=threshold),
+        )
+    best = ranked[0]
+    return AskResponse(
+        question=question,
+        answer=best.text,
+        answer_span=answer_span(best.text, parsed),
+        confidence=round(conf, 4),
+        citations=citations_for(engine, best),
+        passages=list(results),
+    )

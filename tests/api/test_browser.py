@@ -1,0 +1,256 @@
+"""The search page in a real browser: Debian's Chromium driven by pytest-playwright.
+
+Screenshots go to tests/artifacts/. With SEMSEARCH_UPDATE_SCREENSHOT=1 the results page is also saved
+as docs/screenshot.png (left alone otherwise, so a test run does not change tracked files).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from urllib.parse import parse_qs, quote, urlparse
+
+import httpx
+import pytest
+
+from tests.api.conftest import ARTIFACTS, CHROMIUM, ROOT, LiveServer, wait_for_job
+
+pytest.importorskip("pytest_playwright", reason="pytest-playwright is not installed")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (install it with `make browser`)"
+)
+
+from playwright.sync_api import Page, Route, expect  # noqa: E402 - after the skip for a missing plugin
+
+QUERY = "长三角 研发投入"
+ZQSB = "000_ad61b687c275495d.txt"
+XSS_ID = "xss/evil<b>.html.txt"
+XSS_TEXT = '报告写道 <script>window.__xss=1</script> 以及 <img src=x onerror="window.__xss=2"> 结束。'
+
+
+@pytest.fixture(scope="module", autouse=True)
+def xss_document(server: LiveServer) -> None:
+    """A document whose text and title are HTML, added through the API like any other."""
+    with server.client() as client:
+        doc = {"doc_id": XSS_ID, "title": "<i>标题</i><script>window.__xss=3</script>", "text": XSS_TEXT,
+               "source": "<b>来源</b>"}
+        job = client.post("/documents", json={"documents": [doc]}).json()
+        assert wait_for_job(client, job["job"])["state"] == "done"
+
+
+@pytest.fixture
+def page(page: Page) -> Iterator[Page]:
+    """The plugin's page, failing the test on any script error of the page itself."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(30_000)
+    yield page
+    assert not errors, f"errors in the page: {errors}"
+
+
+def search_url(server: LiveServer, query: str, **params: str) -> str:
+    extra = "".join(f"&{k}={quote(v)}" for k, v in params.items())
+    return f"{server.url}/?q={quote(query)}{extra}"
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def the_passage(page: Page):
+    source = page.locator(".source", has_text="证券时报网")
+    return page.locator(".result", has_text="超过3%").filter(has=source)
+
+
+def test_search_highlights_then_opens_the_passage_in_its_article(server: LiveServer, page: Page) -> None:
+    page.goto(server.url)
+    expect(page.locator("#q")).to_be_focused()
+    page.locator("#q").fill(QUERY)
+    page.keyboard.press("Enter")
+    result = the_passage(page).first
+    expect(result).to_be_visible()
+    assert parse_qs(urlparse(page.url).query)["q"] == [QUERY], "the query lives in the URL"
+    expect(result.locator("mark", has_text="研发投入").first).to_be_visible()
+    parts = (result.locator(".score").get_attribute("title") or "").split(" · ")
+    assert len(parts) >= 2, "the score's dense (and keyword) parts are on hover"
+    shot(page, "results")
+
+    result.locator("a.action.open").click()
+    cited = page.locator("mark.cite").first
+    expect(cited).to_be_visible()
+    expect(cited).to_contain_text("超过3%")
+    expect(cited).to_be_in_viewport()
+    assert page.locator(".doc-body p").count() > 5, "paragraphs stay paragraphs"
+    expect(page.locator(".doc-title")).to_have_text("多地布局_十四五_区域创新中心建设")
+    assert "doc=" in page.url and "passage=" in page.url
+    shot(page, "document")
+
+    page.locator("a.back").click()
+    expect(the_passage(page).first).to_be_visible()
+
+
+def test_more_like_this(server: LiveServer, page: Page) -> None:
+    page.goto(search_url(server, "成都超算中心"))
+    first = page.locator(".results > .result").first
+    first.locator("button.more").click()
+    similar = first.locator(".similar .result")
+    expect(similar.first).to_be_visible()
+    assert similar.count() >= 2
+    own = first.get_attribute("data-passage")
+    assert own not in {similar.nth(i).get_attribute("data-passage") for i in range(similar.count())}
+    first.locator("button.more").click()
+    expect(first.locator(".similar")).to_be_hidden()
+
+
+def test_filters_narrow_the_results(server: LiveServer, page: Page) -> None:
+    page.goto(search_url(server, "创新"))
+    expect(page.locator(".results > .result").first).to_be_visible()
+    sources = set(page.locator(".results > .result .meta .source").all_inner_texts())
+    assert {"证券时报网", "新华社"} <= sources
+
+    page.locator("#f-source").select_option("新华社")
+    expect(page).to_have_url(re.compile("source="))
+    expect(page.locator(".results > .result").first).to_be_visible()
+    expect(page.locator(".results.stale")).to_have_count(0)
+    assert set(page.locator(".results > .result .meta .source").all_inner_texts()) == {"新华社"}
+
+    page.locator("#f-clear").click()
+    expect(page).not_to_have_url(re.compile("source="))
+    page.locator(".results > .result", has_text="证券时报网").first.locator("button.within").click()
+    expect(page).to_have_url(re.compile("doc_id="))
+    expect(page.locator(".chip")).to_contain_text("多地布局")
+    expect(page.locator(".results.stale")).to_have_count(0)
+    titles = set(page.locator(".results > .result .title").all_inner_texts())
+    assert titles == {"多地布局_十四五_区域创新中心建设"}
+
+
+def test_the_url_round_trip_and_back(server: LiveServer, page: Page) -> None:
+    page.goto(search_url(server, "成都超算中心"))
+    expect(page.locator(".results > .result").first).to_be_visible()
+    expect(page.locator("#q")).to_have_value("成都超算中心")
+    expect(page.locator(".results > .result").first).to_contain_text("超算")
+
+    page.locator("body").click(position={"x": 5, "y": 600})
+    page.keyboard.press("/")
+    expect(page.locator("#q")).to_be_focused()
+    page.locator("#q").fill(QUERY)
+    page.keyboard.press("Enter")
+    expect(the_passage(page).first).to_be_visible()
+
+    page.go_back()
+    expect(page.locator("#q")).to_have_value("成都超算中心")
+    expect(page).to_have_url(re.compile("q=" + re.escape(quote("成都超算中心"))))
+    expect(page.locator(".results > .result").first).to_contain_text("超算")
+    page.go_forward()
+    expect(page.locator("#q")).to_have_value(QUERY)
+
+    page.goto(search_url(server, "创新", page="2"))
+    expect(page.locator(".page-of")).to_contain_text("2")
+    assert page.locator(".results > .result").first.get_attribute("data-passage")
+
+
+def test_empty_and_error_states(server: LiveServer, page: Page) -> None:
+    page.goto(search_url(server, "创新", date_from="2030-01-01"))
+    expect(page.locator(".empty")).to_contain_text("创新")
+    page.goto(search_url(server, "创新", date_from="2021-13-45"))
+    expect(page.locator(".error")).to_contain_text("date_from must be a date")
+
+
+def test_document_html_stays_inert_text(server: LiveServer, page: Page) -> None:
+    page.goto(f"{server.url}/?doc={quote(XSS_ID, safe='')}")
+    body = page.locator(".doc-body")
+    expect(body).to_contain_text("<script>window.__xss=1</script>")
+    expect(body).to_contain_text('<img src=x onerror="window.__xss=2">')
+    expect(page.locator(".doc-title")).to_have_text("<i>标题</i><script>window.__xss=3</script>")
+    assert page.locator(".doc img, .doc script, .doc i").count() == 0
+    page.goto(search_url(server, "window.__xss onerror", doc_id=XSS_ID))
+    expect(page.locator(".results > .result .passage").first).to_contain_text("<script>")
+    expect(page.locator(".results > .result .source").first).to_have_text("<b>来源</b>")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__xss") is None
+
+
+def test_answer_panel_shows_span_and_citations(server: LiveServer, page: Page) -> None:
+    """Against the /ask response contract, mocked until the engine answers questions."""
+    with server.client() as client:
+        hit = next(r for r in client.get("/search", params={"q": QUERY, "k": 5}).json()["results"]
+                   if "超过3%" in r["text"])
+    at = hit["text"].index("超过3%")
+    sentence = "到2025年长三角研发投入强度超过3%[1]。"
+    span = [sentence.index("超过3%"), sentence.index("超过3%") + len("超过3%")]
+    answer = {
+        "question": QUERY, "answer": sentence, "answer_span": span,
+        "confidence": 0.82, "passages": [],
+        "citations": [{"n": 1, "passage_id": hit["passage_id"], "doc_id": hit["doc_id"],
+                       "title": hit["title"], "source": hit["source"], "date": hit["date"],
+                       "start": hit["start"] + at,
+                       "end": hit["start"] + at + len("超过3%"), "text": "超过3%"}],
+    }
+
+    def health(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "ask": True})
+
+    page.route("**/health", health)
+    page.route("**/ask", lambda route: route.fulfill(json=answer))
+    page.goto(search_url(server, QUERY))
+    panel = page.locator("#answer")
+    expect(panel).to_be_visible()
+    expect(panel.locator("mark.answer-span")).to_have_text("超过3%")
+    expect(panel.locator(".confidence")).to_contain_text("82")
+    panel.locator("a.cite-ref").click()
+    cited = page.locator("mark.cite")
+    expect(cited).to_have_text("超过3%")
+    expect(cited).to_be_in_viewport()
+
+    page.unroute("**/ask")
+    page.route("**/ask", lambda route: route.fulfill(json={**answer, "answer": None, "citations": []}))
+    page.goto(search_url(server, "成都"))
+    expect(panel.locator(".no-answer")).to_be_visible()
+
+
+def test_no_answer_panel_while_ask_is_unavailable(server: LiveServer, page: Page) -> None:
+    if httpx.get(f"{server.url}/health").json()["ask"]:
+        pytest.skip("this server answers questions")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/ask" in request.url else None)
+    page.goto(search_url(server, QUERY))
+    expect(the_passage(page).first).to_be_visible()
+    expect(page.locator("#answer")).to_be_hidden()
+    assert not asked, "the page does not ask a server that cannot answer"
+
+
+def test_english_labels_for_english_browsers(server: LiveServer, browser) -> None:
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(search_url(server, QUERY))
+        expect(page.locator(".results > .result").first).to_be_visible()
+        expect(page.locator("button.primary")).to_have_text("Search")
+        expect(page.locator(".count")).to_contain_text("passages for")
+        expect(page.locator("button.more").first).to_have_text("More like this")
+    finally:
+        context.close()
+
+
+def test_screenshot_with_real_chinese_glyphs(server: LiveServer, page: Page) -> None:
+    page.goto(search_url(server, QUERY))
+    expect(the_passage(page).first).to_be_visible()
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(200)  # let the loading bar fade
+    # A missing font draws every Chinese character as the same box: different glyphs mean real text.
+    different = page.evaluate("""() => {
+        const font = getComputedStyle(document.querySelector('.passage')).fontFamily;
+        const draw = (ch) => {
+            const c = document.createElement('canvas'); c.width = c.height = 48;
+            const g = c.getContext('2d'); g.font = `32px ${font}`; g.fillText(ch, 4, 38);
+            return Array.from(g.getImageData(0, 0, 48, 48).data).join(',');
+        };
+        return draw('长') !== draw('角') && draw('研') !== draw('投');
+    }""")
+    assert different, "Chinese characters render as boxes: install fonts-wqy-microhei"
+    shot(page, "screenshot")
+    if os.environ.get("SEMSEARCH_UPDATE_SCREENSHOT"):
+        page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))

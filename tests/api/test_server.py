@@ -1,0 +1,301 @@
+"""The HTTP API, against a live `semsearch serve` on a copy of the seed index (see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import httpx
+import pytest
+
+from tests.api.conftest import LiveServer, wait_for_job
+
+ZQSB = "000_ad61b687c275495d.txt"  # 证券时报网
+XINHUA = "003_07e0a4d71f185c6b.txt"
+JSON = {"content-type": "application/json"}
+RESULT_KEYS = {"rank", "score", "passage_id", "doc_id", "title", "source", "date", "categories", "paragraph",
+               "start", "end", "text", "highlights", "also_in"}
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> str:
+    """The one error shape, the right status, no stack trace; returns the message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    assert body["error"]["message"] and "Traceback" not in response.text
+    return body["error"]["message"]
+
+
+# --- reading ---------------------------------------------------------------------------------------
+def test_health(client: httpx.Client) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["documents"] == 2 and health["passages"] > 10
+    assert health["model"] == "multilingual-e5-small" and health["generation"]
+    assert "dense" in health["modes"] and isinstance(health["ask"], bool)
+
+
+def test_search_finds_the_cited_passage(client: httpx.Client) -> None:
+    response = client.get("/search", params={"q": "到2025年长三角研发投入强度的目标是多少", "k": 3})
+    assert response.status_code == 200
+    body = response.json()
+    assert {"query", "mode", "total", "offset", "generation", "results"} <= set(body)
+    assert body["offset"] == 0 and len(body["results"]) == 3
+    assert set(body["results"][0]) >= RESULT_KEYS
+    hit = next(r for r in body["results"] if "超过3%" in r["text"])
+    assert hit["source"] == "证券时报网" and hit["doc_id"] == ZQSB
+    doc = client.get(f"/documents/{ZQSB}").json()
+    assert doc["text"][hit["start"] : hit["end"]] == hit["text"]
+
+
+def test_search_pages_and_filters(client: httpx.Client) -> None:
+    page = client.get("/search", params={"q": "区域创新中心", "k": 3, "offset": 2}).json()
+    assert [r["rank"] for r in page["results"]] == [3, 4, 5] and page["offset"] == 2
+    only = client.get("/search", params={"q": "创新", "k": 5, "source": "新华社"}).json()["results"]
+    assert only and {r["source"] for r in only} == {"新华社"}
+    one_doc = client.get("/search", params={"q": "创新", "k": 5, "doc_id": ZQSB}).json()["results"]
+    assert one_doc and {r["doc_id"] for r in one_doc} == {ZQSB}
+    later = client.get("/search", params={"q": "创新", "date_from": "2030-01-01"}).json()
+    assert later["results"] == []
+
+
+def test_facets(client: httpx.Client) -> None:
+    facets = client.get("/facets").json()
+    assert {"证券时报网", "新华社"} <= {s["value"] for s in facets["sources"]}
+    assert "要闻" in {c["value"] for c in facets["categories"]}
+    assert facets["dates"]["from"] <= facets["dates"]["to"]
+
+
+def test_similar_single_and_batch(client: httpx.Client) -> None:
+    by_text = client.post("/similar", json={"text": "成渝地区双城经济圈", "k": 3}).json()["results"]
+    assert len(by_text) == 3 and any("成渝" in r["text"] for r in by_text)
+
+    top = client.get("/search", params={"q": "成都超算中心", "k": 1}).json()["results"][0]
+    like = client.post("/similar", json={"passage_id": top["passage_id"], "k": 4}).json()["results"]
+    assert like and all(r["passage_id"] != top["passage_id"] for r in like)
+
+    batch = client.post("/similar", json={"texts": ["超算中心", "大数据产业园"], "k": 3}).json()["results"]
+    assert len(batch) == 2 and all(len(lst) == 3 for lst in batch)
+    assert any("超算" in r["text"] for r in batch[0])
+    assert any("大数据" in r["text"] for r in batch[1])
+
+    filtered = client.post("/similar", json={"text": "创新", "k": 3, "doc_id": XINHUA}).json()["results"]
+    assert filtered and {r["doc_id"] for r in filtered} == {XINHUA}
+
+
+def test_passage_with_neighbours_and_documents(client: httpx.Client) -> None:
+    top = client.get("/search", params={"q": "长三角研发投入强度", "k": 1}).json()["results"][0]
+    context = client.get(f"/passages/{top['passage_id']}").json()
+    assert context["passage"]["text"] == top["text"] and context["document"]["doc_id"] == top["doc_id"]
+    assert len(context["before"]) <= 1 and len(context["after"]) <= 1
+    assert context["before"] or context["after"]
+    wider = client.get(f"/passages/{top['passage_id']}", params={"neighbours": 3}).json()
+    assert len(wider["before"]) + len(wider["after"]) > len(context["before"]) + len(context["after"])
+
+    listing = client.get("/documents", params={"limit": 1}).json()
+    assert listing["total"] == 2 and len(listing["documents"]) == 1
+    assert listing["documents"][0]["passages"] > 0
+    rest = client.get("/documents", params={"offset": 1, "limit": 1}).json()["documents"]
+    assert rest[0]["doc_id"] != listing["documents"][0]["doc_id"]
+
+    doc = client.get(f"/documents/{ZQSB}").json()
+    assert doc["title"] == "多地布局_十四五_区域创新中心建设" and doc["source"] == "证券时报网"
+    assert "path" not in doc, "server file paths are not the client's business"
+    for start, end in doc["paragraphs"]:
+        assert doc["text"][start:end].strip() == doc["text"][start:end]
+    assert any(p["passage_id"] == top["passage_id"] for p in doc["passages"])
+
+
+# --- writing ---------------------------------------------------------------------------------------
+NEW_DOC = {
+    "doc_id": "api/新闻/yibin.v2.txt",  # slashes and dots, as in real ids
+    "title": "宜宾双城建设",
+    "text": "宜宾正举全市之力超常规推进大学城、科创城双城建设。\n\n已有十余所高校在宜宾办学。",
+    "date": "2022-03-01",
+    "source": "测试通讯社",
+    "categories": ["教育"],
+}
+
+
+def test_add_then_delete_without_restart(client: httpx.Client) -> None:
+    before = client.get("/health").json()["generation"]
+    response = client.post("/documents", json={"documents": [NEW_DOC]})
+    assert response.status_code == 202
+    queued = response.json()
+    assert queued["state"] in ("queued", "running", "done") and queued["documents"] == [NEW_DOC["doc_id"]]
+    assert response.headers["location"] == f"/jobs/{queued['job']}"
+    job = wait_for_job(client, queued["job"])
+    assert job["state"] == "done", job
+    assert job["summary"]["added"] == 1 and job["progress"] == 1.0
+
+    results = client.get("/search", params={"q": "宜宾大学城科创城建设", "k": 3}).json()
+    assert results["generation"] != before
+    assert results["results"][0]["doc_id"] == NEW_DOC["doc_id"]
+    assert results["results"][0]["source"] == "测试通讯社"
+    doc = client.get(f"/documents/{NEW_DOC['doc_id']}").json()
+    assert doc["categories"] == ["教育"] and len(doc["paragraphs"]) == 2
+
+    response = client.delete(f"/documents/{NEW_DOC['doc_id']}")
+    assert response.status_code == 202
+    job = wait_for_job(client, response.json()["job"])
+    assert job["state"] == "done" and job["summary"]["deleted"] == 1
+    results = client.get("/search", params={"q": "宜宾大学城科创城建设", "k": 10}).json()["results"]
+    assert all(r["doc_id"] != NEW_DOC["doc_id"] for r in results)
+    assert_error(client.get(f"/documents/{NEW_DOC['doc_id']}"), 404, "not_found")
+    assert_error(client.delete(f"/documents/{NEW_DOC['doc_id']}"), 404, "not_found")
+
+
+def test_upload_a_text_file(client: httpx.Client) -> None:
+    text = "雅安数据中心集群\n\n雅安依托丰富的水电资源，建设绿色数据中心集群，服务成渝地区的算力需求。\n"
+    files = {"file": ("uploads/yaan.txt", text.encode("utf-8"), "text/plain")}
+    response = client.post("/documents", files=files, params={"wait": 60})
+    assert response.status_code == 200, response.text  # ?wait: the finished job
+    job = response.json()
+    assert job["state"] == "done" and job["documents"] == ["uploads/yaan.txt"]
+    hit = client.get("/search", params={"q": "雅安绿色数据中心集群", "k": 1}).json()["results"][0]
+    assert hit["doc_id"] == "uploads/yaan.txt" and hit["title"] == "雅安数据中心集群"
+    done = client.delete("/documents/uploads/yaan.txt", params={"wait": 60})
+    assert done.status_code == 200 and done.json()["state"] == "done"
+
+
+def test_searches_answer_while_a_job_runs(client: httpx.Client) -> None:
+    """The writer thread never blocks readers: searches answer from the current generation."""
+    docs = [{"doc_id": f"bulk/{i}", "text": f"第{i}号文件：关于推进区域科技创新中心建设的若干措施。" * 6}
+            for i in range(24)]
+    job = client.post("/documents", json={"documents": docs}).json()
+    statuses: list[int] = []
+    while client.get(f"/jobs/{job['job']}").json()["state"] in ("queued", "running"):
+        statuses.append(client.get("/search", params={"q": "长三角", "k": 3}).status_code)
+    assert set(statuses) <= {200}
+    assert wait_for_job(client, job["job"])["state"] == "done"
+    assert client.get("/health").json()["documents"] == 26
+    deleted = [client.delete(f"/documents/bulk/{i}").json()["job"] for i in range(24)]
+    assert wait_for_job(client, deleted[-1])["state"] == "done"
+    assert client.get("/health").json()["documents"] == 2
+
+
+def test_jobs_run_one_at_a_time_in_order(client: httpx.Client) -> None:
+    """Concurrent uploads are queued, never two writers at once (which the index lock would refuse)."""
+    responses: list[httpx.Response] = []
+
+    def upload(i: int) -> None:
+        doc = {"doc_id": f"queue/{i}", "text": f"队列测试文档{i}：成都超算中心的第{i}次扩容。"}
+        with httpx.Client(base_url=str(client.base_url), timeout=60) as own:
+            responses.append(own.post("/documents", json={"documents": [doc]}))
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    jobs = [wait_for_job(client, r.json()["job"]) for r in responses]
+    assert [j["state"] for j in jobs] == ["done"] * 4, jobs
+    runs = sorted((j["started"], j["finished"]) for j in jobs)
+    assert all(a[1] <= b[0] for a, b in zip(runs, runs[1:], strict=False)), "jobs overlapped"
+    for i in range(4):
+        assert client.delete(f"/documents/queue/{i}", params={"wait": 60}).json()["state"] == "done"
+
+
+# --- errors ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code"),
+    [
+        ("GET", "/search", {"params": {"q": ""}}, 400, "bad_request"),
+        ("GET", "/search", {"params": {"q": "   "}}, 400, "bad_request"),
+        ("GET", "/search", {}, 400, "bad_request"),
+        ("GET", "/search", {"params": {"q": "创新", "k": 0}}, 400, "bad_request"),
+        ("GET", "/search", {"params": {"q": "创新", "k": "abc"}}, 400, "bad_request"),
+        ("GET", "/search", {"params": {"q": "创新", "offset": -1}}, 400, "bad_request"),
+        ("GET", "/search", {"params": {"q": "创新", "mode": "fuzzy"}}, 400, "bad_request"),
+        ("GET", "/search", {"params": {"q": "创新", "date_from": "2021-13-40"}}, 400, "bad_request"),
+        ("GET", "/passages/999999999", {}, 404, "not_found"),
+        ("GET", "/passages/abc", {}, 400, "bad_request"),
+        ("GET", "/documents/no/such/doc.txt", {}, 404, "not_found"),
+        ("DELETE", "/documents/no/such/doc.txt", {}, 404, "not_found"),
+        ("GET", "/jobs/nope", {}, 404, "not_found"),
+        ("GET", "/no-such-route", {}, 404, "not_found"),
+        ("PUT", "/search", {}, 405, "method_not_allowed"),
+        ("POST", "/similar", {"content": b"{not json", "headers": JSON}, 422, "malformed_json"),
+        ("POST", "/documents", {"content": b'{"documents": [', "headers": JSON}, 422, "malformed_json"),
+        ("POST", "/similar", {"json": {}}, 400, "bad_request"),
+        ("POST", "/similar", {"json": {"text": "a", "passage_id": 1}}, 400, "bad_request"),
+        ("POST", "/similar", {"json": {"text": "创新", "k": "many"}}, 400, "bad_request"),
+        ("POST", "/similar", {"json": {"passage_id": 999999999}}, 404, "not_found"),
+        ("POST", "/similar", {"json": {"texts": []}}, 400, "bad_request"),
+        ("POST", "/documents", {"json": {"documents": []}}, 400, "bad_request"),
+        ("POST", "/documents", {"json": {"documents": [{"doc_id": "x"}]}}, 400, "bad_request"),
+        ("POST", "/documents", {"json": {"documents": [{"text": "正文", "date": "明天"}]}}, 422,
+         "unreadable_document"),
+        ("POST", "/documents", {"content": b"hello", "headers": {"content-type": "text/plain"}}, 415,
+         "unsupported_media_type"),
+        ("POST", "/documents", {"files": {"other": (None, "no file here")}}, 422, "unreadable_upload"),
+    ],
+)
+def test_errors_have_one_shape(client: httpx.Client, method: str, path: str, kwargs: dict, status: int,
+                               code: str) -> None:
+    assert_error(client.request(method, path, **kwargs), status, code)
+
+
+def test_ask_is_501_until_the_engine_answers(client: httpx.Client) -> None:
+    response = client.post("/ask", json={"question": "到2025年长三角研发投入强度的目标是多少"})
+    if client.get("/health").json()["ask"]:
+        body = response.json()
+        assert response.status_code == 200 and {"question", "answer", "citations", "passages"} <= set(body)
+    else:
+        assert "not available" in assert_error(response, 501, "not_implemented")
+    assert_error(client.post("/ask", json={}), 400, "bad_request")
+
+
+def test_unreadable_uploads_are_422_naming_the_file(client: httpx.Client) -> None:
+    blob = bytes(range(256)) * 64
+    message = assert_error(client.post("/documents", files={"file": ("scan.txt", blob)}), 422)
+    assert "scan.txt" in message
+    message = assert_error(client.post("/documents", files={"file": ("photo.png", blob)}), 422)
+    assert "photo.png" in message
+    cut = b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nabc"
+    assert_error(client.post("/documents", content=cut,
+                             headers={"content-type": "multipart/form-data; boundary=xyz"}), 422)
+
+
+def test_bodies_over_the_limit_are_413(client: httpx.Client) -> None:
+    limit = client.get("/health").json()["max_body_bytes"]
+    assert limit == 10 * 1024 * 1024, "the default limit is 10 MB"
+    big = b"a" * (limit + 1)
+    message = assert_error(client.post("/documents", files={"file": ("big.txt", big)}), 413, "too_large")
+    assert "10 MB" in message
+
+    def chunks():  # no Content-Length: the limit is enforced while the body streams in
+        for _ in range(11):
+            yield b"[" * (1024 * 1024)
+
+    assert_error(client.post("/documents", content=chunks(), headers={"content-type": "application/json"}),
+                 413, "too_large")
+    assert client.get("/health").status_code == 200, "the server is fine afterwards"
+
+
+# --- the page and the API description -------------------------------------------------------------------
+def test_openapi_describes_every_route_with_the_error_shape(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    for path in ("/health", "/search", "/similar", "/ask", "/passages/{passage_id}", "/documents",
+                 "/documents/{doc_id}", "/jobs/{job_id}", "/facets"):
+        assert path in schema["paths"], path
+    text = json.dumps(schema)
+    assert "HTTPValidationError" not in text and "ErrorResponse" in text
+    post = schema["paths"]["/documents"]["post"]["requestBody"]["content"]
+    assert {"application/json", "multipart/form-data"} <= set(post)
+    assert client.get("/docs").status_code == 200
+
+
+def test_the_page_is_served_with_a_strict_policy(server: LiveServer, client: httpx.Client) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert '<input id="q"' in page.text
+    for asset in ("/static/app.js", "/static/app.css", "/static/i18n.js"):
+        response = client.get(asset)
+        assert response.status_code == 200 and response.content, asset
+    assert "http://" not in client.get("/static/app.css").text, "no external fonts or assets"
+    assert_error(client.get("/static/missing.js"), 404)
+

@@ -1,0 +1,187 @@
+"""The text analyser: normalisation, tokens, query terms and highlight spans."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from index import analysis
+from index.analysis import (
+    GRAM_PREFIX,
+    analyze,
+    display_term,
+    is_gram,
+    normalize,
+    query_terms,
+    term_spans,
+    tokenize,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def words(text: str) -> list[str]:
+    return [t for t in tokenize(text) if not is_gram(t)]
+
+
+def highlighted(text: str, query: str) -> list[str]:
+    return [text[a:b] for a, b in term_spans(text, query_terms(query))]
+
+
+# --- normalize --------------------------------------------------------------------------------------------
+def test_normalize_simplifies_half_widths_and_lowercases() -> None:
+    assert normalize("長三角研發投入強度目標") == "长三角研发投入强度目标"
+    assert normalize("ＧＤＰ增長３％，Ｈｅｌｌｏ　World") == "gdp增长3%,hello world"
+    assert normalize("") == ""
+
+
+def test_normalize_keeps_length_where_lowercase_would_not() -> None:
+    # "İ".lower() is two code points; normalize must not shift the offsets after it.
+    text = "İstanbul 長城"
+    assert len(normalize(text)) == len(text)
+    assert normalize(text).endswith("长城")
+
+
+def test_normalize_copes_with_lone_surrogates() -> None:
+    text = "a\ud800長b"
+    assert normalize(text) == "a\ud800长b"
+
+
+_cjk = st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF)
+_traditional = st.sampled_from("長發體會國與對這門東車馬書學們說時開關廣產業經濟裡著")
+_fullwidth = st.characters(min_codepoint=0xFF01, max_codepoint=0xFF5E)
+_surrogate = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+_any_text = st.text(st.one_of(st.characters(), _cjk, _traditional, _fullwidth, _surrogate), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_any_text)
+def test_normalize_never_changes_length(text: str) -> None:
+    assert len(normalize(text)) == len(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_any_text)
+def test_analyze_offsets_point_at_the_term(text: str) -> None:
+    norm = normalize(text)
+    terms = tokenize(text)
+    tokens = analyze(text)
+    assert sorted(t.term for t in tokens) == sorted(terms)
+    for t in tokens:
+        assert 0 <= t.start < t.end <= len(text)
+        if analysis._CJK_RUN.fullmatch(display_term(t.term)):
+            assert norm[t.start : t.end] == display_term(t.term)
+
+
+# --- tokens -----------------------------------------------------------------------------------------------
+def test_traditional_and_simplified_give_the_same_terms() -> None:
+    assert tokenize("長三角研發投入強度目標") == tokenize("长三角研发投入强度目标")
+    assert query_terms("長三角研發投入強度目標") == query_terms("长三角研发投入强度目标")
+
+
+def test_search_mode_words_and_bigrams() -> None:
+    terms = tokenize("长三角研发投入")
+    assert {"长三角", "三角", "研发", "投入"} <= set(terms)
+    # every adjacent pair of a CJK run is also there, as a bigram
+    assert {GRAM_PREFIX + g for g in ("长三", "三角", "角研", "研发", "发投", "投入")} <= set(terms)
+    assert tokenize("港") == ["港", GRAM_PREFIX + "港"]
+
+
+def test_out_of_vocabulary_name_matches_through_bigrams() -> None:
+    # A made-up name that jieba's dictionary does not hold: jieba splits it differently in the query and
+    # in the passage, but the passage holds every bigram of the query.
+    passage = set(tokenize("据本报记者林晓飒报道，骁飒科技发布新品"))
+    query = [t for t in tokenize("林晓飒 骁飒科技") if is_gram(t)]
+    assert query and set(query) <= passage
+
+
+def test_stop_words_punctuation_and_whitespace_are_dropped() -> None:
+    terms = words("这是上海的发展，也是全国的！ The state of the art")
+    assert "的" not in terms and "是" not in terms and "也" not in terms
+    assert "the" not in terms and "of" not in terms
+    assert not any(t.strip(" ，！,!") != t or not t for t in terms)
+    assert {"上海", "发展", "全国", "state", "art"} <= set(terms)
+    assert tokenize("的") == [] and tokenize("   ，。 ") == []
+
+
+def test_english_is_lowercased_and_stemmed() -> None:
+    assert words("Indexing") == words("indexed") == words("INDEXES")
+    assert words("Policies") == words("policy")
+
+
+def test_numbers_are_terms() -> None:
+    terms = words("2025年研发投入强度超过3%，达1,054.5亿元，增长12.5%")
+    assert {"2025", "3", "3%", "1054.5", "12.5", "12.5%"} <= set(terms)
+    assert {"2020", "2021"} <= set(words("2020,2021年"))  # a list, not a thousands separator
+
+
+def test_letter_digit_codes_are_kept_whole() -> None:
+    assert {"5g", "h1n1", "gpt4"} <= set(words("5G网络 H1N1 GPT4"))
+
+
+def test_query_terms_are_distinct_and_readable() -> None:
+    terms = query_terms("研发 研发投入")
+    assert len(terms) == len(set(terms))
+    assert "研发" in terms and "发投" in terms
+    assert not any(t.startswith(GRAM_PREFIX) for t in terms)
+
+
+def test_tokenize_is_thread_safe() -> None:
+    texts = [f"长三角第{i}届研发投入论坛 Indexing run {i}" for i in range(40)]
+    expected = [tokenize(t) for t in texts]
+    results: dict[int, list[str]] = {}
+
+    def work(i: int) -> None:
+        results[i] = tokenize(texts[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results[i] for i in range(len(texts))] == expected
+
+
+def test_jieba_is_loaded_lazily_and_quietly() -> None:
+    code = (
+        "import sys; from index import analysis; assert analysis._jieba is None; "
+        "print(analysis.tokenize('长三角研发投入')[:1])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['长三']" or "长三角" in out.stdout
+    assert out.stderr == ""
+
+
+# --- highlight spans -------------------------------------------------------------------------------------
+def test_spans_highlight_query_words_in_the_original_text() -> None:
+    text = "長三角研發投入強度超過3%，其中上海研发投入居首"
+    assert highlighted(text, "长三角 研发投入") == ["長三角研發投入", "研发投入"]
+    assert highlighted("长三角研发投入强度超过3%", "长三角 研发投入") == ["长三角研发投入"]
+
+
+def test_spans_skip_bigram_noise() -> None:
+    # 院办 is a bigram of the query, but in 医院办公室 it straddles two words.
+    text = "医院办公室"
+    assert (1, 3) not in term_spans(text, query_terms("国务院办公厅"))
+    assert highlighted(text, "国务院办公厅") == ["办公"]
+    assert highlighted("研发投入", "发投") == []
+
+
+def test_spans_latin_case_stem_and_full_width() -> None:
+    text = "Indexing policies: ＡＩ and 5G in 2025."
+    assert highlighted(text, "indexed policy") == ["Indexing", "policies"]
+    assert highlighted(text, "ai 2025") == ["ＡＩ", "2025"]
+    assert highlighted(text, "5g") == ["5G"]
+
+
+def test_spans_of_nothing() -> None:
+    assert term_spans("", ["长三角"]) == []
+    assert term_spans("长三角", []) == []
+    assert term_spans("长三角", query_terms("的")) == []
+    assert term_spans("长三角", query_terms("珠三角")) == [(1, 3)]  # 三角 is a word of the query
