@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if (name := _undecodable_argument(args)) is not None:
+        # bytes that are not UTF-8 arrive as lone surrogates, which the tokenizer and SQLite refuse deep down
+        print(f"semsearch: error: {name} is not valid UTF-8 text", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -35,13 +39,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _undecodable_argument(args: argparse.Namespace) -> str | None:
+    """The name of a text argument that cannot be encoded as UTF-8 (paths may hold any bytes)."""
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    return name.replace("_", "-")
+    return None
+
+
 def _is_user_error(exc: Exception) -> bool:
+    from api.security import ConfigError
     from index.documents import LoadError
     from index.embedders.base import EmbedderError
     from index.generations import IndexFolderError
     from search.engine import NotFound, QueryError
 
-    return isinstance(exc, IndexFolderError | QueryError | NotFound | LoadError | EmbedderError | OSError)
+    return isinstance(exc, IndexFolderError | QueryError | NotFound | LoadError | EmbedderError | OSError
+                      | ConfigError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_similar)
 
+    p = command("ask", "answer a question with a sentence of the documents, cited [n]")
+    p.add_argument("question")
+    p.add_argument("--k", type=int, default=5, help="passages to read the answer from (1-100)")
+    _filter_args(p)
+    p.add_argument("--generate", action="store_true",
+                   help="let an LLM write the answer ($SEMSEARCH_LLM_BASE_URL, _MODEL, _API_KEY)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_ask)
+
     p = command("info", "documents, passages, model and size of the index")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
@@ -93,11 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="ranking depth scored (at least 10)")
     p.add_argument("--limit", type=int, help="only the first N queries (quick checks)")
     p.add_argument("--model", help="sentence-transformers model name or folder")
+    p.add_argument("--answers", action="store_true", help="also answer_hit, em, f1, withheld (semsearch ask)")
+    p.add_argument("--skip", type=int, default=0, help="leave out the first N queries (a fitted slice)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
 
     p = command("serve", "serve the HTTP API and the search page")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; anything but loopback needs SEMSEARCH_API_KEY")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
     return parser
@@ -201,22 +231,96 @@ def cmd_eval(args: argparse.Namespace) -> int:
         limit=args.limit,
         settings=settings,
         progress=sys.stderr.isatty(),
+        answers=args.answers,
+        skip=args.skip,
     )
     if args.json:
-        print(json.dumps(figures))
+        print(json.dumps(figures, ensure_ascii=False))
     else:
+        reliability = figures.pop("reliability", None)
         for key, value in figures.items():
             print(f"{key:>22}: {value}")
+        if reliability:
+            print(f"{'reliability':>22}: confidence bin, answers, mean confidence, share right")
+            for row in reliability:
+                print(f"{'':>22}  {row['bin']}  {row['n']:>5}  {row['predicted']:.3f}  {row['observed']:.3f}")
     return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    filters = _filters(args)
+    filters = filters if filters.active() else None
+    if args.generate and not args.json and sys.stdout.isatty():
+        return _ask_streamed(engine, args.question, args.k, filters)
+    mode = "generate" if args.generate else "extract"
+    response = engine.ask(args.question, k=args.k, filters=filters, mode=mode)
+    if args.json:
+        keys = {"question", "answer", "answer_span", "confidence", "citations", "passages", "message"}
+        if args.generate:
+            keys |= {"mode", "unknown_citations", "unsupported_citations"}
+        print(response.model_dump_json(include=keys))
+    else:
+        print_answer(response)
+    return 0
+
+
+def _ask_streamed(engine: Any, question: str, k: int, filters: Any) -> int:
+    """A generated answer printed as it is written, then its citations and checks."""
+    from search.models import AskResponse
+
+    final = None
+    for event in engine.ask_stream(question, k=k, filters=filters):
+        if event["type"] == "token":
+            print(event["text"], end="", flush=True)
+        elif event["type"] == "done":
+            final = AskResponse.model_validate(event["response"])
+    print()
+    if final is not None:
+        print_answer(final, answer_printed=True)
+    return 0
+
+
+def print_answer(response: Any, *, answer_printed: bool = False) -> None:
+    """The answer (its span highlighted on a terminal), its citations [n], then the passages."""
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    if not answer_printed:
+        if response.answer is None:
+            print(response.message or "no answer")
+        else:
+            spans = [tuple(response.answer_span)] if response.answer_span else []
+            shown = highlight_text(response.answer, spans, colour)
+            if not colour and response.answer_span:  # mark the span without colour too
+                s, e = response.answer_span
+                shown = f"{response.answer[:s]}【{response.answer[s:e]}】{response.answer[e:]}"
+            marks = "".join(f"[{c.n}]" for c in response.citations) if response.mode == "extract" else ""
+            print(f"{shown}{marks}")
+    if response.confidence is not None:
+        print(f"confidence {response.confidence:.2f}")
+    for flag, what in (("unknown_citations", "no such passage"), ("unsupported_citations", "not supported")):
+        marks = getattr(response, flag, None)
+        if marks:
+            print(f"warning: {what}: " + ", ".join(f"[{n}]" for n in marks))
+    if response.citations:
+        print()
+        for c in response.citations:
+            meta = " · ".join(x for x in (c.source, c.date) if x)
+            print(f"[{c.n}] {c.title}" + (f"  ({meta})" if meta else "") + f"  {c.doc_id}:{c.start}-{c.end}")
+    if response.passages:
+        print("\npassages:\n")
+        print_results(response.passages)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.security import SecuritySettings, check_bind
     from api.server import create_app
 
+    security = SecuritySettings.from_env()
+    check_bind(args.host, security)  # before the model loads: refuse at once, with the reason
     os.environ["SEMSEARCH_INDEX"] = str(_index_dir(args))
-    app = create_app(_index_dir(args))
+    app = create_app(_index_dir(args), security=security)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 

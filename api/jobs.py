@@ -65,6 +65,10 @@ class Job:
         }
 
 
+def _finished() -> dict[str, Any]:
+    raise RuntimeError("this job has already run")
+
+
 def _iso(t: float | None) -> str | None:
     """UTC with milliseconds: jobs often start and finish within the same second."""
     if t is None:
@@ -161,6 +165,7 @@ class JobQueue:
                     log.exception("job %s (%s) failed", job.id, job.kind)
                 job.error, job.state = _error_of(exc), FAILED
             finally:
+                job.run = _finished  # drop the documents the closure holds; only the summary is kept
                 job.finished = time.time()
                 job.done.set()
 

@@ -14,15 +14,23 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import DEFAULT_MAX_BODY_BYTES, BodySizeLimit, error_openapi, install_error_handlers
+from api.errors import BodySizeLimit, error_openapi, install_error_handlers
 from api.jobs import JobQueue
 from api.routers import documents, meta, search
+from api.security import (
+    SecuritySettings,
+    install_security,
+    rate_limit,
+    read_access,
+    security_openapi,
+)
+from api.security import max_body_from_env as _max_body_from_env
 from search.engine import Engine
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -36,9 +44,8 @@ PAGE_CSP = (
 
 
 def max_body_from_env() -> int:
-    """`SEMSEARCH_MAX_BODY_MB` (may be fractional), else 10 MB."""
-    value = os.environ.get("SEMSEARCH_MAX_BODY_MB")
-    return int(float(value) * 1024 * 1024) if value else DEFAULT_MAX_BODY_BYTES
+    """`SEMSEARCH_MAX_BODY` (bytes or 10MB), else `SEMSEARCH_MAX_BODY_MB` (may be fractional), else 10 MB."""
+    return _max_body_from_env()
 
 
 class PageHeaders:
@@ -73,8 +80,13 @@ def create_app(
     *,
     engine: Engine | None = None,
     max_body_bytes: int | None = None,
+    security: SecuritySettings | None = None,
 ) -> FastAPI:
-    """The app for one index folder; the model is loaded here, before the first request."""
+    """The app for one index folder; the model is loaded here, before the first request.
+
+    `security` (keys, rate limit, body limit, CORS; see `api.security`) defaults to the environment's.
+    """
+    security = security or SecuritySettings.from_env()  # before the model loads: a bad setting fails fast
     engine = engine or Engine.open(index_dir)
     jobs = JobQueue()
 
@@ -98,13 +110,14 @@ def create_app(
     )
     app.state.engine = engine
     app.state.jobs = jobs
-    app.state.max_body_bytes = max_body_bytes if max_body_bytes is not None else max_body_from_env()
+    app.state.max_body_bytes = max_body_bytes if max_body_bytes is not None else security.max_body_bytes
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.max_body_bytes)
     app.add_middleware(PageHeaders)
+    install_security(app, security)  # after the others: CORS must be outermost to answer preflights
 
     app.include_router(meta.router)
-    app.include_router(search.router)
+    app.include_router(search.router, dependencies=[Depends(read_access), Depends(rate_limit)])
     app.include_router(documents.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -116,7 +129,7 @@ def create_app(
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
-            app.openapi_schema = error_openapi(schema)
+            app.openapi_schema = security_openapi(error_openapi(schema), app)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -7,8 +7,10 @@ highlighted, and a passage indexed in traditional script is found by a query in 
   It never changes the length of the text, so an offset into the normalised text is an offset into the
   original (highlights are offsets into the original passage).
 - `analyze`: tokens with their offsets. CJK text gives jieba's search-mode words (a long word also yields
-  the dictionary words inside it, so `长三角` matches inside `长三角地区`) PLUS the character bigrams of every
-  CJK run, so names and codes missing from jieba's dictionary still match (a 1-char run gives the char).
+  the dictionary words inside it, so `长三角` matches inside `长三角地区`; no HMM, so characters without a
+  dictionary word stay single instead of being glued into guessed words) PLUS the character bigrams of
+  every CJK run, so names and codes missing from jieba's dictionary still match (a 1-char run gives the
+  char).
   Other text gives Snowball-stemmed words (`indexing` ~ `indexed`) and numbers (`2025`, `1054.5`, `3%` as
   `3` and `3%`). A short stop-word list is dropped.
 - `tokenize` (the terms to index or to look up), `query_terms` (the same, deduplicated) and `term_spans`
@@ -137,7 +139,7 @@ def _light_stem(word: str) -> str:
             if len(stem) > 3 and stem[-1] == stem[-2] and stem[-1] not in "aeiouls":
                 stem = stem[:-1]  # running → run
             return stem
-    if word.endswith("es") and word[-3:-2] in ("s", "x", "z") or word.endswith(("ches", "shes")):
+    if (word.endswith("es") and word[-3:-2] in ("s", "x", "z")) or word.endswith(("ches", "shes")):
         return word[:-2]
     if word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
@@ -146,7 +148,7 @@ def _light_stem(word: str) -> str:
 
 # Changes whenever analysis would give other tokens for the same text: a keyword index stores it and
 # reuses stored tokens only when it matches.
-ANALYZER_VERSION = f"1/jieba-search+bigrams/{STEMMER}"
+ANALYZER_VERSION = f"2/jieba-search-nohmm+bigrams/{STEMMER}"
 
 
 # --- normalisation --------------------------------------------------------------------------------------
@@ -210,7 +212,7 @@ def tokenize(text: str) -> list[str]:
     """The terms to index for `text`, or to look up for a query (the same analysis for both).
 
     The same terms as `analyze`, without offsets: this is the indexing hot path, so it skips building
-    them (jieba's dictionary lookups still take most of the time, about 100k characters a second).
+    them (jieba's dictionary lookups still take most of the time: some 100–200k characters a second).
     """
     norm = normalize(text)
     terms: list[str] = []
@@ -279,7 +281,6 @@ def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
     if not text or not terms:
         return []
     norm = normalize(text)
-    tokens = analyze(text, grams=False)
     cjk_terms = set()
     other_terms = set()
     for term in terms:
@@ -291,23 +292,39 @@ def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
         else:
             other_terms.add(term)
     spans: list[tuple[int, int]] = []
-    if cjk_terms:
-        bounds: set[int] = set()
-        for run in _CJK_RUN.finditer(norm):
-            bounds.update(run.span())
-        for t in tokens:
-            if _CJK_RUN.match(norm, t.start):
-                bounds.add(t.start)
-                bounds.add(t.end)
-        for term in cjk_terms:
-            at = norm.find(term)
-            while at >= 0:
-                if at in bounds and at + len(term) in bounds:
-                    spans.append((at, at + len(term)))
-                at = norm.find(term, at + 1)
+    # Only the CJK runs where a term occurs are segmented: jieba is the costly part of highlighting.
+    bounds_of_run: dict[int, set[int]] = {}
+    for term in cjk_terms:
+        at = norm.find(term)
+        while at >= 0:
+            end = at + len(term)
+            run = _CJK_RUN.search(norm, _run_start(norm, at))
+            assert run is not None  # the term is CJK, so its first character is in a run
+            bounds = bounds_of_run.get(run.start())
+            if bounds is None:
+                bounds = bounds_of_run[run.start()] = _word_bounds(run.group(), run.start())
+            if at in bounds and end in bounds:
+                spans.append((at, end))
+            at = norm.find(term, at + 1)
     if other_terms:
-        spans.extend((t.start, t.end) for t in tokens if t.term in other_terms)
+        spans.extend((start, end) for term, start, end in _latin_tokens(norm) if term in other_terms)
     return _merge(spans)
+
+
+def _run_start(norm: str, at: int) -> int:
+    """Where the CJK run holding position `at` starts."""
+    while at > 0 and _CJK_RUN.match(norm, at - 1):
+        at -= 1
+    return at
+
+
+def _word_bounds(run: str, base: int) -> set[int]:
+    """Offsets where a word of jieba's search-mode segmentation of a CJK run starts or ends."""
+    bounds = {base, base + len(run)}
+    for _, start, end in _segmenter().tokenize(run, mode="search", HMM=False):
+        bounds.add(base + start)
+        bounds.add(base + end)
+    return bounds
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -279,15 +279,21 @@ class IndexBuilder:
         vectors = self._vectors(new_chunks, summary)
         dim = self.embedder.dim if new_chunks or not previous else prev_manifest["dim"]
         if previous:
-            vstore = load_vector_store(self.settings.vector_store, self.dir.path(previous))
+            vstore = load_vector_store(
+                self.settings.vector_store, self.dir.path(previous), self.settings.faiss
+            )
             stale = set(prev_store.passage_ids_of_docs(list(changed) + sorted(gone))) if prev_store else set()
             vstore.remove(np.fromiter(stale, dtype=np.int64, count=len(stale)))
         else:
             from index.stores.factory import create_vector_store
 
-            vstore = create_vector_store(self.settings.vector_store, dim)
+            vstore = create_vector_store(self.settings.vector_store, dim, self.settings.faiss)
+        t_vectors = time.perf_counter()
         vstore.add(np.asarray(new_ids, dtype=np.int64), vectors)
         vstore.save(tmp)
+        # The index layout actually chosen (exact / ivf / hnsw with its parameters) and what it cost.
+        vector_index = dict(vstore.describe()) if hasattr(vstore, "describe") else {}
+        vector_index["seconds"] = round(time.perf_counter() - t_vectors, 3)
 
         all_rows = list(store.conn.execute("SELECT passage_id, text FROM passages ORDER BY passage_id"))
         summary.passages = len(all_rows)
@@ -313,6 +319,7 @@ class IndexBuilder:
             "passages": summary.passages,
             "next_passage_id": next_id,
             "previous": previous,
+            "vector_index": vector_index,
         }
         return manifest
 

@@ -40,6 +40,23 @@ class ChunkSettings:
 
 
 @dataclass
+class FaissSettings:
+    """How the FAISS vector store picks and tunes its index (see `index.stores.faiss_store`).
+
+    Zero for ``nlist`` / ``nprobe`` means "chosen from the size".
+    """
+
+    kind: str = "auto"  # auto: exact up to exact_max vectors, then ivf; or force "flat", "ivf", "hnsw"
+    exact_max: int = 50_000
+    codec: str = "sq8"  # how ivf / hnsw store vectors: "sq8" (1 byte a dimension), "fp16" or "flat"
+    nlist: int = 0
+    nprobe: int = 0
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 64
+
+
+@dataclass
 class IndexSettings:
     """Everything that decides what an index contains; recorded in its manifest."""
 
@@ -47,6 +64,7 @@ class IndexSettings:
     chunks: ChunkSettings = field(default_factory=ChunkSettings)
     vector_store: str = "faiss"
     keyword_store: str = "bm25"
+    faiss: FaissSettings = field(default_factory=FaissSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,11 +76,13 @@ class IndexSettings:
             chunks=ChunkSettings(**data.get("chunks", {})),
             vector_store=data.get("vector_store", "faiss"),
             keyword_store=data.get("keyword_store", "bm25"),
+            faiss=FaissSettings(**data.get("faiss", {})),
         )
 
     @classmethod
     def from_env(cls) -> IndexSettings:
-        """Defaults, overridden by `SEMSEARCH_MODEL`, `SEMSEARCH_BACKEND`, `SEMSEARCH_MAX_TOKENS`."""
+        """Defaults, overridden by `SEMSEARCH_MODEL`, `SEMSEARCH_BACKEND`, `SEMSEARCH_MAX_TOKENS`,
+        `SEMSEARCH_FAISS_KIND` and `SEMSEARCH_EXACT_MAX`."""
         settings = cls()
         if model := os.environ.get("SEMSEARCH_MODEL"):
             settings.embedder.model = model
@@ -71,4 +91,8 @@ class IndexSettings:
         if max_tokens := os.environ.get("SEMSEARCH_MAX_TOKENS"):
             settings.chunks.max_tokens = int(max_tokens)
             settings.chunks.target_tokens = min(settings.chunks.target_tokens, settings.chunks.max_tokens)
+        if kind := os.environ.get("SEMSEARCH_FAISS_KIND"):
+            settings.faiss.kind = kind
+        if exact_max := os.environ.get("SEMSEARCH_EXACT_MAX"):
+            settings.faiss.exact_max = int(exact_max)
         return settings

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.analysis import STOP_WORDS, analyze, normalize, query_terms, term_spans
+from index.analysis import STOP_WORDS, analyze, normalize, term_spans
 from search.dedupe import near_duplicates, shingles
 from search.models import AskResponse, Citation, SearchResult
 
@@ -78,7 +78,8 @@ _CLOSERS = "”’」』）)】》\"'"
 # followed by white space, or at a line break (headings stand on their own lines).
 _SENTENCE_END = re.compile(rf"\n+|[。！？；…]+[{_CLOSERS}]*|[.!?;]+[{_CLOSERS}]*(?=\s|$)")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr vs etc no inc co ltd mt ft fig al gen col lt sgt rev u.s e.g i.e a.m p.m".split()
+    "mr mrs ms dr prof st jr sr vs etc no inc co ltd mt ft fig al gen col lt sgt rev "  # noqa: SIM905
+    "u.s e.g i.e a.m p.m".split()
 )
 _CLAUSE_END = re.compile(r"[，,：:、]")
 
@@ -149,14 +150,16 @@ QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"\bwhat (?:percentage|percent|proportion|share|number|amount|size|population|rate)\b"
     )),
     ("person", re.compile(r"谁|哪位|哪个人|哪些人|什么人|何人|\bwho\b|\bwhom\b|\bwhose\b")),
-    ("place", re.compile(r"哪里|哪儿|何处|何地|哪个(?:国家|城市|地方|省|州|地区)|哪些(?:国家|城市|地方|地区)|\bwhere\b")),
+    ("place", re.compile(
+        r"哪里|哪儿|何处|何地|哪个(?:国家|城市|地方|省|州|地区)|哪些(?:国家|城市|地方|地区)|\bwhere\b"
+    )),
     ("which", re.compile(r"哪|\bwhich\b")),
     ("what", re.compile(r"什么|何|\bwhat\b")),
 )  # fmt: skip
 
 # Words that make a question a question: they are not content to look for in a sentence.
 QUESTION_WORDS = frozenset(
-    "多少 几 几个 什么 哪 哪些 哪个 哪里 哪儿 哪位 哪年 哪一年 谁 何 何时 如何 怎么 怎样 怎么样 为什么 为何 "
+    "多少 几 几个 什么 哪 哪些 哪个 哪里 哪儿 哪位 哪年 哪一年 谁 何 何时 如何 怎么 怎样 怎么样 为什么 为何 "  # noqa: SIM905
     "是否 吗 呢 么 是 有 请问 目标 时候 什么样 多 哪种 "
     "what who whom whose when where which why how mani much many did do doe does is are was were has have "
     "had can could would should name".split()
@@ -200,7 +203,9 @@ def _pos_cut(text: str) -> list[tuple[str, str, int]]:
 
 _ENTITY_FLAGS = {"nr", "nrt", "nrfg", "ns", "nt", "nz", "eng"}
 _TITLE = re.compile(r"《([^》]{1,40})》|“([^”]{2,20})”|\"([^\"]{2,30})\"")
-_CAPITALISED = re.compile(r"(?<![\w.])(?:[A-Z][\w'’\-]*|[A-Z]\.)(?:\s+(?:of|the|de|von|van|and)?\s*[A-Z][\w'’\-]*)*")
+_CAPITALISED = re.compile(
+    r"(?<![\w.])(?:[A-Z][\w'’\-]*|[A-Z]\.)(?:\s+(?:of|the|de|von|van|and)?\s*[A-Z][\w'’\-]*)*"
+)
 _DIGITS = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -557,7 +562,9 @@ def _trim(sentence: str, start: int, end: int) -> tuple[int, int] | None:
 
 
 # --- citations ---------------------------------------------------------------------------------------
-def _citation(n: int, r: SearchResult | Any, meta: dict[str, Any], start: int, end: int, text: str) -> Citation:
+def _citation(
+    n: int, r: SearchResult | Any, meta: dict[str, Any], start: int, end: int, text: str
+) -> Citation:
     return Citation(
         n=n,
         passage_id=r.passage_id,
@@ -605,7 +612,8 @@ def citations_for(engine: Engine, best: Candidate) -> list[Citation]:
             if span is None or not _same_sentence(grams, shingles(row.text[span[0] : span[1]])):
                 continue
         text = row.text[span[0] : span[1]]
-        out.append(_citation(len(out) + 1, row, metas.get(row.doc_id, {}), row.start + span[0], row.start + span[1], text))
+        meta = metas.get(row.doc_id, {})
+        out.append(_citation(len(out) + 1, row, meta, row.start + span[0], row.start + span[1], text))
     return out
 
 
@@ -664,7 +672,8 @@ def ask(
     ranked = score(candidates(engine, parsed, results))
     if not ranked:
         return AskResponse(
-            question=question, answer=None, confidence=0.0, passages=list(results), message=NO_PASSAGES_MESSAGE
+            question=question, answer=None, confidence=0.0, passages=list(results),
+            message=NO_PASSAGES_MESSAGE,
         )
     conf = confidence(ranked)
     if conf < threshold:

@@ -25,6 +25,7 @@ from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
 from search.engine import Engine
 
+ANSWER_KEYS = ("answer_hit", "em", "f1", "withheld")
 RETRIEVAL_KEYS = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer@1", "answer@5", "queries")
 TIMING_KEYS = ("index_passages_per_s", "query_ms_p50", "query_ms_p95")
 
@@ -143,6 +144,152 @@ def pair_spearman(embedder: Embedder, pairs: list[dict[str, Any]]) -> float:
     return round(spearman(cosines, np.asarray([float(p["label"]) for p in pairs])), 4)
 
 
+# --- answers ----------------------------------------------------------------------------------------
+# CMRC 2018's official evaluation (cmrc2018_evaluate.py): punctuation, Chinese and English, and white
+# space are removed; CJK characters count one by one, runs of Latin letters and digits as one token; F1 is
+# computed from the longest common substring of the token lists; each figure is the best over the golds.
+_CMRC_PUNCTUATION = frozenset(
+    "-:_*^/\\~`+=，。：？！“”；’《》……·、「」（）－～『』｛｝【】〔〕〈〉"
+    "!\"#$&'()*,.;<>?@[]{|}"
+)  # not %: "3%" and "3" are different answers
+
+
+def _cmrc_tokens(text: str) -> list[str]:
+    tokens: list[str] = []
+    word = ""
+    for char in text.lower().strip():
+        if char.isspace() or char in _CMRC_PUNCTUATION:
+            if word:
+                tokens.append(word)
+                word = ""
+            continue
+        if "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf" or not char.isalnum():
+            if word:
+                tokens.append(word)
+                word = ""
+            tokens.append(char)
+        else:
+            word += char
+    if word:
+        tokens.append(word)
+    return tokens
+
+
+def normalize_answer(text: str) -> str:
+    """Lower case, without punctuation or white space: how answers are compared."""
+    return "".join(_cmrc_tokens(text))
+
+
+def _lcs_length(a: list[str], b: list[str]) -> int:
+    """Length of the longest common substring (contiguous) of two token lists."""
+    best = 0
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, start=1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def answer_em(prediction: str, golds: list[str]) -> float:
+    pred = normalize_answer(prediction)
+    return 1.0 if any(pred == normalize_answer(g) for g in golds if g) else 0.0
+
+
+def answer_f1(prediction: str, golds: list[str]) -> float:
+    pred = _cmrc_tokens(prediction)
+    best = 0.0
+    for gold in golds:
+        ref = _cmrc_tokens(gold)
+        common = _lcs_length(pred, ref) if pred and ref else 0
+        if common:
+            precision, recall = common / len(pred), common / len(ref)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def contains_answer(text: str, golds: list[str]) -> bool:
+    """Whether `text` contains one of the gold answers (normalised alike): answer_hit."""
+    flat = normalize_answer(text)
+    return any(g and normalize_answer(g) in flat for g in golds if normalize_answer(g))
+
+
+RELIABILITY_BINS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
+
+
+def answer_metrics(
+    engine: Engine,
+    queries: list[dict[str, Any]],
+    *,
+    k: int | None = None,
+    threshold: float | None = None,
+    on_answer: Callable[[dict[str, Any], Any, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """answer_hit, em, f1 over ALL `queries` (a withheld answer scores 0) and the withheld share, at the
+    configured confidence threshold; also the same without any threshold (`*_all`), the precision of the
+    answered questions, and a reliability table (mean confidence vs observed answer_hit per bin).
+
+    em and f1 score `answer_span` when the answer has one, else the whole answer sentence.
+    """
+    from search.answer import DEFAULT_K, threshold_from_env
+
+    k = k or DEFAULT_K
+    threshold = threshold_from_env() if threshold is None else threshold
+    sums = dict.fromkeys(("answer_hit", "em", "f1", "withheld", "answer_hit_all", "em_all", "f1_all"), 0.0)
+    confidences: list[float] = []
+    hits: list[float] = []
+    for q in queries:
+        answers = [a for a in q.get("answers", []) if a]
+        # Threshold 0: the best sentence is always returned, so the figures without a threshold and the
+        # reliability table come from the same run; the threshold is applied below.
+        response = engine.ask(q["question"], k=k, threshold=0.0)
+        scores = {"answer_hit": 0.0, "em": 0.0, "f1": 0.0}
+        if response.answer is not None:
+            span = response.answer_span
+            predicted = response.answer[span[0] : span[1]] if span else response.answer
+            scores = {
+                "answer_hit": 1.0 if contains_answer(response.answer, answers) else 0.0,
+                "em": answer_em(predicted, answers),
+                "f1": answer_f1(predicted, answers),
+            }
+        conf = float(response.confidence or 0.0)
+        answered = response.answer is not None and conf >= threshold
+        for key, value in scores.items():
+            sums[f"{key}_all"] += value
+            sums[key] += value if answered else 0.0
+        sums["withheld"] += 0.0 if answered else 1.0
+        confidences.append(conf)
+        hits.append(scores["answer_hit"])
+        if on_answer is not None:
+            on_answer(q, response, {**scores, "answered": float(answered)})
+    n = max(1, len(queries))
+    out: dict[str, Any] = {key: round(value / n, 4) for key, value in sums.items()}
+    answered = [h for c, h in zip(confidences, hits, strict=True) if c >= threshold]
+    out["precision_answered"] = round(sum(answered) / len(answered), 4) if answered else 0.0
+    out["threshold"] = threshold
+    out["reliability"] = reliability_table(confidences, hits)
+    return out
+
+
+def reliability_table(confidences: list[float], hits: list[float]) -> list[dict[str, float]]:
+    """Per confidence bin: how many answers, their mean confidence, and the share that were right."""
+    conf, hit = np.asarray(confidences, dtype=np.float64), np.asarray(hits, dtype=np.float64)
+    rows = []
+    for lo, hi in zip(RELIABILITY_BINS, RELIABILITY_BINS[1:], strict=False):
+        inside = (conf >= lo) & (conf < hi)
+        if inside.any():
+            rows.append({
+                "bin": f"{lo:.1f}-{min(hi, 1.0):.1f}",
+                "n": int(inside.sum()),
+                "predicted": round(float(conf[inside].mean()), 3),
+                "observed": round(float(hit[inside].mean()), 3),
+            })
+    return rows
+
+
 def evaluate(
     folder: Path,
     *,
@@ -151,8 +298,14 @@ def evaluate(
     limit: int | None = None,
     settings: IndexSettings | None = None,
     progress: bool = False,
+    answers: bool = False,
+    skip: int = 0,
 ) -> dict[str, Any]:
-    """All figures for one set folder, with exactly the keys the README of the sets defines."""
+    """All figures for one set folder, with exactly the keys the README of the sets defines.
+
+    `answers` adds answer_hit, em, f1 and withheld (`answer_metrics`); `skip` leaves out the first
+    queries (the slice the answer model was fitted on: `--skip 300` for cmrc2018-dev).
+    """
     folder = Path(folder)
     has_queries = (folder / "queries.jsonl").exists() and (folder / "corpus.jsonl").exists()
     has_pairs = (folder / "pairs.jsonl").exists()
@@ -163,12 +316,15 @@ def evaluate(
     if has_queries:
         index_dir, rate = eval_index(folder, settings, progress=progress)
         engine = Engine.open(index_dir)
-        queries = read_jsonl(folder / "queries.jsonl")[:limit]
+        queries = read_jsonl(folder / "queries.jsonl")[skip:]
+        queries = queries[:limit] if limit is not None else queries
         metrics = retrieval_metrics(engine, queries, mode=mode, k=k)
         out.update({key: metrics[key] for key in RETRIEVAL_KEYS})
         out["index_passages_per_s"] = round(rate, 2)
         out["query_ms_p50"] = metrics["query_ms_p50"]
         out["query_ms_p95"] = metrics["query_ms_p95"]
+        if answers:
+            out.update(answer_metrics(engine, queries))
     if has_pairs:
         pairs = read_jsonl(folder / "pairs.jsonl")[:limit]
         out["spearman"] = pair_spearman(create_embedder(settings.embedder), pairs)

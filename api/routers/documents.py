@@ -20,12 +20,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.deps import get_engine, get_jobs
 from api.errors import ApiError, responses
 from api.jobs import Job, JobQueue
-from api.routers.schemas import DocumentList, DocumentOut, DocumentsIn, JobOut, PassageContext
+from api.routers.schemas import MAX_ID, DocumentList, DocumentOut, DocumentsIn, JobOut, PassageContext
+from api.security import read_access, write_access
 from index.documents import Document
 from index.loaders import SUPPORTED_EXTENSIONS, documents_from_records, load_bytes
 from search.engine import Engine, NotFound
 
 router = APIRouter(tags=["documents"])
+READ = [Depends(read_access)]  # open unless SEMSEARCH_READS_NEED_KEY
+WRITE = [Depends(write_access)]  # the API key whenever one is configured (api.security)
 
 MAX_FILES = 100
 EXAMPLE_ID = "000_ad61b687c275495d.txt"
@@ -35,9 +38,10 @@ Wait = Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS,
                               description="seconds to wait for the job to finish before answering")]
 
 
-@router.get("/passages/{passage_id}", response_model=PassageContext, responses=responses(400, 404, 503))
+@router.get("/passages/{passage_id}", response_model=PassageContext, responses=responses(400, 404, 503),
+            dependencies=READ)
 def passage(
-    passage_id: int,
+    passage_id: Annotated[int, Path(le=MAX_ID, description="a passage id from a search result")],
     engine: Annotated[Engine, Depends(get_engine)],
     neighbours: Annotated[int, Query(ge=0, le=20, description="passages shown before and after")] = 1,
 ) -> dict[str, Any]:
@@ -45,17 +49,18 @@ def passage(
     return engine.passage(passage_id, neighbours=neighbours)
 
 
-@router.get("/documents", response_model=DocumentList, responses=responses(400, 503))
+@router.get("/documents", response_model=DocumentList, responses=responses(400, 503), dependencies=READ)
 def documents(
     engine: Annotated[Engine, Depends(get_engine)],
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """The indexed documents, by doc_id, one page at a time."""
     return engine.documents(offset=offset, limit=limit) | {"limit": limit}
 
 
-@router.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=responses(404, 503))
+@router.get("/documents/{doc_id:path}", response_model=DocumentOut, responses=responses(404, 503),
+            dependencies=READ)
 def document(
     doc_id: Annotated[str, Path(description="the id; it may contain slashes", examples=[EXAMPLE_ID])],
     engine: Annotated[Engine, Depends(get_engine)],
@@ -100,6 +105,7 @@ _UPLOAD_BODY = {
     response_model=JobOut,
     responses=responses(400, 413, 415, 422, 503) | {200: {"model": JobOut, "description": "finished (wait)"}},
     openapi_extra=_UPLOAD_BODY,
+    dependencies=WRITE,
 )
 async def add_documents(
     request: Request,
@@ -133,9 +139,11 @@ async def add_documents(
 
 async def _from_json(body: bytes) -> list[Document]:
     try:
-        payload = json.loads(body)
+        payload = await run_in_threadpool(json.loads, body)  # up to the body limit: not on the event loop
     except ValueError as exc:
         raise ApiError(422, "malformed_json", f"the body is not valid JSON ({exc})") from None
+    except RecursionError:  # valid JSON, but nested deeper than any document list needs
+        raise ApiError(400, "bad_request", "the JSON body is nested too deeply") from None
     try:
         parsed = DocumentsIn.model_validate(payload)
     except ValidationError as exc:
@@ -179,6 +187,7 @@ async def _from_upload(request: Request) -> list[Document]:
     status_code=202,
     response_model=JobOut,
     responses=responses(404, 503) | {200: {"model": JobOut, "description": "finished (wait)"}},
+    dependencies=WRITE,
 )
 async def delete_document(
     doc_id: str,
@@ -197,7 +206,8 @@ async def delete_document(
     return _job_response(jobs, job)
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=responses(404))
+@router.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=responses(404),
+            dependencies=WRITE)
 def job(job_id: str, jobs: Annotated[JobQueue, Depends(get_jobs)]) -> dict[str, Any]:
     """The state of a background write: queued, running, done (with its summary) or failed (with why)."""
     found = jobs.get(job_id)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from api.deps import get_engine
 from api.errors import responses
 from api.routers.schemas import Facets, Health
+from api.security import read_access
 from search.engine import Engine
 
 router = APIRouter(tags=["meta"])
@@ -26,7 +27,7 @@ def health(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> 
     }
 
 
-@router.get("/facets", response_model=Facets, responses=responses(503))
+@router.get("/facets", response_model=Facets, responses=responses(503), dependencies=[Depends(read_access)])
 def facets(engine: Annotated[Engine, Depends(get_engine)]) -> dict[str, Any]:
     """Sources and categories with their document counts, and the date range, for filter choices."""
     found = engine.facets()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from search.filters import parse_filters
 from search.models import SearchResult
@@ -13,6 +13,37 @@ if TYPE_CHECKING:
     from search.filters import Filters
 
 ZQSB = "000_ad61b687c275495d.txt"
+MAX_ID = 2**63 - 1  # SQLite's largest INTEGER: no passage id or offset can be larger (it would overflow)
+
+
+def lone_surrogate_path(value: Any) -> str | None:
+    """Where a JSON value holds a lone UTF-16 surrogate ("\\ud800" escapes), or None.
+
+    JSON allows such escapes, Python keeps them in str, but no tokenizer or database can encode them:
+    they are refused up front as a bad request instead of failing deep inside a search or a build.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = str(key).encode("utf-8", "replace").decode("utf-8")  # the message must encode too
+                stack += [(where or "body", key), (f"{where}.{name}" if where else name, child)]
+        elif isinstance(item, list):
+            stack += [(f"{where}[{i}]", v) for i, v in enumerate(item)]
+    return None
+
+
+def _refuse_lone_surrogates(data: Any) -> Any:
+    where = lone_surrogate_path(data)
+    if where is not None:
+        raise ValueError(f"{where} is not valid Unicode text (a lone surrogate escape such as \\ud800)")
+    return data
 
 
 def _example(example: dict[str, Any]) -> ConfigDict:
@@ -27,6 +58,11 @@ class FilterFields(BaseModel):
     category: list[str] = Field(default_factory=list, description="only documents in one of these categories")
     date_from: str | None = Field(None, description="YYYY-MM-DD, inclusive")
     date_to: str | None = Field(None, description="YYYY-MM-DD, inclusive")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        return _refuse_lone_surrogates(data)
 
     @field_validator("doc_id", "source", "category", mode="before")
     @classmethod
@@ -84,7 +120,7 @@ class SimilarRequest(FilterFields):
     """Exactly one of `text`, `passage_id` or `texts` (the batch form)."""
 
     text: str | None = Field(None, description="a passage-like text")
-    passage_id: int | None = Field(None, description="a stored passage (never returned itself)")
+    passage_id: int | None = Field(None, description="a stored passage (never returned itself)", le=MAX_ID)
     texts: list[str] | None = Field(None,
                                     description="several texts: one result list each, embedded together",
                                     max_length=64)
@@ -103,39 +139,13 @@ class SimilarResponse(BaseModel):
 class AskRequest(FilterFields):
     question: str = Field(description="a question in any language")
     k: int = Field(5, description="passages to read the answer from, 1-100")
+    mode: Literal["extract", "generate"] = Field(
+        "extract", description="extract: the best sentence of the corpus, verbatim; generate: an LLM writes "
+        "the answer from the passages (needs the server's SEMSEARCH_LLM_* settings)"
+    )
+    stream: bool = Field(False, description="answer with server-sent events (tokens while an LLM writes)")
 
     model_config = _example({"question": "到2025年长三角研发投入强度的目标是多少"})
-
-
-class Citation(BaseModel):
-    n: int = Field(description="the [n] mark in the answer")
-    passage_id: int
-    doc_id: str
-    title: str
-    source: str | None = None
-    date: str | None = None
-    start: int = Field(description="offset of the cited text in its document")
-    end: int
-    text: str
-
-
-class AskResponse(BaseModel):
-    question: str
-    answer: str | None = Field(description="null when no passage answers with confidence")
-    answer_span: tuple[int, int] | None = Field(
-        None, description="[start, end) of the exact answer in `answer`"
-    )
-    confidence: float | None = None
-    citations: list[Citation] = Field(default_factory=list)
-    passages: list[SearchResult] = Field(default_factory=list)
-
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
-        "question": "到2025年长三角研发投入强度的目标是多少",
-        "answer": "到2025年长三角研发投入强度超过3%[1]", "answer_span": [14, 18], "confidence": 0.82,
-        "citations": [{"n": 1, "passage_id": 12, "doc_id": ZQSB, "title": "多地布局_十四五_区域创新中心建设",
-                       "source": "证券时报网", "date": "2021-11-29", "start": 1062, "end": 1198,
-                       "text": "根据《长三角科技创新共同体建设发展规划》，到2025年长三角研发投入强度…"}],
-        "passages": []}]})
 
 
 # --- passages and documents -----------------------------------------------------------------------

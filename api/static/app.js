@@ -232,6 +232,8 @@
   function navigate(state, { replace = false } = {}) {
     const url = urlOf(state);
     const here = location.pathname + location.search;
+    // Remember where this page was scrolled to, for when Back returns to it.
+    history.replaceState({ ...(history.state || {}), scroll: window.scrollY }, '');
     if (replace) history.replaceState({ from: history.state && history.state.from }, '', url);
     else if (url !== here) history.pushState({ from: here }, '', url);
     render(readState());
@@ -344,6 +346,11 @@
     fromInput.value = state.date_from;
     toInput.value = state.date_to;
     if (modeSelect.options.length) modeSelect.value = state.mode;
+    renderChips(state);
+  }
+
+  /** The document filters as removable chips, and "clear filters" when any filter is on. */
+  function renderChips(state) {
     const chips = $('f-docs');
     clear(chips);
     for (const docId of state.doc_id) {
@@ -563,7 +570,7 @@
     view.status.append(el('span', { class: 'count', text: t('resultsCount', { from, to, total: data.total, q: data.query }) }));
     for (const r of data.results) view.results.append(resultItem(r, state, data.query));
     renderPager(state, data);
-    syncHeader(state); // titles of doc filters are known now
+    renderChips(state); // the titles of filtered documents are known now
   }
 
   function renderPager(state, data) {
@@ -587,16 +594,22 @@
   // --- the answer panel ----------------------------------------------------------------------------
   /** Ask the question behind the query; the panel appears only if /ask exists and answers. */
   async function askQuestion(state, signal) {
-    view.answer.hidden = true;
+    // A quiet line while the answer is worked out, so the results do not jump when it arrives.
+    clear(view.answer);
+    view.answer.className = 'answer quiet pending';
+    view.answer.append(el('p', { class: 'pending-note', text: t('answering') }));
+    view.answer.hidden = false;
     let data;
     try {
       data = await api('/ask', { body: { question: state.q, ...filterBody(state) }, signal });
     } catch (error) {
       if (error.status === 501 || error.status === 404) askAvailable = false;
+      if (!signal.aborted) view.answer.hidden = true;
       return; // the results are the page; a failed answer is not worth an error box
     }
     if (signal.aborted) return;
     clear(view.answer);
+    view.answer.classList.remove('pending');
     if (!data || !data.answer) {
       view.answer.append(el('p', { class: 'no-answer', text: t('noAnswer') }));
       view.answer.classList.add('quiet');
@@ -612,6 +625,10 @@
     const body = el('p', { class: 'answer-text', lang: langOf(data.answer) });
     const span = Array.isArray(data.answer_span) ? [data.answer_span] : [];
     appendMarked(body, data.answer, span, 'answer-span');
+    if (!/\[\d+\]/.test(data.answer)) {
+      // an extracted answer carries no [n] marks of its own: cite its sources after it
+      for (const n of citations.keys()) body.append(`[${n}]`);
+    }
     linkCitations(body, citations, state);
     view.answer.append(head, body);
     if (citations.size) {
@@ -769,7 +786,8 @@
   }
 
   // --- rendering a state -----------------------------------------------------------------------------------
-  function render(state) {
+  /** Show a state; `scroll` is the position to return to (Back), else the top (or the cited passage). */
+  function render(state, scroll) {
     if (current) current.abort();
     current = new AbortController();
     const { signal } = current;
@@ -780,12 +798,15 @@
     else if (state.q) work = runSearch(state, signal);
     else work = showHome(signal);
     Promise.resolve(work).finally(() => {
-      if (!signal.aborted) busy(false);
+      if (signal.aborted) return;
+      busy(false);
+      if (!state.doc && typeof scroll === 'number') window.scrollTo(0, scroll);
     });
-    if (!state.doc) window.scrollTo(0, 0);
+    if (!state.doc && typeof scroll !== 'number') window.scrollTo(0, 0);
   }
 
-  window.addEventListener('popstate', () => render(readState()));
+  history.scrollRestoration = 'manual'; // results are fetched again, so the page restores the position
+  window.addEventListener('popstate', (event) => render(readState(), event.state && event.state.scroll));
 
   async function start() {
     applyLabels();

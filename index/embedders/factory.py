@@ -10,7 +10,9 @@ from index.embedders.base import Embedder, EmbedderError
 _cache: dict[tuple, Embedder] = {}
 _lock = threading.Lock()
 
-BACKENDS = ("torch",)
+# "torch": sentence-transformers float32 (the reference); "onnx": the same float32 model on onnxruntime;
+# "onnx-int8": dynamically quantised to int8 (see index.embedders.onnx and docs/performance.md).
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def create_embedder(settings: EmbedderSettings) -> Embedder:
@@ -23,6 +25,10 @@ def create_embedder(settings: EmbedderSettings) -> Embedder:
             from index.embedders.sbert import SentenceTransformerEmbedder
 
             embedder: Embedder = SentenceTransformerEmbedder(settings)
+        elif settings.backend in ("onnx", "onnx-int8"):
+            from index.embedders.onnx import OnnxEmbedder
+
+            embedder = OnnxEmbedder(settings, quantized=settings.backend == "onnx-int8")
         else:
             raise EmbedderError(
                 f"unknown embedder backend {settings.backend!r}; choose one of {', '.join(BACKENDS)}"

@@ -32,7 +32,7 @@ import json
 import logging
 import mmap
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import bm25s
@@ -54,42 +54,43 @@ _TF_MAX = np.iinfo(np.uint16).max  # counts are stored as uint16; no passage rep
 _EMPTY = (np.zeros(0, np.float32), np.zeros(0, np.int64))
 
 
-class _Vocabulary(Sequence[str]):
-    """The sorted terms, stored as one UTF-8 blob plus offsets; looked up by binary search.
+class _Vocabulary:
+    """The sorted terms as one UTF-8 blob, each term followed by a newline, plus the offset of each term;
+    a term is looked up by binary search on the bytes.
 
-    Python compares strings by code point, which is also the byte order of their UTF-8 encoding, so the
-    blob sorted as strings is sorted as bytes too and is searched without decoding.
+    Python orders strings by code point, which is also the byte order of their UTF-8 encoding, so the
+    blob sorted as strings is sorted as bytes too and is searched without decoding. No term contains a
+    newline (the analyser never keeps white space), so the whole blob also decodes in one split.
     """
 
     def __init__(self, blob: bytes | mmap.mmap, offsets: np.ndarray) -> None:
         self._blob = blob
-        self._offsets = offsets
+        self._offsets = offsets  # start of each term, then the blob's length
 
     @classmethod
-    def from_terms(cls, terms: Sequence[str]) -> _Vocabulary:
-        encoded = [t.encode("utf-8") for t in terms]
-        offsets = np.zeros(len(encoded) + 1, np.int64)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        return cls(b"".join(encoded), offsets)
+    def from_terms(cls, terms: list[str]) -> _Vocabulary:
+        blob = "".join(t + "\n" for t in terms).encode("utf-8")
+        ends = np.flatnonzero(np.frombuffer(blob, np.uint8) == ord("\n")) + 1
+        if len(ends) != len(terms):
+            raise ValueError("a term contains a newline")
+        return cls(blob, np.concatenate([[0], ends]).astype(np.int64))
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
 
-    def raw(self, i: int) -> bytes:
-        return self._blob[int(self._offsets[i]) : int(self._offsets[i + 1])]
+    def __getitem__(self, i: int) -> bytes:
+        """The UTF-8 bytes of term `i` (what `bisect` compares)."""
+        return self._blob[int(self._offsets[i]) : int(self._offsets[i + 1]) - 1]
 
-    def __getitem__(self, i: int) -> str:  # type: ignore[override]
-        return self.raw(i).decode("utf-8")
-
-    def __iter__(self) -> Iterator[str]:
-        return (self[i] for i in range(len(self)))
+    def terms(self) -> list[str]:
+        """All terms, decoded at once."""
+        return bytes(self._blob).decode("utf-8").split("\n")[:-1] if len(self) else []
 
     def find(self, term: str) -> int:
         """The column of `term`, or -1."""
         key = term.encode("utf-8", "surrogatepass")
-        n = len(self)
-        i = bisect.bisect_left(_RawView(self), key, 0, n)
-        return i if i < n and self.raw(i) == key else -1
+        i = bisect.bisect_left(self, key)  # type: ignore[call-overload]
+        return i if i < len(self) and self[i] == key else -1
 
     def save(self, folder: Path) -> None:
         (folder / "terms.bin").write_bytes(bytes(self._blob))
@@ -97,24 +98,11 @@ class _Vocabulary(Sequence[str]):
 
     @classmethod
     def load(cls, folder: Path) -> _Vocabulary:
-        offsets = np.load(folder / "terms.offsets.npy", mmap_mode="r")
+        offsets = _mapped(folder / "terms.offsets.npy")
         with open(folder / "terms.bin", "rb") as f:
             # mmap cannot map an empty file; an empty vocabulary needs no blob.
             blob = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if offsets[-1] > 0 else b""
         return cls(blob, offsets)
-
-
-class _RawView:
-    """`bisect` over the vocabulary's raw bytes."""
-
-    def __init__(self, vocab: _Vocabulary) -> None:
-        self._vocab = vocab
-
-    def __len__(self) -> int:
-        return len(self._vocab)
-
-    def __getitem__(self, i: int) -> bytes:
-        return self._vocab.raw(i)
 
 
 class BM25Store:
@@ -158,6 +146,7 @@ class BM25Store:
 
         # (row, prev column, tf) of the kept passages, straight from the previous matrix.
         kept = prev_rows >= 0
+        old_terms: list[str] = []
         if kept.any():
             assert isinstance(previous, BM25Store)
             to_new = np.full(len(previous), -1, np.int64)
@@ -167,15 +156,17 @@ class BM25Store:
             old_rows = to_new[np.asarray(previous._bm25.scores["indices"])]
             take = old_rows >= 0
             old_rows, old_cols, old_tf = old_rows[take], old_cols[take], np.asarray(previous._tf)[take]
-            used_cols = np.unique(old_cols)
-            old_terms = [previous._vocab[int(c)] for c in used_cols]
+            used_cols = np.flatnonzero(np.bincount(old_cols, minlength=len(indptr) - 1))
+            all_old = previous._vocab.terms()
+            old_terms = all_old if len(used_cols) == len(all_old) else [all_old[c] for c in used_cols]
         else:
-            old_rows = old_cols = np.zeros(0, np.int64)
+            old_rows = old_cols = used_cols = np.zeros(0, np.int64)
             old_tf = np.zeros(0, np.uint16)
-            used_cols, old_terms = np.zeros(0, np.int64), []
 
-        # The new vocabulary: the terms still used, sorted (the order `_Vocabulary` searches in).
-        terms = sorted(new_terms.union(old_terms))
+        # The new vocabulary: the terms still used, sorted (the order `_Vocabulary` searches in). Both
+        # parts are sorted already, so the sort only merges them.
+        terms = old_terms + sorted(new_terms.difference(old_terms))
+        terms.sort()
         column = {t: i for i, t in enumerate(terms)}
         remap = np.zeros(int(used_cols[-1]) + 1 if len(used_cols) else 0, np.int64)
         remap[used_cols] = [column[t] for t in old_terms]
@@ -187,7 +178,9 @@ class BM25Store:
         tf = np.concatenate([old_tf, np.minimum(new_tf, _TF_MAX).astype(np.uint16)])
 
         # Column-major, rows ascending within a column: the CSC layout bm25s stores and queries.
-        order = np.argsort(cols * max(n, 1) + rows)  # the keys are unique
+        # The kept entries come in that order already when rows keep their relative order (the builder
+        # passes ids ascending), and a stable sort (timsort) then only merges the new entries in.
+        order = np.argsort(cols * max(n, 1) + rows, kind="stable")
         rows, cols, tf = rows[order], cols[order], tf[order]
         is_gram = np.fromiter((t.startswith(analysis.GRAM_PREFIX) for t in terms), bool, count=len(terms))
         data, self.avg_lengths = _bm25_scores(rows, cols, tf, is_gram, n)
@@ -229,14 +222,25 @@ class BM25Store:
         if allowed is None:
             rows = np.flatnonzero(scores > 0)
         else:
-            rows = self._rows_of(np.unique(np.asarray(allowed, dtype=np.int64)))
-            rows = rows[rows >= 0]
+            rows = self._allowed_rows(np.asarray(allowed, dtype=np.int64).reshape(-1))
             rows = rows[scores[rows] > 0]
         if len(rows) > k:
-            rows = rows[np.argpartition(-scores[rows], k - 1)[:k]]
+            # Everything scoring at least the k-th best, so ties at the cut are broken by id below.
+            kth = np.partition(scores[rows], len(rows) - k)[len(rows) - k]
+            rows = rows[scores[rows] >= kth]
         # Best first; equal scores by passage id, so results do not depend on the row order.
-        rows = rows[np.lexsort((self._ids[rows], -scores[rows]))]
-        return scores[rows].astype(np.float32), np.asarray(self._ids[rows], dtype=np.int64)
+        rows = rows[np.lexsort((self._ids[rows], -scores[rows]))][:k]
+        return scores[rows].astype(np.float32), self._ids[rows]
+
+    def _allowed_rows(self, allowed: np.ndarray) -> np.ndarray:
+        """The rows of these passage ids (unknown ids ignored), ascending."""
+        if len(allowed) * 16 < len(self):
+            # Few ids: binary search (sorted needles are several times faster to search).
+            rows = self._rows_of(np.sort(allowed))
+            return np.unique(rows[rows >= 0])  # also drops repeated ids
+        # Many: one membership pass over all ids (numpy uses a lookup table for dense int ranges),
+        # cheaper than searching tens of thousands of ids.
+        return np.flatnonzero(np.isin(self._ids, allowed))
 
     def _scores(self, qtf: Counter[int]) -> np.ndarray:
         """The BM25 score of every row: the sum of the query terms' columns (times their query counts)."""
@@ -257,7 +261,7 @@ class BM25Store:
         out = Path(folder) / FOLDER
         out.mkdir(parents=True, exist_ok=True)
         if not self._bm25.vocab_dict and len(self._vocab):  # a loaded store: rebuild bm25s's JSON vocab
-            self._bm25.vocab_dict = {t: i for i, t in enumerate(self._vocab)}
+            self._bm25.vocab_dict = {t: i for i, t in enumerate(self._vocab.terms())}
         self._bm25.save(out, show_progress=False)
         self._vocab.save(out)
         np.save(out / "tf.npy", np.asarray(self._tf))
@@ -297,11 +301,15 @@ class BM25Store:
         store.avg_lengths = tuple(meta.get("avg_lengths", (0.0, 0.0)))
         # load_vocab=False: the JSON vocabulary is for bm25s users; queries look terms up in `terms.bin`.
         store._bm25 = bm25s.BM25.load(src, mmap=True, load_vocab=False, show_progress=False)
+        # Plain ndarray views of the memory maps: np.memmap adds Python-level overhead to every indexing.
+        matrix = store._bm25.scores
+        for key in ("data", "indices", "indptr"):
+            matrix[key] = np.asarray(matrix[key])
         store._vocab = _Vocabulary.load(src)
-        store._tf = np.load(src / "tf.npy", mmap_mode="r")
-        store._ids = np.load(src / "ids.npy", mmap_mode="r")
-        store._sorted_ids = np.load(src / "sorted_ids.npy", mmap_mode="r")
-        store._order = np.load(src / "order.npy", mmap_mode="r")
+        store._tf = _mapped(src / "tf.npy")
+        store._ids = _mapped(src / "ids.npy")
+        store._sorted_ids = _mapped(src / "sorted_ids.npy")
+        store._order = _mapped(src / "order.npy")
         return store
 
     def __len__(self) -> int:
@@ -314,20 +322,20 @@ def _bm25_scores(
     """Lucene BM25 of every (row, column) entry, each field normalised by its own lengths; the bigram
     field weighted by GRAM_WEIGHT. Returns the scores and the mean field lengths."""
     tf = tf.astype(np.float32)
-    gram = is_gram[cols]
+    field = is_gram[cols].astype(np.intp)  # 0 words, 1 bigrams
     df = np.bincount(cols, minlength=len(is_gram))  # entries are unique (row, column) pairs
-    idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
-    data = np.empty(len(rows), np.float32)
-    averages = []
-    for field, weight in ((~gram, 1.0), (gram, GRAM_WEIGHT)):
-        lengths = np.bincount(rows[field], weights=tf[field], minlength=n)
-        avg = float(lengths.mean()) if n else 0.0
-        averages.append(avg)
-        if not field.any():
-            continue
-        norm = K1 * (1 - B + B * lengths[rows[field]] / avg)
-        data[field] = weight * idf[cols[field]] * tf[field] / (tf[field] + norm)
-    return data, (averages[0], averages[1])
+    idf = np.log1p((n - df + 0.5) / (df + 0.5))
+    column_weight = (idf * np.where(is_gram, GRAM_WEIGHT, 1.0)).astype(np.float32)
+    # lengths[f, row]: tokens of field f in the passage; norm[f, row] = k1 (1 - b + b len / avglen)
+    lengths = np.bincount(field * n + rows, weights=tf, minlength=2 * n).reshape(2, n)
+    averages = lengths.mean(axis=1) if n else np.zeros(2)
+    norm = (K1 * (1 - B + B * lengths / np.maximum(averages, 1e-9)[:, None])).astype(np.float32)
+    data = column_weight[cols] * tf / (tf + norm[field, rows])
+    return data.astype(np.float32), (float(averages[0]), float(averages[1]))
+
+
+def _mapped(path: Path) -> np.ndarray:
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 def _bm25s_model(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n: int) -> bm25s.BM25:

@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterator
 from urllib.parse import parse_qs, quote, urlparse
 
-import httpx
 import pytest
 
 from tests.api.conftest import ARTIFACTS, CHROMIUM, ROOT, LiveServer, wait_for_job
@@ -200,6 +199,7 @@ def test_answer_panel_shows_span_and_citations(server: LiveServer, page: Page) -
     expect(panel).to_be_visible()
     expect(panel.locator("mark.answer-span")).to_have_text("超过3%")
     expect(panel.locator(".confidence")).to_contain_text("82")
+    shot(page, "answer")
     panel.locator("a.cite-ref").click()
     cited = page.locator("mark.cite")
     expect(cited).to_have_text("超过3%")
@@ -212,12 +212,22 @@ def test_answer_panel_shows_span_and_citations(server: LiveServer, page: Page) -
 
 
 def test_no_answer_panel_while_ask_is_unavailable(server: LiveServer, page: Page) -> None:
-    if httpx.get(f"{server.url}/health").json()["ask"]:
-        pytest.skip("this server answers questions")
-    asked: list[str] = []
-    page.on("request", lambda request: asked.append(request.url) if "/ask" in request.url else None)
+    """/ask answering 501 hides the panel; a server whose /health says it cannot answer is not asked."""
+    not_built = {"error": {"code": "not_implemented", "message": "question answering is not available"}}
+    page.route("**/ask", lambda route: route.fulfill(status=501, json=not_built))
     page.goto(search_url(server, QUERY))
     expect(the_passage(page).first).to_be_visible()
+    expect(page.locator("#answer")).to_be_hidden()
+
+    def health(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "ask": False})
+
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/ask" in request.url else None)
+    page.route("**/health", health)
+    page.goto(search_url(server, "成都超算中心"))
+    expect(page.locator(".results > .result").first).to_be_visible()
     expect(page.locator("#answer")).to_be_hidden()
     assert not asked, "the page does not ask a server that cannot answer"
 
@@ -238,6 +248,7 @@ def test_english_labels_for_english_browsers(server: LiveServer, browser) -> Non
 def test_screenshot_with_real_chinese_glyphs(server: LiveServer, page: Page) -> None:
     page.goto(search_url(server, QUERY))
     expect(the_passage(page).first).to_be_visible()
+    expect(page.locator("#answer.pending")).to_have_count(0, timeout=60_000)  # the answer panel settled
     page.mouse.move(0, 0)
     page.wait_for_timeout(200)  # let the loading bar fade
     # A missing font draws every Chinese character as the same box: different glyphs mean real text.

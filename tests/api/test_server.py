@@ -238,14 +238,24 @@ def test_errors_have_one_shape(client: httpx.Client, method: str, path: str, kwa
     assert_error(client.request(method, path, **kwargs), status, code)
 
 
-def test_ask_is_501_until_the_engine_answers(client: httpx.Client) -> None:
+def test_ask_answers_with_exact_citations_or_is_501(client: httpx.Client) -> None:
     response = client.post("/ask", json={"question": "到2025年长三角研发投入强度的目标是多少"})
-    if client.get("/health").json()["ask"]:
-        body = response.json()
-        assert response.status_code == 200 and {"question", "answer", "citations", "passages"} <= set(body)
-    else:
+    if not client.get("/health").json()["ask"]:
         assert "not available" in assert_error(response, 501, "not_implemented")
+        return
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert {"question", "answer", "answer_span", "confidence", "citations", "passages"} <= set(body)
+    assert body["passages"], "the passages read are returned with or without an answer"
+    for citation in body["citations"]:
+        doc = client.get(f"/documents/{citation['doc_id']}").json()
+        assert doc["text"][citation["start"] : citation["end"]] == citation["text"]
+    if body["answer"] is not None and body["answer_span"] is not None:
+        start, end = body["answer_span"]
+        assert 0 <= start < end <= len(body["answer"])
     assert_error(client.post("/ask", json={}), 400, "bad_request")
+    assert_error(client.post("/ask", json={"question": " "}), 400, "bad_request")
+    assert_error(client.post("/ask", json={"question": "创新", "mode": "guess"}), 400, "bad_request")
 
 
 def test_unreadable_uploads_are_422_naming_the_file(client: httpx.Client) -> None:
@@ -299,3 +309,62 @@ def test_the_page_is_served_with_a_strict_policy(server: LiveServer, client: htt
     assert "http://" not in client.get("/static/app.css").text, "no external fonts or assets"
     assert_error(client.get("/static/missing.js"), 404)
 
+
+
+# --- unit level: the job queue and the body limit, without a model --------------------------------------
+def test_job_queue_runs_in_order_and_reports_failures() -> None:
+    from api.jobs import JobQueue
+    from index.generations import IndexLocked
+    from search.engine import NotFound
+
+    queue = JobQueue(lock_retry_seconds=5)
+    order: list[int] = []
+    attempts = {"locked": 0}
+
+    def locked_twice() -> dict:
+        attempts["locked"] += 1
+        if attempts["locked"] < 3:
+            raise IndexLocked("index is locked by PID 1")
+        return {"ok": True}
+
+    def missing() -> dict:
+        raise NotFound("no document with id 'x'")
+
+    def crash() -> dict:
+        raise ZeroDivisionError("boom")
+
+    jobs = [queue.submit("add", [str(i)], lambda i=i: order.append(i) or {"n": i}) for i in range(3)]
+    jobs += [queue.submit("add", ["l"], locked_twice), queue.submit("delete", ["x"], missing),
+             queue.submit("add", ["c"], crash)]
+    for job in jobs:
+        assert job.done.wait(30)
+    queue.stop()
+    assert order == [0, 1, 2] and [j.summary for j in jobs[:3]] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert jobs[3].state == "done" and attempts["locked"] == 3, "a writer elsewhere is waited for"
+    assert jobs[4].to_dict()["error"] == {"code": "not_found", "message": "no document with id 'x'"}
+    crashed = jobs[5].to_dict()
+    assert crashed["state"] == "failed" and crashed["error"]["code"] == "internal_error"
+    assert "boom" not in crashed["error"]["message"], "no internals in client messages"
+
+
+def test_body_limit_counts_streamed_bodies() -> None:
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from fastapi.testclient import TestClient
+
+    from api.errors import BodySizeLimit, install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=1000)
+
+    async def echo(request) -> JSONResponse:  # a plain Starlette route: no FastAPI body handling
+        return JSONResponse({"size": len(await request.body())})
+
+    app.add_route("/echo", echo, methods=["POST"])
+
+    with TestClient(app) as test:
+        assert test.post("/echo", content=b"x" * 1000).json() == {"size": 1000}
+        assert_error(test.post("/echo", content=b"x" * 1001), 413, "too_large")
+        assert_error(test.post("/echo", content=iter([b"x" * 600, b"x" * 600])), 413, "too_large")
+        assert test.post("/echo", content=iter([b"x" * 500, b"x" * 500])).json() == {"size": 1000}

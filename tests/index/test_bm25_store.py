@@ -95,13 +95,15 @@ def test_empty_corpus(tmp_path: Path) -> None:
     assert len(build(CORPUS, previous=loaded)) == len(CORPUS)
 
 
-def test_filtered_search_returns_k_when_k_allowed_passages_match() -> None:
+@pytest.mark.parametrize("padding", [0, 500], ids=["many-allowed", "few-allowed"])
+def test_filtered_search_returns_k_when_k_allowed_passages_match(padding: int) -> None:
     # 40 passages mention 研发; the strongest matches are not allowed, so a top-k-then-filter search
-    # would find few or none of the allowed ones.
+    # would find few or none of the allowed ones. `padding` passages make the allowed ids few compared
+    # with the corpus, which takes the store's other way of finding their rows.
     corpus = {i: "研发" * (1 + i % 5) + f"第{i}篇" for i in range(1, 41)}
-    corpus.update({100 + i: f"无关内容{i}" for i in range(20)})
+    corpus.update({100 + i: f"无关内容{i}" for i in range(20 + padding)})
     store = build(corpus)
-    allowed = np.array([i for i in range(1, 41) if i % 5 == 0] + [100, 101, 999], np.int64)
+    allowed = np.array([i for i in range(1, 41) if i % 5 == 0] + [100, 101, 99999], np.int64)
     scores, ids = store.search("研发", 5, allowed)
     assert len(ids) == 5
     assert set(ids.tolist()) <= set(allowed.tolist())
@@ -110,7 +112,16 @@ def test_filtered_search_returns_k_when_k_allowed_passages_match() -> None:
     scores, ids = store.search("研发", 20, allowed)
     assert sorted(ids.tolist()) == [i for i in range(1, 41) if i % 5 == 0]
     assert len(store.search("研发", 5, np.array([], np.int64))[1]) == 0
-    assert len(store.search("研发", 5, np.array([999], np.int64))[1]) == 0
+    assert len(store.search("研发", 5, np.array([99999], np.int64))[1]) == 0
+    # duplicates and a plain list are fine
+    assert store.search("研发", 3, [5, 5, 10])[1].tolist() == [5, 10]
+
+
+def test_equal_scores_are_ordered_by_id() -> None:
+    store = build({i: "同样的文本内容" for i in (9, 3, 7, 1, 5)})
+    scores, ids = store.search("文本", 3)
+    assert ids.tolist() == [1, 3, 5]
+    assert scores[0] == scores[1] == scores[2]
 
 
 def test_filtered_scores_equal_unfiltered_scores(store: BM25Store) -> None:

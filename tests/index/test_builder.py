@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from index.builder import IndexBuilder, SettingsMismatch
 from index.config import IndexSettings
-from index.generations import IndexDir, IndexLocked, WriteLock
+from index.generations import IndexLocked, WriteLock
 from search.engine import Engine, ModelMismatch
 
 PARAGRAPHS = [
@@ -87,39 +81,3 @@ def test_another_model_is_a_clear_error(tmp_path: Path) -> None:
         IndexBuilder(index, other)
     with pytest.raises(ModelMismatch, match="built with model"):
         Engine.open(index, model="some/other-model")
-
-
-def test_kill_9_during_a_build_leaves_the_previous_generation(tmp_path: Path) -> None:
-    """SIGKILL a build at several moments; the index always opens and answers from a whole generation."""
-    corpus, index = tmp_path / "corpus", tmp_path / "index"
-    write_corpus(corpus)
-    IndexBuilder(index).index_paths([corpus])
-    big = corpus / "big.jsonl"
-    rng = np.random.default_rng(3)
-    with big.open("w", encoding="utf-8") as fh:
-        for i in range(400):
-            words = "".join(rng.choice(list("创新产业集群科技中心区域协同发展高质量数据算力"), size=60))
-            fh.write(
-                json.dumps({"doc_id": f"big-{i}", "title": f"t{i}", "text": f"第{i}篇。{words}。"}) + "\n"
-            )
-    env = dict(os.environ, SEMSEARCH_INDEX=str(index))
-    for delay in (0.5, 2.0, 4.0, 6.0):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "index", str(corpus), "--quiet"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        current = IndexDir(index).current()
-        engine = Engine.open(index)
-        results = engine.search("成都超算中心", k=3).results
-        assert results and results[0].doc_id == "doc0.txt"
-        passages = engine.info()["passages"]
-        assert passages in (4, 404), f"generation {current} is a mix: {passages} passages"
-    # After the kills the build completes, resuming from the embedding cache.
-    final = IndexBuilder(index).index_paths([corpus])
-    assert final.passages == 404
-    assert final.reused > 0, "vectors embedded before the kills are reused"

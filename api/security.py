@@ -1,0 +1,374 @@
+"""Who may do what, how often, and how much: API keys, rate limits, body limits and CORS.
+
+Configuration comes from the environment (read once, when the app is made):
+
+    SEMSEARCH_API_KEY          the key; or SEMSEARCH_API_KEY_FILE, a file holding it (first wins)
+    SEMSEARCH_READS_NEED_KEY   1: reads need the key too (default: reads are open)
+    SEMSEARCH_RATE_LIMIT       requests a minute per client on /search, /similar, /ask (default 600; 0 off)
+    SEMSEARCH_RATE_BURST       requests a client may send at once before the rate applies (default rate/10)
+    SEMSEARCH_MAX_BODY         largest request body: bytes, or with a unit (10MB, 512k); default 10 MB.
+                               (SEMSEARCH_MAX_BODY_MB, in MB, is still read when this one is not set.)
+    SEMSEARCH_CORS_ORIGINS     comma-separated origins allowed to call the API from a browser; unset: CORS
+                               off, so only pages of the server itself (same origin) can call it
+
+Writes (`POST`/`DELETE /documents`, `/jobs`, any future re-index route) need `Authorization: Bearer KEY`
+whenever a key is configured. Without a key, writes are accepted only on a loopback connection: a
+server started some other way than `semsearch serve` (e.g. `uvicorn --host 0.0.0.0`) is still closed
+to writes from other machines. `semsearch serve` itself refuses a non-loopback host without a key.
+
+The key is compared in constant time (`hmac.compare_digest`) and never logged or echoed; uvicorn's
+access log records method, path and status, never headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import math
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
+
+from api.errors import DEFAULT_MAX_BODY_BYTES, ApiError
+
+DEFAULT_RATE_LIMIT = 600  # a minute: ten a second, far above what one person at the page sends
+MIN_KEY_CHARS = 16  # a short key can be guessed; `secrets.token_urlsafe(32)` gives 43 characters
+MAX_TRACKED_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first
+KEY_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
+class ConfigError(ValueError):
+    """A security setting is wrong; the message names it and says how to fix it."""
+
+
+# --- settings ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SecuritySettings:
+    """What the server enforces; `from_env` for the real server, the constructor for tests."""
+
+    api_key: str | None = field(default=None, repr=False)  # repr=False: never in a log or traceback
+    reads_need_key: bool = False
+    rate_limit: int = DEFAULT_RATE_LIMIT  # requests a minute per client; 0 = no limit
+    rate_burst: int | None = None  # None: rate_limit // 10 (at least 1)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    cors_origins: tuple[str, ...] = ()
+
+    @property
+    def burst(self) -> int:
+        return self.rate_burst if self.rate_burst is not None else max(1, self.rate_limit // 10)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SecuritySettings:
+        env = os.environ if environ is None else environ
+        rate = _int_setting(env, "SEMSEARCH_RATE_LIMIT", DEFAULT_RATE_LIMIT)
+        burst = env.get("SEMSEARCH_RATE_BURST")
+        return cls(
+            api_key=load_api_key(env),
+            reads_need_key=_flag(env, "SEMSEARCH_READS_NEED_KEY"),
+            rate_limit=rate,
+            rate_burst=_int_setting(env, "SEMSEARCH_RATE_BURST", 1, minimum=1) if burst else None,
+            max_body_bytes=max_body_from_env(env),
+            cors_origins=tuple(o.strip().rstrip("/") for o in env.get("SEMSEARCH_CORS_ORIGINS", "").split(",")
+                               if o.strip()),
+        )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, not {value!r}")
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be {minimum} or more, not {number}")
+    return number
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$", re.I)
+
+
+def parse_size(value: str, name: str = "SEMSEARCH_MAX_BODY") -> int:
+    """Bytes of "10485760", "10MB", "10M", "512k", "1.5GiB" (units of 1024)."""
+    match = _SIZE.match(value)
+    if match is None:
+        raise ConfigError(f"{name} must be a size like 10MB or 10485760, not {value!r}")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    size = int(number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit])
+    if size < 1:
+        raise ConfigError(f"{name} must be at least 1 byte, not {value!r}")
+    return size
+
+
+def max_body_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """`SEMSEARCH_MAX_BODY` (bytes or with a unit), else `SEMSEARCH_MAX_BODY_MB`, else 10 MB."""
+    env = os.environ if environ is None else environ
+    if value := env.get("SEMSEARCH_MAX_BODY", "").strip():
+        return parse_size(value)
+    if value := env.get("SEMSEARCH_MAX_BODY_MB", "").strip():
+        return parse_size(value + "M", "SEMSEARCH_MAX_BODY_MB")
+    return DEFAULT_MAX_BODY_BYTES
+
+
+def load_api_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """The configured key: `SEMSEARCH_API_KEY`, else the contents of `SEMSEARCH_API_KEY_FILE`, else None."""
+    env = os.environ if environ is None else environ
+    key = env.get("SEMSEARCH_API_KEY", "").strip()
+    source = "SEMSEARCH_API_KEY"
+    if not key and (path := env.get("SEMSEARCH_API_KEY_FILE", "").strip()):
+        source = f"the key file {path} (SEMSEARCH_API_KEY_FILE)"
+        try:
+            key = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            raise ConfigError(f"cannot read {source}: {reason}") from None
+        if not key:
+            raise ConfigError(f"{source} is empty; {KEY_HINT}")
+    if not key:
+        return None
+    if len(key) < MIN_KEY_CHARS or any(c.isspace() or not c.isprintable() for c in key):
+        # the message never shows the key itself
+        raise ConfigError(f"the API key from {source} must be at least {MIN_KEY_CHARS} printable characters "
+                          f"without spaces; {KEY_HINT}")
+    return key
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and 'localhost'; anything else (0.0.0.0, a name, a LAN address) is not."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name may resolve to anything: assume it is reachable from outside
+
+
+def check_bind(host: str, settings: SecuritySettings) -> None:
+    """Refuse to serve on a non-loopback address without a key: anyone there could change the index."""
+    if settings.api_key is None and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host} without an API key: anyone who can reach that address could add "
+            "and delete documents. Set SEMSEARCH_API_KEY (or SEMSEARCH_API_KEY_FILE) to a secret key, "
+            f"or serve on 127.0.0.1 only; {KEY_HINT}"
+        )
+
+
+# --- rate limiting -----------------------------------------------------------------------------------
+class TokenBucketLimiter:
+    """Per-client token buckets: `burst` requests at once, then `per_minute / 60` a second.
+
+    Buckets live in an LRU of at most `max_clients`, so a flood of client addresses costs bounded memory
+    (a forgotten client simply starts again with a full bucket).
+    """
+
+    def __init__(self, per_minute: int, burst: int, *, max_clients: int = MAX_TRACKED_CLIENTS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(max(1, burst))
+        self.per_minute = per_minute
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, when)
+        self._max = max_clients
+        self._lock = threading.Lock()  # sync routes' dependencies run in a thread pool
+
+    def take(self, client: str) -> float:
+        """0.0 if the request may go ahead (a token is spent), else the seconds until one is available."""
+        now = self._clock()
+        with self._lock:
+            tokens, when = self._buckets.pop(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - when) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[client] = (tokens - 1.0, now)
+                wait = 0.0
+            else:
+                self._buckets[client] = (tokens, now)
+                wait = (1.0 - tokens) / self.rate
+            while len(self._buckets) > self._max:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+# --- the checks (FastAPI dependencies) -----------------------------------------------------------------
+def _settings(request: Request) -> SecuritySettings:
+    return getattr(request.app.state, "security", None) or SecuritySettings()
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _key_matches(token: str | None, key: str | None) -> bool:
+    if token is None or key is None:
+        return False
+    # headers arrive latin-1 decoded: encoding back gives the bytes the client sent
+    return hmac.compare_digest(token.encode("latin-1", "replace"), key.encode("utf-8"))
+
+
+def _unauthorized(message: str, error: str | None = None) -> ApiError:
+    challenge = 'Bearer realm="semsearch"' + (f', error="{error}"' if error else "")
+    return ApiError(401, "unauthorized", message, {"WWW-Authenticate": challenge})
+
+
+def _check(request: Request, what: str) -> None:
+    settings = _settings(request)
+    token = _bearer(request)
+    if settings.api_key is None:
+        return
+    if token is None:
+        raise _unauthorized(f"{what} need an API key: send the header 'Authorization: Bearer <key>' "
+                            "(the server's SEMSEARCH_API_KEY)")
+    if not _key_matches(token, settings.api_key):
+        raise _unauthorized("the API key is not right", "invalid_token")
+
+
+def _loopback_connection(request: Request) -> bool:
+    server = request.scope.get("server")
+    client = request.scope.get("client")
+    return bool(server and is_loopback(str(server[0]))) and bool(client and is_loopback(str(client[0])))
+
+
+async def write_access(request: Request) -> None:
+    """Writes need the key when one is configured; without one, only loopback connections may write."""
+    if _settings(request).api_key is None and not _loopback_connection(request):
+        raise ApiError(403, "writes_closed",
+                       "this server has no API key, so it takes writes only from its own machine; set "
+                       "SEMSEARCH_API_KEY on the server and send 'Authorization: Bearer <key>'")
+    _check(request, "writes")
+
+
+async def read_access(request: Request) -> None:
+    """Reads are open unless SEMSEARCH_READS_NEED_KEY is set (and a key is configured)."""
+    if _settings(request).reads_need_key:
+        _check(request, "reads")
+
+
+def client_id(request: Request) -> str:
+    """Who a rate limit applies to: the key when a valid one is sent, else the client's address.
+
+    Only a valid key gets its own bucket: keying on any token sent would let a client escape the limit
+    by sending a new made-up token with each request.
+    """
+    settings = _settings(request)
+    token = _bearer(request)
+    if _key_matches(token, settings.api_key):
+        return "key:" + hashlib.sha256((token or "").encode("latin-1", "replace")).hexdigest()[:16]
+    client = request.scope.get("client")
+    return "ip:" + (str(client[0]) if client else "unknown")
+
+
+async def rate_limit(request: Request) -> None:
+    """429 with Retry-After once a client is over SEMSEARCH_RATE_LIMIT requests a minute."""
+    limiter: TokenBucketLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        return
+    wait = limiter.take(client_id(request))
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        raise ApiError(429, "rate_limited",
+                       f"too many requests: at most {limiter.per_minute} a minute for each client "
+                       f"(the server's SEMSEARCH_RATE_LIMIT); retry in {seconds} s",
+                       {"Retry-After": str(seconds)})
+
+
+# --- installing ----------------------------------------------------------------------------------------
+def install_security(app: FastAPI, settings: SecuritySettings) -> None:
+    """Settings and limiter on app.state; CORS only when origins are configured."""
+    app.state.security = settings
+    app.state.rate_limiter = (TokenBucketLimiter(settings.rate_limit, settings.burst)
+                              if settings.rate_limit > 0 else None)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After", "Location"],
+            allow_credentials=False,  # the key travels in a header set by the caller, never in a cookie
+            max_age=600,
+        )
+
+
+def api_routes(app: FastAPI) -> Iterator[Any]:
+    """The app's API routes as served, with the dependencies of the routers that include them."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # FastAPI before included routers were kept nested: the routes are flat
+        yield from (r for r in app.routes if isinstance(r, APIRoute))
+        return
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context
+
+
+def route_guards(route: Any) -> set[str]:
+    """Which of write_access, read_access and rate_limit a route depends on (for OpenAPI and tests)."""
+    names = {write_access: "write", read_access: "read", rate_limit: "rate"}
+    found: set[str] = set()
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        if dep.call in names:
+            found.add(names[dep.call])
+        stack.extend(dep.dependencies)
+    return found
+
+
+def security_openapi(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
+    """Declare the bearer scheme, where it is required, and the 401/403/413/429 answers in the schema.
+
+    The security requirement follows the running configuration (a server without a key requires none),
+    so a client generated from /openapi.json, or a fuzzer, sees what this server really enforces.
+    """
+    settings: SecuritySettings = getattr(app.state, "security", None) or SecuritySettings()
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearerAuth"] = {
+        "type": "http", "scheme": "bearer", "description": "the server's SEMSEARCH_API_KEY"}
+    paths = schema.get("paths", {})
+    for route in api_routes(app):
+        if not route.include_in_schema:
+            continue
+        guards = route_guards(route)
+        for method in route.methods or ():
+            op = paths.get(route.path_format, {}).get(method.lower())
+            if not isinstance(op, dict):
+                continue
+            answers = op.setdefault("responses", {})
+            needs_key = settings.api_key is not None and (
+                "write" in guards or ("read" in guards and settings.reads_need_key))
+            if "write" in guards or "read" in guards:
+                answers.setdefault("401", {"description": "no API key, or a wrong one", **error})
+            if "write" in guards:
+                answers.setdefault("403", {"description": "writes closed: no key configured and not a "
+                                                          "loopback connection", **error})
+            if needs_key:
+                op["security"] = [{"bearerAuth": []}]
+            if "rate" in guards:
+                answers.setdefault("429", {"description": "over the rate limit; see Retry-After", **error})
+            if "requestBody" in op:
+                answers.setdefault("413", {"description": "body over the size limit", **error})
+    return schema

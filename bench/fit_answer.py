@@ -1,0 +1,136 @@
+"""Fit the answer model's weights (`search/answer.py`) on a slice of a development set.
+
+    python bench/fit_answer.py ../shared/eval/cmrc2018-dev --first 300
+
+For each of the first N questions: hybrid search (k=5, as `semsearch ask` does), every sentence of the
+passages with its features (`search.answer.candidates`), labelled 1 when it contains a gold answer
+(CMRC normalisation: no punctuation, no white space). Then:
+
+1. the sentence ranker: L2-regularised logistic regression over all candidate sentences;
+2. the confidence: logistic regression over the best sentence of each question (ranked with the weights
+   of step 1), label = it contains a gold answer, so its output is P(answer_hit | answered);
+3. the threshold: precision and coverage of answered questions at each confidence, printed as a table.
+
+Prints the constants to paste into `search/answer.py`. Only the first N questions are read, so the rest of
+the set stays a held-out test (`semsearch eval DIR --answers` reports on them; skip the first N there with
+`--skip N`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from index.config import IndexSettings  # noqa: E402
+from search import answer as A  # noqa: E402
+from search.engine import Engine  # noqa: E402
+from search.evaluate import contains_answer, eval_index, read_jsonl  # noqa: E402
+
+
+def logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> tuple[np.ndarray, float]:
+    """Newton's method for L2-penalised logistic regression (the bias is not penalised)."""
+    n, d = x.shape
+    xb = np.hstack([x, np.ones((n, 1))])
+    w = np.zeros(d + 1)
+    penalty = np.full(d + 1, l2)
+    penalty[-1] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))
+        grad = xb.T @ (p - y) + penalty * w
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(penalty) + 1e-9 * np.eye(d + 1)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1], float(w[-1])
+
+
+def collect(folder: Path, first: int, k: int, cache: Path) -> list[dict]:
+    """Candidates of the first `first` questions (cached: the embedding is the slow part)."""
+    if cache.exists():
+        rows = pickle.loads(cache.read_bytes())
+        if len(rows) >= first:
+            return rows[:first]
+    index_dir, _ = eval_index(folder, IndexSettings.from_env())
+    engine = Engine.open(index_dir)
+    queries = read_jsonl(folder / "queries.jsonl")[:first]
+    rows = []
+    started = time.perf_counter()
+    for i, q in enumerate(queries):
+        results = A.retrieve(engine, q["question"], k, None)
+        parsed = A.Question.parse(q["question"])
+        cands = A.candidates(engine, parsed, results)
+        rows.append(
+            {
+                "question": q["question"],
+                "answers": q["answers"],
+                "features": [c.features for c in cands],
+                "labels": [int(contains_answer(c.text, q["answers"])) for c in cands],
+                "texts": [c.text for c in cands],
+            }
+        )
+        if (i + 1) % 25 == 0:
+            print(f"{i + 1}/{len(queries)} questions, {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    cache.write_bytes(pickle.dumps(rows))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--first", type=int, default=300)
+    ap.add_argument("--k", type=int, default=A.DEFAULT_K)
+    ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/semsearch-fit-answer.pkl"))
+    args = ap.parse_args()
+    rows = collect(args.folder, args.first, args.k, args.cache)
+
+    feats = [r for r in rows if r["features"]]
+    x = np.asarray([[f[name] for name in A.FEATURES] for r in feats for f in r["features"]])
+    y = np.asarray([lab for r in feats for lab in r["labels"]], dtype=np.float64)
+    w, b = logistic_fit(x, y, args.l2)
+    print(f"# {len(feats)} questions, {len(y)} candidate sentences, {int(y.sum())} contain a gold answer")
+    print("RANKER_WEIGHTS = (" + ", ".join(f"{v:.3f}" for v in w) + ")")
+    print(f"RANKER_BIAS = {b:.3f}")
+    for name, v in zip(A.FEATURES, w, strict=True):
+        print(f"#   {name:>9}: {v:+.3f}")
+
+    # Best sentence of each question under the fitted ranker, and whether it holds the answer.
+    A.RANKER_WEIGHTS, A.RANKER_BIAS = tuple(w), b
+    top_x, top_y, oracle = [], [], 0
+    for r in rows:
+        if not r["features"]:
+            top_x.append([-10.0, 0.0, 0.0, 0.0])
+            top_y.append(0.0)
+            continue
+        cands = [A.Candidate(result=None, start=0, end=0, features=f) for f in r["features"]]  # type: ignore[arg-type]
+        labels = {id(c): label for c, label in zip(cands, r["labels"], strict=True)}
+        ranked = A.score(cands)
+        top_x.append(A.confidence_features(ranked))
+        top_y.append(float(labels[id(ranked[0])]))
+        oracle += int(any(r["labels"]))
+    cx, cy = np.asarray(top_x), np.asarray(top_y)
+    cw, cb = logistic_fit(cx, cy, args.l2)
+    print(f"# top-1 sentence holds a gold answer: {cy.mean():.3f} (any candidate: {oracle / len(rows):.3f})")
+    print("CONFIDENCE_WEIGHTS = (" + ", ".join(f"{v:.3f}" for v in cw) + ")")
+    print(f"CONFIDENCE_BIAS = {cb:.3f}")
+    p = 1.0 / (1.0 + np.exp(-(cx @ cw + cb)))
+    print("# threshold  answered  precision(answered)  answer_hit(all)")
+    for t in (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7):
+        answered = p >= t
+        prec = cy[answered].mean() if answered.any() else 0.0
+        hit = (cy * answered).mean()
+        print(f"#   {t:.2f}      {answered.mean():.3f}     {prec:.3f}               {hit:.3f}")
+    print(json.dumps({"ranker": list(w), "confidence": list(cw)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,454 @@
+"""ONNX Runtime embedders: the same model as `sbert`, exported locally, run without PyTorch at query time.
+
+Backends:
+
+* ``onnx`` -- float32; agrees with the torch reference to ~1e-6 (cosine >= 0.9999).
+* ``onnx-int8`` -- dynamic int8 quantisation (per-channel int8 weights, uint8 activations quantised per
+  batch); about 3x faster than sentence-transformers on 2 AVX2 cores, vectors at cosine >= 0.99 from
+  the float32 ones.
+
+The ONNX files are made once from the sentence-transformers folder and cached beside it in
+``<model folder>/onnx/`` (or, when that folder is read-only, under ``$SEMSEARCH_CACHE/onnx``):
+
+1. ``torch.onnx.export`` (the TorchScript exporter: it needs no extra package, and optimum's exporter
+   does not support transformers 5) of the bare transformer -> ``last_hidden_state``. Exported with
+   eager attention, whose subgraph onnxruntime's BERT fusions recognise (the SDPA one they do not).
+2. ``onnxruntime.transformers.optimizer`` fuses attention, GELU, layer norms and embeddings into
+   onnxruntime's CPU kernels -> ``model.onnx``.
+3. ``quantize_dynamic`` of that -> ``model_qint8.onnx``.
+
+Each file is written to a temporary name and renamed into place, under a file lock, so concurrent
+processes (test workers, API and indexer) never see a half-written model. `export.json` records what
+the files were made from; a re-converted model folder (or a new export recipe) makes them again.
+
+Pooling (mean over the attention mask, prompt tokens included, as e5 and sentence-transformers do)
+and L2 normalisation run in numpy on the exported ``last_hidden_state``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.config import DEFAULT_MODEL, EmbedderSettings
+from index.embedders.base import EmbedderError
+from index.embedders.sbert import E5_ALIASES, resolve_model_path
+
+log = logging.getLogger(__name__)
+
+# Bump when the export recipe changes (opset, fusions, quantisation options): cached files made by an
+# older recipe are then made again.
+EXPORT_VERSION = 1
+OPSET = 17
+EXPORT_DIR = "onnx"
+FLOAT_FILE = "model.onnx"
+INT8_FILE = "model_qint8.onnx"
+META_FILE = "export.json"
+
+# Batches are cut by padded size (rows x longest row), not by count: with the texts sorted by length
+# each batch pads to nearly its own length, and short texts get large batches, long texts small ones,
+# so every onnxruntime call does about the same work. Beyond ~4k tokens a batch gets no faster per
+# token on 2 cores (measured by bench/embed.py), it only holds more memory.
+TOKEN_BUDGET = 4096
+MAX_BATCH = 128
+
+# Quantisation choices, measured on the cmrc2018 / xquad dev sets (see docs/performance.md):
+# per-channel weight scales keep the cosine to float32 at ~0.997 instead of ~0.987 with one scale per
+# tensor; reduce_range (7-bit weights) avoids the int16 saturation of the u8s8 AVX2 kernel
+# (vpmaddubsw) that machines without VNNI use, at no speed cost.
+QUANT_OPTIONS: dict[str, Any] = {"per_channel": True, "reduce_range": True}
+
+# sentence-transformers modules this backend reproduces; anything else (Dense, another pooling) would
+# be silently dropped, so such models are refused.
+_TRANSFORMER = "sentence_transformers.models.Transformer"
+_POOLING = "sentence_transformers.models.Pooling"
+_NORMALIZE = "sentence_transformers.models.Normalize"
+
+
+def onnx_threads() -> int:
+    """Threads for one onnxruntime call: every core, unless `SEMSEARCH_THREADS` says otherwise."""
+    return max(1, int(os.environ.get("SEMSEARCH_THREADS") or os.cpu_count() or 1))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading the sentence-transformers folder
+# ----------------------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _transformer_folder(folder: Path) -> Path:
+    """The transformers model inside a sentence-transformers folder, after checking the pipeline.
+
+    Only Transformer -> mean Pooling (-> Normalize) is supported: that is what is exported plus the
+    numpy pooling here. Other pipelines must use the torch backend.
+    """
+    modules_file = folder / "modules.json"
+    if not modules_file.is_file():
+        # A bare transformers folder: sentence-transformers itself would add mean pooling.
+        return folder
+    modules = _read_json(modules_file)
+    transformer: Path | None = None
+    for module in modules:
+        kind, path = module.get("type", ""), folder / module.get("path", "")
+        if kind == _TRANSFORMER and transformer is None:
+            transformer = path
+        elif kind == _POOLING:
+            config = _read_json(path / "config.json")
+            modes = [k for k, v in config.items() if k.startswith("pooling_mode_") and v]
+            if modes != ["pooling_mode_mean_tokens"] or not config.get("include_prompt", True):
+                raise EmbedderError(
+                    f"the onnx backends support mean pooling only; {folder} uses {modes}: use backend 'torch'"
+                )
+        elif kind != _NORMALIZE:
+            raise EmbedderError(
+                f"the onnx backends cannot run module {kind} of {folder}: use backend 'torch'"
+            )
+    if transformer is None:
+        raise EmbedderError(f"{folder} has no Transformer module: use backend 'torch'")
+    return transformer
+
+
+def _fingerprint(model_dir: Path) -> dict[str, Any]:
+    """What the export depends on: the weight and config files (size, mtime) and the recipe."""
+    files = {}
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file() and (path.suffix in {".json", ".safetensors", ".bin"}):
+            st = path.stat()
+            files[path.name] = [st.st_size, st.st_mtime_ns]
+    return {"export_version": EXPORT_VERSION, "opset": OPSET, "quant": QUANT_OPTIONS, "files": files}
+
+
+def _export_dir(model_dir: Path) -> Path:
+    """`<model>/onnx` when the model folder is writable, else a per-model folder in the user's cache."""
+    if os.access(model_dir, os.W_OK):
+        return model_dir / EXPORT_DIR
+    base = os.environ.get("SEMSEARCH_CACHE")
+    root = Path(base).expanduser() if base else Path.home() / ".cache" / "semsearch"
+    key = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
+    return root / "onnx" / f"{model_dir.name}-{key}"
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Serialise exports across processes: an export takes a minute and ~2 GB of memory, do it once."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock; the atomic renames still prevent torn files
+        yield
+        return
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+    """Let `write` fill a temporary file next to `target`, then rename it into place."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        tmp.chmod(0o644)  # mkstemp makes it private; the cache is meant to be shared
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# ----------------------------------------------------------------------------------------------------
+# Export
+# ----------------------------------------------------------------------------------------------------
+
+
+def _export_float(model_dir: Path, out: Path) -> None:
+    """torch.onnx.export of the transformer (input_ids, attention_mask -> last_hidden_state)."""
+    import torch
+    from transformers import AutoModel
+
+    # Eager attention: its MatMul/Softmax subgraph is what onnxruntime's Attention fusion matches.
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+
+    class HiddenStates(torch.nn.Module):
+        """Returns a plain tensor, so the graph has exactly one named output."""
+
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    pad = int(getattr(model.config, "pad_token_id", None) or 0)
+    # A padded example: traced without padding, transformers may drop the mask from the graph.
+    ids = torch.tensor([[0, 100, 200, 300, 2], [0, 100, 2, pad, pad]], dtype=torch.long)
+    mask = (torch.arange(ids.shape[1])[None, :] < torch.tensor([[5], [3]])).long()
+    with torch.inference_mode(), _quiet_export_warnings():
+        torch.onnx.export(
+            HiddenStates(model),
+            (ids, mask),
+            str(out),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "sequence"},
+                "attention_mask": {0: "batch", 1: "sequence"},
+                "last_hidden_state": {0: "batch", 1: "sequence"},
+            },
+        )
+
+
+@contextlib.contextmanager
+def _quiet_export_warnings() -> Iterator[None]:
+    """The TorchScript exporter warns about its own deprecation and about traced Python branches
+    in transformers that are constant for this model; none of it is actionable here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """onnxruntime's optimizer and quantizer log a line per node (the quantizer on the root logger);
+    hundreds of lines that say nothing to a user indexing documents."""
+    names = ("onnx_model", "fusion_base", "fusion_utils", "onnx_model_bert")
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in names)]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _fuse(src: Path, out: Path, model_dir: Path) -> None:
+    """onnxruntime's transformer fusions (Attention, SkipLayerNorm, BiasGelu, EmbedLayerNorm)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = _read_json(model_dir / "config.json")
+    with _quiet_logs():
+        optimized = optimize_model(
+            str(src),
+            model_type="bert",  # BERT's fusions also cover (XLM-)RoBERTa encoders
+            num_heads=int(config.get("num_attention_heads", 0)),
+            hidden_size=int(config.get("hidden_size", 0)),
+            opt_level=0,  # the fusions only; onnxruntime applies its own graph optimisations at load time
+        )
+        fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+        optimized.save_model_to_file(str(out))
+    log.info("onnx fusions: %s", fused)
+
+
+def _quantize(src: Path, out: Path) -> None:
+    """Dynamic int8: weights quantised now, activations per batch at run time (no calibration set)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet_logs():
+        quantize_dynamic(
+            str(src),
+            str(out),
+            weight_type=QuantType.QInt8,
+            # The fused contrib ops have no ONNX shape inference; their outputs are float32.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            **QUANT_OPTIONS,
+        )
+
+
+def ensure_onnx_model(model_dir: Path | str, *, quantized: bool) -> Path:
+    """The cached ONNX file of this transformers folder, exported (and quantised) first if needed."""
+    model_dir = Path(model_dir)
+    target_dir = _export_dir(model_dir)
+    target = target_dir / (INT8_FILE if quantized else FLOAT_FILE)
+    fingerprint = _fingerprint(model_dir)
+
+    def current() -> bool:
+        try:
+            return target.is_file() and _read_json(target_dir / META_FILE) == fingerprint
+        except (OSError, ValueError):
+            return False
+
+    if current():
+        return target
+    target_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(target_dir / ".export.lock"):
+        if current():  # another process exported while this one waited for the lock
+            return target
+        started = time.perf_counter()
+        float_file = target_dir / FLOAT_FILE
+        meta_ok = False
+        with contextlib.suppress(OSError, ValueError):
+            meta_ok = _read_json(target_dir / META_FILE) == fingerprint
+        if not (meta_ok and float_file.is_file()):
+            # The files of another fingerprint go first, so a crash cannot leave them marked current.
+            (target_dir / META_FILE).unlink(missing_ok=True)
+            (target_dir / INT8_FILE).unlink(missing_ok=True)
+            log.info("exporting %s to ONNX (once; cached in %s)", model_dir, target_dir)
+            with tempfile.TemporaryDirectory(dir=target_dir, prefix=".export-") as tmp:
+                raw = Path(tmp) / "raw.onnx"
+                _export_float(model_dir, raw)
+                _atomic_write(float_file, lambda path: _fuse(raw, path, model_dir))
+            _atomic_write(target_dir / META_FILE, lambda path: _write_json(path, fingerprint))
+        if quantized:
+            log.info("quantising %s to int8", float_file)
+            _atomic_write(target, lambda path: _quantize(float_file, path))
+        log.info("ONNX model ready in %.1fs: %s", time.perf_counter() - started, target)
+    return target
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The embedder
+# ----------------------------------------------------------------------------------------------------
+
+
+class OnnxEmbedder:
+    """A sentence-transformers model (Transformer + mean pooling) on onnxruntime, float32 or int8."""
+
+    def __init__(self, settings: EmbedderSettings, *, quantized: bool) -> None:
+        self.settings = settings
+        self.quantized = quantized
+        # The model name, not the backend: int8 and float32 vectors of one model are interchangeable
+        # (cosine >= 0.99, recall within a point), so an index and its embedding cache stay usable
+        # when the backend changes. The backend itself is recorded in the manifest's settings.
+        self.name = DEFAULT_MODEL if settings.model in E5_ALIASES else settings.model
+        folder = Path(resolve_model_path(settings.model))
+        if not folder.is_dir():
+            raise EmbedderError(
+                f"the onnx backends need a local model folder; {settings.model!r} is not one. Use backend "
+                f"'torch' for hub names, or give the folder."
+            )
+        try:
+            transformer_dir = _transformer_folder(folder)
+            model_file = ensure_onnx_model(transformer_dir, quantized=quantized)
+            self._load(folder, transformer_dir, model_file)
+        except EmbedderError:
+            raise
+        except Exception as exc:  # export and runtime raise many types; the user needs one message
+            raise EmbedderError(
+                f"could not prepare the ONNX model of {settings.model!r} ({type(exc).__name__}: {exc}). "
+                f"Delete {_export_dir(folder)} to export again, or use backend 'torch'."
+            ) from exc
+
+    def _load(self, folder: Path, transformer_dir: Path, model_file: Path) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = onnx_threads()
+        options.inter_op_num_threads = 1  # one model call at a time: parallelism is inside the ops
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # onnxruntime's own warnings about unused initializers etc.
+        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+        # The same fast tokenizer sentence-transformers loads, so token ids (and count_tokens) match.
+        self.tokenizer = AutoTokenizer.from_pretrained(str(transformer_dir))
+        st_config: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            st_config = _read_json(folder / "sentence_bert_config.json")
+        model_config = _read_json(transformer_dir / "config.json")
+        self.max_tokens = int(
+            st_config.get("max_seq_length")
+            or min(self.tokenizer.model_max_length, model_config.get("max_position_embeddings", 512))
+        )
+        self.dim = int(model_config["hidden_size"])
+        self.pad_id = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
+        # A private copy of the Rust tokenizer that truncates like sentence-transformers (max_seq_length,
+        # special tokens included) and never pads: padding is done per batch below.
+        from tokenizers import Tokenizer
+
+        self._fast = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+        self._fast.no_padding()
+        self._fast.enable_truncation(self.max_tokens)
+
+        prompts: dict[str, str] = {}
+        with contextlib.suppress(OSError, ValueError):
+            prompts = _read_json(folder / "config_sentence_transformers.json").get("prompts") or {}
+        e5 = "e5" in self.name.lower()
+        self.query_prompt = self.settings.query_prompt
+        if self.query_prompt is None:
+            self.query_prompt = prompts.get("query", "query: " if e5 else "")
+        self.passage_prompt = self.settings.passage_prompt
+        if self.passage_prompt is None:
+            self.passage_prompt = prompts.get("passage", prompts.get("document", "passage: " if e5 else ""))
+
+    # --- encoding ----------------------------------------------------------------------------------
+    def _batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
+        """Indices grouped longest first into batches of at most TOKEN_BUDGET padded tokens."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batch: list[int] = []
+        for i in order:
+            # Sorted descending, so the first row of a batch is its longest: the padded size is
+            # rows x lengths[batch[0]].
+            if batch and ((len(batch) + 1) * lengths[batch[0]] > TOKEN_BUDGET or len(batch) >= MAX_BATCH):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._fast.encode_batch([prompt + t for t in texts])
+        ids = [e.ids for e in encodings]
+        lengths = [len(x) for x in ids]
+        for idx in self._batches(lengths):
+            width = lengths[idx[0]]
+            input_ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                input_ids[row, : lengths[i]] = ids[i]
+                mask[row, : lengths[i]] = 1
+            feeds = {"input_ids": input_ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feeds["token_type_ids"] = np.zeros_like(input_ids)
+            hidden = self.session.run(None, feeds)[0]
+            # Mean over real tokens (prompt and special tokens included, as sentence-transformers does).
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[idx] = pooled / np.maximum(norms, 1e-12)
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prompt)
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.passage_prompt)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        # Exactly as the torch backend counts, so chunk boundaries do not depend on the backend.
+        # verbose=False: long paragraphs are measured precisely so that they can be split.
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        return [len(ids) for ids in encoded]
