@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("similar", "passages most like a text or a stored passage")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--text")
-    group.add_argument("--passage", type=int, help="passage id")
+    group.add_argument("--passage", type=_passage_id, help="passage id")
     p.add_argument("--k", type=int, default=10)
     _filter_args(p)
     p.add_argument("--json", action="store_true")
@@ -131,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
     return parser
+
+
+def _passage_id(value: str) -> int:
+    """A passage id as argparse checks it: a whole number SQLite can hold (larger ones cannot exist)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"passage id must be a whole number, not {value!r}") from None
+    if not 0 <= number < 2**63:
+        raise argparse.ArgumentTypeError(f"no passage can have id {value}")
+    return number
 
 
 def _filter_args(p: argparse.ArgumentParser) -> None:

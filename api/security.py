@@ -38,8 +38,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
-from api.errors import DEFAULT_MAX_BODY_BYTES, ApiError
+from api.errors import DEFAULT_MAX_BODY_BYTES, ApiError, error
 
 DEFAULT_RATE_LIMIT = 600  # a minute: ten a second, far above what one person at the page sends
 MIN_KEY_CHARS = 16  # a short key can be guessed; `secrets.token_urlsafe(32)` gives 43 characters
@@ -294,16 +297,27 @@ async def rate_limit(request: Request) -> None:
 
 
 # --- installing ----------------------------------------------------------------------------------------
+class ShapedCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the API's error shape, not plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        what = bytes(response.body).decode("latin-1").removeprefix("Disallowed CORS ")
+        headers = {k: v for k, v in response.headers.items() if k.lower().startswith("access-control-")}
+        return error(400, "cors_refused", f"cross-origin request refused ({what}); the server's "
+                     "SEMSEARCH_CORS_ORIGINS lists the origins allowed", headers)
+
+
 def install_security(app: FastAPI, settings: SecuritySettings) -> None:
     """Settings and limiter on app.state; CORS only when origins are configured."""
     app.state.security = settings
     app.state.rate_limiter = (TokenBucketLimiter(settings.rate_limit, settings.burst)
                               if settings.rate_limit > 0 else None)
     if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         app.add_middleware(
-            CORSMiddleware,
+            ShapedCORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
@@ -339,13 +353,13 @@ def route_guards(route: Any) -> set[str]:
 
 
 def security_openapi(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
-    """Declare the bearer scheme, where it is required, and the 401/403/413/429 answers in the schema.
+    """Declare the bearer scheme, where it is required, and the 400/401/403/413/429 answers in the schema.
 
     The security requirement follows the running configuration (a server without a key requires none),
     so a client generated from /openapi.json, or a fuzzer, sees what this server really enforces.
     """
     settings: SecuritySettings = getattr(app.state, "security", None) or SecuritySettings()
-    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    shape = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
     schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearerAuth"] = {
         "type": "http", "scheme": "bearer", "description": "the server's SEMSEARCH_API_KEY"}
     paths = schema.get("paths", {})
@@ -361,14 +375,17 @@ def security_openapi(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
             needs_key = settings.api_key is not None and (
                 "write" in guards or ("read" in guards and settings.reads_need_key))
             if "write" in guards or "read" in guards:
-                answers.setdefault("401", {"description": "no API key, or a wrong one", **error})
+                answers.setdefault("401", {"description": "no API key, or a wrong one", **shape})
             if "write" in guards:
                 answers.setdefault("403", {"description": "writes closed: no key configured and not a "
-                                                          "loopback connection", **error})
+                                                          "loopback connection", **shape})
             if needs_key:
                 op["security"] = [{"bearerAuth": []}]
             if "rate" in guards:
-                answers.setdefault("429", {"description": "over the rate limit; see Retry-After", **error})
+                answers.setdefault("429", {"description": "over the rate limit; see Retry-After", **shape})
             if "requestBody" in op:
-                answers.setdefault("413", {"description": "body over the size limit", **error})
+                answers.setdefault("413", {"description": "body over the size limit", **shape})
+            if op.get("parameters") or "requestBody" in op:
+                # api.errors answers a parameter or body of the wrong type or range with 400, on every route
+                answers.setdefault("400", {"description": "bad query or parameter", **shape})
     return schema

@@ -117,7 +117,8 @@ def create_app(
     install_security(app, security)  # after the others: CORS must be outermost to answer preflights
 
     app.include_router(meta.router)
-    app.include_router(search.router, dependencies=[Depends(read_access), Depends(rate_limit)])
+    # rate limit first: requests without a (valid) key count against their address too
+    app.include_router(search.router, dependencies=[Depends(rate_limit), Depends(read_access)])
     app.include_router(documents.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -53,16 +53,15 @@ def logistic_fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50)
     return w[:-1], float(w[-1])
 
 
-def collect(folder: Path, first: int, k: int, cache: Path) -> list[dict]:
-    """Candidates of the first `first` questions (cached: the embedding is the slow part)."""
-    if cache.exists():
-        rows = pickle.loads(cache.read_bytes())
-        if len(rows) >= first:
-            return rows[:first]
+def collect(folder: Path, first: int, k: int, cache: Path, start: int = 0) -> list[dict]:
+    """Candidates of questions start … first-1, cached as they come (the embedding is the slow part): a
+    run that is stopped resumes where it was, and `--evaluate` can score whatever has been collected."""
+    rows: list[dict] = pickle.loads(cache.read_bytes()) if cache.exists() else []
+    if len(rows) >= first - start:
+        return rows[: first - start]
     index_dir, _ = eval_index(folder, IndexSettings.from_env())
     engine = Engine.open(index_dir)
-    queries = read_jsonl(folder / "queries.jsonl")[:first]
-    rows = []
+    queries = read_jsonl(folder / "queries.jsonl")[start + len(rows) : first]
     started = time.perf_counter()
     for i, q in enumerate(queries):
         results = A.retrieve(engine, q["question"], k, None)
@@ -77,21 +76,76 @@ def collect(folder: Path, first: int, k: int, cache: Path) -> list[dict]:
                 "texts": [c.text for c in cands],
             }
         )
-        if (i + 1) % 25 == 0:
-            print(f"{i + 1}/{len(queries)} questions, {time.perf_counter() - started:.0f}s", file=sys.stderr)
-    cache.write_bytes(pickle.dumps(rows))
+        if (i + 1) % 10 == 0 or i + 1 == len(queries):
+            cache.write_bytes(pickle.dumps(rows))
+            print(f"{len(rows)} questions, {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
     return rows
+
+
+def evaluate_rows(rows: list[dict], threshold: float | None = None) -> dict:
+    """answer_hit / em / f1 / withheld exactly as `answer_metrics` computes them, from collected rows
+    (the same candidates, ranker, confidence and span code; only the search is not run again)."""
+    from search.evaluate import answer_em, answer_f1, reliability_table
+
+    threshold = A.DEFAULT_THRESHOLD if threshold is None else threshold
+    sums = dict.fromkeys(("answer_hit", "em", "f1", "withheld", "answer_hit_all", "em_all", "f1_all"), 0.0)
+    confs, hits, examples = [], [], []
+    for r in rows:
+        if not r["features"]:
+            sums["withheld"] += 1
+            confs.append(0.0)
+            hits.append(0.0)
+            continue
+        cands = [A.Candidate(result=None, start=0, end=0, features=f) for f in r["features"]]  # type: ignore[arg-type]
+        text_of = {id(c): t for c, t in zip(cands, r["texts"], strict=True)}
+        ranked = A.score(cands)
+        conf = A.confidence(ranked)
+        sentence = text_of[id(ranked[0])]
+        span = A.answer_span(sentence, A.Question.parse(r["question"]))
+        predicted = sentence[span[0] : span[1]] if span else sentence
+        scores = {
+            "answer_hit": float(contains_answer(sentence, r["answers"])),
+            "em": answer_em(predicted, r["answers"]),
+            "f1": answer_f1(predicted, r["answers"]),
+        }
+        answered = conf >= threshold
+        for key, value in scores.items():
+            sums[f"{key}_all"] += value
+            sums[key] += value if answered else 0.0
+        sums["withheld"] += 0.0 if answered else 1.0
+        confs.append(conf)
+        hits.append(scores["answer_hit"])
+        examples.append({"question": r["question"], "answers": r["answers"], "sentence": sentence,
+                         "span": predicted, "confidence": round(conf, 3), **scores})
+    n = max(1, len(rows))
+    out: dict = {key: round(value / n, 4) for key, value in sums.items()}
+    answered_hits = [h for c, h in zip(confs, hits, strict=True) if c >= threshold]
+    out["precision_answered"] = round(sum(answered_hits) / len(answered_hits), 4) if answered_hits else 0.0
+    out["threshold"] = threshold
+    out["queries"] = len(rows)
+    out["reliability"] = reliability_table(confs, hits)
+    out["examples"] = examples
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", type=Path)
     ap.add_argument("--first", type=int, default=300)
+    ap.add_argument("--start", type=int, default=0, help="with --evaluate: the first question scored")
+    ap.add_argument("--evaluate", action="store_true",
+                    help="score questions --start … --first-1 with the constants in search/answer.py")
     ap.add_argument("--k", type=int, default=A.DEFAULT_K)
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/semsearch-fit-answer.pkl"))
+    ap.add_argument("--collect-only", action="store_true", help="only collect (and cache) candidates")
     args = ap.parse_args()
-    rows = collect(args.folder, args.first, args.k, args.cache)
+    rows = collect(args.folder, args.first, args.k, args.cache, args.start)
+    if args.collect_only:
+        return
+    if args.evaluate:
+        print(json.dumps(evaluate_rows(rows), ensure_ascii=False))
+        return
 
     feats = [r for r in rows if r["features"]]
     x = np.asarray([[f[name] for name in A.FEATURES] for r in feats for f in r["features"]])

@@ -7,8 +7,9 @@
 What is measured, against `python -m api.cli serve` in its own process on 127.0.0.1:
 
 - `wrk` (Debian's package: `apt-get install -y wrk`) with 16 connections for at most `--seconds`, driven
-  by a Lua script that draws every request from a table of distinct requests: 80 % `GET /search` (a
-  cmrc2018 question, k 1-20, mode hybrid/dense/keyword), 10 % `POST /similar`, 10 % `POST /ask`. wrk stops
+  by a Lua script that draws every request from a table of distinct requests: 85 % `GET /search` (a
+  cmrc2018 question, k 1-20, mode hybrid/dense/keyword), 10 % `POST /similar`, 5 % `POST /ask` (an
+  extracted answer costs far more than a search). wrk stops
   by itself; its `done` hook prints requests, errors (socket errors and non-2xx answers) and the
   p50/p95/p99 latency, parsed here. Afterwards `/health` must still answer: the load was held.
   Rate limiting is switched off for the run (`SEMSEARCH_RATE_LIMIT=0`): all clients share one address,
@@ -19,12 +20,13 @@ What is measured, against `python -m api.cli serve` in its own process on 127.0.
 
 Corpora:
 - `default`: `data/` (the two seed articles), indexed into ~/.cache/semsearch/bench/load-default/.
-- `20k`: 20,000 passages assembled from cmrc2018-dev sentences (`bench/query_latency.py documents()`:
-  each document a run of real Chinese sentences from the whole set, so passages are not copies of each
-  other), embedded with the REAL model (backend `onnx-int8` when onnxruntime is installed, else torch):
-  slow on two cores, so it is built once and cached in ~/.cache/semsearch/bench/load-20k-<backend>/, and
-  a killed build resumes where it stopped (each batch is one published generation, the embedding cache
-  keeps finished vectors).
+- `20k`: about 20,000 passages (at most 32 tokens each, see PASSAGE_TOKENS) assembled from cmrc2018-dev
+  sentences (`bench/query_latency.py documents()`: each document a run of real Chinese sentences from the
+  whole set, so passages are not copies of each other), embedded with the REAL model (backend
+  `onnx-int8` when onnxruntime is installed, else torch): slow on two cores (18 minutes on a busy
+  machine), so it is built once and cached in ~/.cache/semsearch/bench/load-20k-<backend>-t32/; a killed
+  build resumes where it stopped (each batch is one published generation, the embedding cache keeps
+  finished vectors).
 
 Never points at anything but 127.0.0.1; every loop is bounded in time and count.
 """
@@ -129,7 +131,7 @@ def questions() -> list[str]:
 
 
 def request_table(n: int, seed: int = 11) -> list[tuple[str, str, str]]:
-    """(method, path, JSON body) of n distinct requests: 80 % search, 10 % similar, 10 % ask."""
+    """(method, path, JSON body) of n distinct requests: 85 % search, 10 % similar, 5 % ask."""
     from urllib.parse import urlencode
 
     rng = random.Random(seed)
@@ -139,10 +141,10 @@ def request_table(n: int, seed: int = 11) -> list[tuple[str, str, str]]:
     for i in range(n):
         q = pool[i % len(pool)]
         roll = rng.random()
-        if roll < 0.8:
+        if roll < 0.85:
             params = {"q": q, "k": rng.randint(1, 20), "mode": rng.choice(["hybrid", "dense", "keyword"])}
             table.append(("GET", "/search?" + urlencode(params), ""))
-        elif roll < 0.9:
+        elif roll < 0.95:
             table.append(("POST", "/similar", json.dumps({"text": q, "k": 5}, ensure_ascii=False)))
         else:
             table.append(("POST", "/ask", json.dumps({"question": q, "k": 5}, ensure_ascii=False)))
@@ -150,11 +152,12 @@ def request_table(n: int, seed: int = 11) -> list[tuple[str, str, str]]:
 
 
 def _lua_string(text: str) -> str:
-    """A Lua long-bracket-free literal: escape backslash, quote and control characters byte-wise."""
+    """A Lua string literal: backslash, quote and every non-ASCII or control byte as a decimal escape."""
     out = []
     for byte in text.encode("utf-8"):
         ch = chr(byte)
-        out.append(ch if 32 <= byte < 127 and ch not in '\\"' else f"\\{byte}")
+        # always three digits: "\\34" before a digit would be read as one longer (invalid) escape
+        out.append(ch if 32 <= byte < 127 and ch not in '\\"' else f"\\{byte:03d}")
     return '"' + "".join(out) + '"'
 
 
@@ -208,7 +211,7 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int, threads: int
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s",
+    command = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "60s",
                "-s", str(script), url]
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
     match = re.search(r"^WRK_JSON (\{.*\})$", out.stdout, re.M)
@@ -260,9 +263,9 @@ def load_report(rows: list[dict[str, Any]], command: str) -> str:
     lines = [SECTION_LOAD, "", *header(command), ""]
     lines += [
         "wrk, 16 keep-alive connections on 127.0.0.1 for a bounded time; each request drawn from a table "
-        "of 4,000 distinct requests (80 % `GET /search` with a cmrc2018 question, random k 1-20 and mode, "
-        "10 % `POST /similar`, 10 % `POST /ask`); server defaults except `SEMSEARCH_RATE_LIMIT=0`. "
-        "Errors are socket errors, time-outs (30 s) and non-2xx answers; *held* means `/health` still "
+        "of 4,000 distinct requests (85 % `GET /search` with a cmrc2018 question, random k 1-20 and mode, "
+        "10 % `POST /similar`, 5 % `POST /ask`); server defaults except `SEMSEARCH_RATE_LIMIT=0`. "
+        "Errors are socket errors, time-outs (60 s) and non-2xx answers; *held* means `/health` still "
         "answered 200 afterwards.",
         "",
         "| corpus | passages | seconds | requests served | req/s | errors | p50 ms | p95 ms | p99 ms "

@@ -18,7 +18,8 @@ HF_HUB_OFFLINE=1) with e5's "query: " / "passage: " prefixes, on the same docume
 of cmrc2018-dev) and the same questions about them (`--queries`). Each system chunks the documents its
 own way; a passage is relevant when its document is the question's (recall@5, as in
 ../shared/eval/README.md), so the figures stay comparable. Query latency is in process, one question at a
-time, the question embedded each time (no cache can help: the questions are distinct).
+time, the question embedded each time (no cache can help: the questions are distinct); all systems stay
+loaded and each question goes to each system in turn, so that load from other jobs falls on all alike.
 
 The run is sequential (one system at a time) so that no system competes with another for the two cores;
 keep `--docs` small enough that the whole run stays under half an hour: embedding is the cost, about
@@ -33,9 +34,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import ROOT, header, write_section  # noqa: E402 - the sibling bench module
@@ -132,8 +134,7 @@ elif name == "txtai":
     from txtai import Embeddings
     emb = Embeddings({
         "path": model, "method": "sentence-transformers", "content": True, "hybrid": True,
-        "instructions": {"query": "query: ", "data": "passage: "}, "batch": 32,
-        "vectors": {"normalize_embeddings": True}})
+        "instructions": {"query": "query: ", "data": "passage: "}, "batch": 32})
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     emb.index([{"id": str(i), "text": p, "doc_id": d} for i, (d, p) in enumerate(passages)])
@@ -144,14 +145,11 @@ else:
     raise SystemExit(f"unknown peer {name}")
 
 search("预热")
-times, hits = [], 0
-for q in queries:
-    t = time.perf_counter(); found = search(q["question"]); times.append(time.perf_counter() - t)
-    hits += q["doc_id"] in found[:k]
-ms = np.asarray(times) * 1e3
-print(json.dumps({"peer": name, "passages": len(passages), "load_s": load_s, "index_s": index_s,
-                  "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-                  "recall": hits / len(queries), "queries": len(queries)}))
+print(json.dumps({"peer": name, "passages": len(passages), "load_s": load_s, "index_s": index_s}), flush=True)
+for line in sys.stdin:  # one question a line, answered with its time and whether it was found
+    q = json.loads(line)
+    t = time.perf_counter(); found = search(q["question"]); ms = (time.perf_counter() - t) * 1e3
+    print(json.dumps({"ms": ms, "hit": q["doc_id"] in found[:k]}), flush=True)
 '''
 
 SEMSEARCH_SCRIPT = r'''
@@ -180,16 +178,14 @@ index_s = time.perf_counter() - t0
 engine = Engine(folder)
 engine._answers.size = 0  # distinct questions anyway; no cache may help
 engine.search("预热", k=k)
-times, hits = [], 0
-for q in job["queries"]:
+print(json.dumps({"peer": "semsearch", "passages": summary.passages, "load_s": load_s, "index_s": index_s}),
+      flush=True)
+for line in sys.stdin:
+    q = json.loads(line)
     t = time.perf_counter()
     r = engine.search(q["question"], k=k, mode="hybrid")
-    times.append(time.perf_counter() - t)
-    hits += q["doc_id"] in [x.doc_id for x in r.results[:k]]
-ms = np.asarray(times) * 1e3
-print(json.dumps({"peer": "semsearch", "passages": summary.passages, "load_s": load_s, "index_s": index_s,
-                  "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-                  "recall": hits / len(job["queries"]), "queries": len(job["queries"])}))
+    ms = (time.perf_counter() - t) * 1e3
+    print(json.dumps({"ms": ms, "hit": q["doc_id"] in [x.doc_id for x in r.results[:k]]}), flush=True)
 '''
 
 
@@ -203,25 +199,77 @@ def load_set(docs_limit: int, queries_limit: int) -> tuple[list[dict[str, Any]],
     return docs, queries
 
 
-def run_peer(peer: str, job: dict[str, Any], venv: Path, work: Path) -> dict[str, Any]:
-    job_file = work / f"{peer}.json"
-    job_file.write_text(json.dumps(job | {"peer": peer}, ensure_ascii=False))
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    if peer == "semsearch":
-        cmd = [sys.executable, "-c", SEMSEARCH_SCRIPT, str(job_file), str(ROOT)]
-    else:
-        cmd = [str(venv / "bin" / "python"), "-c", PEER_SCRIPT, str(job_file)]
-    t0 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
-    if out.returncode != 0:
-        tail = "\n".join(out.stderr.strip().splitlines()[-15:])
-        print(f"[{peer}] failed:\n{tail}", file=sys.stderr, flush=True)
-        last = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"
-        return {"peer": peer, "error": last}
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["wall_s"] = time.perf_counter() - t0
-    print(json.dumps(result), file=sys.stderr, flush=True)
-    return result
+class Peer:
+    """One system in its own process: it loads the model and indexes at start, then answers questions
+    sent one a line on its standard input (so all systems stay loaded and are queried in turn)."""
+
+    def __init__(self, peer: str, job: dict[str, Any], venv: Path, work: Path) -> None:
+        self.name = peer
+        job_file = work / f"{peer}.json"
+        job_file.write_text(json.dumps(job | {"peer": peer}, ensure_ascii=False))
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+        if peer == "semsearch":
+            cmd = [sys.executable, "-c", SEMSEARCH_SCRIPT, str(job_file), str(ROOT)]
+        else:
+            cmd = [str(venv / "bin" / "python"), "-c", PEER_SCRIPT, str(job_file)]
+        self.stderr = open(work / f"{peer}.log", "w")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     text=True, env=env, cwd=work)
+        self.result: dict[str, Any] = {"peer": peer}
+        self.times: list[float] = []
+        self.hits = 0
+
+    def ready(self) -> bool:
+        """Wait for the index to be built; False (with the error in `result`) if the process died."""
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line:
+            self.proc.wait()
+            self.stderr.flush()
+            log = Path(self.stderr.name).read_text().strip().splitlines()
+            self.result["error"] = log[-1] if log else f"exited with {self.proc.returncode}"
+            print(f"[{self.name}] failed:\n" + "\n".join(log[-12:]), file=sys.stderr, flush=True)
+            return False
+        self.result.update(json.loads(line))
+        print(json.dumps(self.result), file=sys.stderr, flush=True)
+        return True
+
+    def ask(self, question: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(question, ensure_ascii=False) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        self.times.append(answer["ms"])
+        self.hits += bool(answer["hit"])
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.stderr.close()
+        if self.times:
+            ms = np.asarray(self.times)
+            self.result.update(p50_ms=float(np.percentile(ms, 50)), p95_ms=float(np.percentile(ms, 95)),
+                               recall=self.hits / len(self.times), queries=len(self.times))
+
+
+def run(peers: list[str], job: dict[str, Any], venv: Path, work: Path) -> list[dict[str, Any]]:
+    """Index with each system in turn (one at a time: indexing uses both cores), then put every question
+    to every system, rotating who goes first, so that load from other jobs on this shared machine falls
+    on all systems alike."""
+    running: list[Peer] = []
+    failed: list[Peer] = []
+    for name in peers:
+        peer = Peer(name, job, venv, work)
+        (running if peer.ready() else failed).append(peer)
+    for i, question in enumerate(job["queries"]):
+        for j in range(len(running)):
+            running[(i + j) % len(running)].ask(question)
+    for peer in running:
+        peer.close()
+    return [p.result for p in sorted(running + failed, key=lambda p: peers.index(p.name))]
 
 
 def report(results: list[dict[str, Any]], docs: int, queries: int, command: str) -> str:
@@ -232,8 +280,8 @@ def report(results: list[dict[str, Any]], docs: int, queries: int, command: str)
         "the same local multilingual-e5-small folder and e5 prefixes, one after another on the same "
         "machine (see `bench/peers.py` for each recipe). Passages are each system's own chunks; recall@5 "
         "counts a question found when a top-5 passage is from its document. Query latency is in process "
-        "(question embedded every time). Ratios are semsearch's figure over the peer's (passages/s: above "
-        "1 is faster; latency: below 1 is faster).",
+        "(question embedded every time; every question put to every system in turn). Ratios are "
+        "semsearch's figure over the peer's (passages/s: above 1 is faster; latency: below 1 is faster).",
         "",
         "| system | passages | index (s) | passages/s | query p50 / p95 (ms) | recall@5 "
         "| passages/s vs semsearch | p50 vs semsearch |",
@@ -260,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--install", action="store_true", help="create / update the peers' venv and stop")
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
-    parser.add_argument("--docs", type=int, default=80, help="documents of cmrc2018-dev to index")
-    parser.add_argument("--queries", type=int, default=200, help="questions about them")
+    parser.add_argument("--docs", type=int, default=60, help="documents of cmrc2018-dev to index")
+    parser.add_argument("--queries", type=int, default=120, help="questions about them")
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=PEERS)
     parser.add_argument("--backend", help="semsearch's embedder backend (default: the settings' default)")
     parser.add_argument("--no-write", action="store_true")
@@ -281,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     job = {"model": model, "k": 5, "docs": docs, "queries": queries, "backend": args.backend}
     command = "python bench/peers.py " + " ".join(sys.argv[1:] if argv is None else argv)
     with tempfile.TemporaryDirectory(prefix="semsearch-peers-") as work:
-        results = [run_peer(p, job, args.venv, Path(work)) for p in args.peers]
+        results = run(args.peers, job, args.venv, Path(work))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     text = report(results, len(docs), len(queries), command)

@@ -27,6 +27,8 @@ EVAL = ROOT.parent / "shared" / "eval"
 RETRIEVAL_SETS = ["cmrc2018-dev", "xquad/zh", "xquad/en", "xquad/en2zh", "xquad/zh2en", "sts/PAWSX"]
 PAIR_SETS = ["sts/PAWSX", "sts/STS-B"]
 MODES = ["keyword", "dense", "hybrid"]
+ANSWER_SETS = ["cmrc2018-dev", "xquad/zh", "xquad/en"]  # sets with extractive gold answers
+ANSWER_COLUMNS = ["answer_hit", "em", "f1", "withheld", "precision_answered", "answer_hit_all", "f1_all"]
 COLUMNS = ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer@1", "answer@5", "query_ms_p50"]
 
 
@@ -47,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="*", help="only these sets (e.g. xquad/zh)")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "quality.md")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--answers", action="store_true",
+                        help="also answer_hit / em / f1 / withheld of `semsearch ask` (hybrid rows)")
     args = parser.parse_args(argv)
     if not EVAL.exists():
         print(f"no development sets at {EVAL}; nothing to measure", file=sys.stderr)
@@ -60,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows[name] = {}
         for mode in MODES:
-            figures = evaluate(EVAL / name, mode=mode, limit=args.limit, settings=settings, progress=True)
+            answers = args.answers and mode == "hybrid" and name in ANSWER_SETS
+            figures = evaluate(EVAL / name, mode=mode, limit=args.limit, settings=settings, progress=True,
+                               answers=answers)
             figures.pop("spearman", None)
             rows[name][mode] = figures
             print(name, mode, json.dumps(figures), flush=True)
@@ -116,6 +122,19 @@ def write_markdown(
         "|---|---|",
     ]
     lines += [f"| {name} | {value:.4f} |" for name, value in pairs.items()]
+    answered = {n: modes["hybrid"] for n, modes in rows.items() if "answer_hit" in modes.get("hybrid", {})}
+    if answered:
+        lines += [
+            "",
+            "## Answers (`semsearch ask`, extractive; see docs/answers.md)",
+            "",
+            "Over all queries: a withheld (null) answer scores 0; `*_all`: the best sentence, always given.",
+            "",
+            "| set | " + " | ".join(ANSWER_COLUMNS) + " | queries |",
+            "|---|" + "---|" * len(ANSWER_COLUMNS) + "---|",
+        ]
+        lines += [f"| {name} | " + " | ".join(f"{f[c]:.3f}" for c in ANSWER_COLUMNS) + f" | {f['queries']} |"
+                  for name, f in answered.items()]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
 

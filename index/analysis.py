@@ -26,6 +26,7 @@ process, under a lock, with its logger quietened.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import threading
@@ -274,9 +275,10 @@ def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
     overlapping and touching spans merged (so `研发` + `投入` highlight as `研发投入`).
 
     Matching is on the normalised text, so traditional/simplified script and case do not matter. A CJK
-    term matches where its characters occur AND start and end on a word boundary of the passage's own
-    segmentation: this keeps real words (also ones jieba segmented differently in query and passage)
-    and drops bigram noise such as `发投` inside `研发投入`. Other terms match the passage's words by stem.
+    term (a dictionary word or a single character) matches where its characters occur AND start and end
+    on a word boundary of the passage's own segmentation: this keeps real words (also ones jieba
+    segmented differently in query and passage) and drops bigram noise such as `院办` inside `医院办公室`.
+    Other terms match the passage's words by stem.
     """
     if not text or not terms:
         return []
@@ -287,22 +289,25 @@ def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
         term = display_term(term)
         if not term or term in STOP_WORDS:
             continue
-        if _CJK_RUN.fullmatch(term):
-            cjk_terms.add(term)
-        else:
+        if not _CJK_RUN.fullmatch(term):
             other_terms.add(term)
+        elif len(term) == 1 or _segmenter().FREQ.get(term):
+            # Multi-character strings missing from jieba's dictionary are bigrams only (发投 of 研发投入);
+            # an out-of-vocabulary name still lights up, through its single characters, which are terms.
+            cjk_terms.add(term)
     spans: list[tuple[int, int]] = []
     # Only the CJK runs where a term occurs are segmented: jieba is the costly part of highlighting.
+    runs = [m.span() for m in _CJK_RUN.finditer(norm)] if cjk_terms else []
+    run_starts = [start for start, _ in runs]
     bounds_of_run: dict[int, set[int]] = {}
     for term in cjk_terms:
         at = norm.find(term)
         while at >= 0:
             end = at + len(term)
-            run = _CJK_RUN.search(norm, _run_start(norm, at))
-            assert run is not None  # the term is CJK, so its first character is in a run
-            bounds = bounds_of_run.get(run.start())
+            i = bisect.bisect_right(run_starts, at) - 1  # the run holding the match
+            bounds = bounds_of_run.get(i)
             if bounds is None:
-                bounds = bounds_of_run[run.start()] = _word_bounds(run.group(), run.start())
+                bounds = bounds_of_run[i] = _word_bounds(norm, *runs[i])
             if at in bounds and end in bounds:
                 spans.append((at, end))
             at = norm.find(term, at + 1)
@@ -311,19 +316,13 @@ def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
     return _merge(spans)
 
 
-def _run_start(norm: str, at: int) -> int:
-    """Where the CJK run holding position `at` starts."""
-    while at > 0 and _CJK_RUN.match(norm, at - 1):
-        at -= 1
-    return at
-
-
-def _word_bounds(run: str, base: int) -> set[int]:
-    """Offsets where a word of jieba's search-mode segmentation of a CJK run starts or ends."""
-    bounds = {base, base + len(run)}
-    for _, start, end in _segmenter().tokenize(run, mode="search", HMM=False):
-        bounds.add(base + start)
-        bounds.add(base + end)
+def _word_bounds(norm: str, base: int, end: int) -> set[int]:
+    """Offsets where a word of jieba's search-mode segmentation of the CJK run norm[base:end] starts or
+    ends (the same segmentation that indexing uses)."""
+    bounds = {base, end}
+    for _, word_start, word_end in _segmenter().tokenize(norm[base:end], mode="search", HMM=False):
+        bounds.add(base + word_start)
+        bounds.add(base + word_end)
     return bounds
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from index.analysis import query_terms, term_spans
+from index.analysis import is_gram, query_terms, term_spans, tokenize
 from index.builder import BuildSummary, IndexBuilder
 from index.config import IndexSettings, default_index_dir
 from index.documents import Document
@@ -33,12 +33,13 @@ from index.stores.base import KeywordStore, VectorStore
 from index.stores.factory import load_keyword_store, load_vector_store
 from index.stores.passages import Filters, PassageStore
 from search.dedupe import collapse
-from search.hybrid import Hit, dense_hits, fuse, keyword_hits
+from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight
 from search.models import SearchResponse, SearchResult
 
 MODES = ("dense", "keyword", "hybrid")
 MAX_QUERY_CHARS = 1000
 HYBRID_DEPTH = 100  # candidates taken from each list before fusion
+KEYWORD_COVERAGE_HITS = 3  # keyword hits whose words measure how well keyword search covers a query
 # Entries of the query caches (`$SEMSEARCH_QUERY_CACHE`, 0 turns them off): answers are a few kB each.
 QUERY_CACHE_SIZE = int(os.environ.get("SEMSEARCH_QUERY_CACHE") or 1024)
 
@@ -170,7 +171,9 @@ class Engine:
         # Deeper than the page, so that folding near-duplicates still leaves a full page.
         depth = 2 * (offset + k) + 10
         hits = self._retrieve(snap, query, mode, depth, allowed)
-        results = collapse(self._results(snap, hits))
+        # Hybrid fusion returns up to 2 x HYBRID_DEPTH candidates; only the first `depth` can reach the page,
+        # so only they are read from SQLite, built into results and compared for near-duplicates.
+        results = collapse(self._results(snap, hits[:depth]))
         eligible = len(allowed) if allowed is not None else len(snap.vectors)
         total = len(results) if mode == "keyword" or len(hits) < depth else eligible
         page = results[offset : offset + k]
@@ -246,7 +249,7 @@ class Engine:
             return dense
         assert snap.keywords is not None
         keyword = keyword_hits(*snap.keywords.search(query, n, allowed))
-        fused = fuse(dense, keyword)
+        fused = fuse(dense, keyword, keyword_weight=self._keyword_weight(snap, query, keyword))
         # Keyword-only candidates get their cosine too, so every hybrid result shows both parts.
         missing = [h for h in fused if h.dense_score is None]
         if missing:
@@ -254,6 +257,11 @@ class Engine:
             for h, cosine in zip(missing, vecs @ vector[0], strict=True):
                 h.dense_score = float(cosine)
         return fused
+
+    def _keyword_weight(self, snap: Snapshot, query: str, keyword: list[Hit]) -> float:
+        words = [t for t in tokenize(query) if not is_gram(t)]
+        top = snap.passages.passages([h.passage_id for h in keyword[:KEYWORD_COVERAGE_HITS]])
+        return keyword_weight(words, [set(tokenize(row.text)) for row in top.values()])
 
     def _highlight(self, query: str, results: list[SearchResult]) -> None:
         terms = query_terms(query)

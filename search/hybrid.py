@@ -7,6 +7,7 @@ scale. Each hit keeps both scores and both ranks, so a user can see why a passag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,21 @@ def keyword_hits(scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
         for r, (s, i) in enumerate(zip(scores, ids, strict=True))
         if i >= 0
     ]
+
+
+def keyword_weight(query_words: Sequence[str], top_texts_words: Sequence[set[str]]) -> float:
+    """How much to trust the keyword list for this query: the share of the query's words that the best
+    keyword hits contain (the best of the top few).
+
+    A query whose words the corpus does not share (an English question over Chinese text) still gets a
+    keyword list, made of whatever stray number or name matched; ranked by RRF, that noise would push
+    good dense results down. Weighting the list by coverage keeps hybrid close to dense there, and at
+    full strength where keyword search is on topic.
+    """
+    words = set(query_words)
+    if not words or not top_texts_words:
+        return 0.0
+    return max(len(words & hit) for hit in top_texts_words) / len(words)
 
 
 def fuse(

@@ -41,7 +41,7 @@ Wait = Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS,
 @router.get("/passages/{passage_id}", response_model=PassageContext, responses=responses(400, 404, 503),
             dependencies=READ)
 def passage(
-    passage_id: Annotated[int, Path(le=MAX_ID, description="a passage id from a search result")],
+    passage_id: Annotated[int, Path(ge=0, le=MAX_ID, description="a passage id from a search result")],
     engine: Annotated[Engine, Depends(get_engine)],
     neighbours: Annotated[int, Query(ge=0, le=20, description="passages shown before and after")] = 1,
 ) -> dict[str, Any]:

@@ -120,7 +120,8 @@ class SimilarRequest(FilterFields):
     """Exactly one of `text`, `passage_id` or `texts` (the batch form)."""
 
     text: str | None = Field(None, description="a passage-like text")
-    passage_id: int | None = Field(None, description="a stored passage (never returned itself)", le=MAX_ID)
+    passage_id: int | None = Field(None, description="a stored passage (never returned itself)", ge=0,
+                                   le=MAX_ID)
     texts: list[str] | None = Field(None,
                                     description="several texts: one result list each, embedded together",
                                     max_length=64)

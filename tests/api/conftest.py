@@ -53,6 +53,8 @@ def start_server(index: Path, log: Path, env: dict[str, str] | None = None) -> L
     port = free_port()
     environ = dict(os.environ, **(env or {}))
     environ.pop("SEMSEARCH_INDEX", None)
+    # Tests send bursts from one address; the rate limiter has its own tests (test_security.py).
+    environ.setdefault("SEMSEARCH_RATE_LIMIT", "0")
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--index", str(index), "--host", "127.0.0.1",

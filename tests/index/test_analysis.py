@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -65,7 +66,7 @@ def test_normalize_never_changes_length(text: str) -> None:
     assert len(normalize(text)) == len(text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_any_text)
 def test_analyze_offsets_point_at_the_term(text: str) -> None:
     norm = normalize(text)
@@ -76,6 +77,21 @@ def test_analyze_offsets_point_at_the_term(text: str) -> None:
         assert 0 <= t.start < t.end <= len(text)
         if analysis._CJK_RUN.fullmatch(display_term(t.term)):
             assert norm[t.start : t.end] == display_term(t.term)
+
+
+_news_text = st.text(
+    st.one_of(_traditional, st.sampled_from("长三角研发投入强度超过的了，。 3%AbC")), max_size=40
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_any_text, _news_text), st.data())
+def test_spans_are_sorted_disjoint_and_inside_the_text(text: str, data: st.DataObject) -> None:
+    start = data.draw(st.integers(0, len(text)))
+    query = text[start : data.draw(st.integers(start, len(text)))]  # a piece of the text: it matches
+    spans = term_spans(text, query_terms(query))
+    assert all(0 <= a < b <= len(text) for a, b in spans)
+    assert all(prev[1] < nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False))  # merged
 
 
 # --- tokens -----------------------------------------------------------------------------------------------
@@ -112,6 +128,13 @@ def test_stop_words_punctuation_and_whitespace_are_dropped() -> None:
 def test_english_is_lowercased_and_stemmed() -> None:
     assert words("Indexing") == words("indexed") == words("INDEXES")
     assert words("Policies") == words("policy")
+
+
+def test_light_stemmer_when_pystemmer_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analysis, "_pystemmer", None)
+    assert words("Indexing") == words("indexed") == words("INDEXES") == ["index"]
+    assert words("Policies") == words("policy")
+    assert words("running") == words("runs") == ["run"]
 
 
 def test_numbers_are_terms() -> None:
@@ -178,6 +201,16 @@ def test_spans_latin_case_stem_and_full_width() -> None:
     assert highlighted(text, "indexed policy") == ["Indexing", "policies"]
     assert highlighted(text, "ai 2025") == ["ＡＩ", "2025"]
     assert highlighted(text, "5g") == ["5G"]
+
+
+def test_spans_of_out_of_vocabulary_names() -> None:
+    # No dictionary word covers these names; their single characters are terms and merge into one span.
+    text = "据本报记者林曉颯报道，骁飒科技发布新品"
+    assert highlighted(text, "林晓飒 骁飒科技") == ["林曉颯", "骁飒科技"]
+
+
+def test_spans_skip_stop_words_between_words() -> None:
+    assert highlighted("强大的算力支撑", "强大 算力支撑") == ["强大", "算力支撑"]
 
 
 def test_spans_of_nothing() -> None:

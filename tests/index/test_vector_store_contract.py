@@ -292,3 +292,25 @@ def test_builder_generations_on_every_layout(kind: str, tmp_path: Path) -> None:
     assert results[0].text == "document 3 version 1"
     found = engine.search("document 29 version 0", k=5, mode="dense").results
     assert all(r.doc_id != "d29" for r in found)
+
+
+def test_engine_answer_cache_follows_the_generation(tmp_path: Path) -> None:
+    """Repeated searches are answered from the engine's cache; a new generation is never answered from
+    an older one's entries (the generation name is part of the key)."""
+    from index.builder import IndexBuilder
+    from search.engine import Engine
+
+    embedder = StubEmbedder()
+    builder = IndexBuilder(tmp_path, IndexSettings(keyword_store="none"), embedder=embedder)
+    builder.upsert(docs(5))
+    engine = Engine(tmp_path)
+    engine._embedder = embedder  # noqa: SLF001 - searching needs the same stub model
+    first = engine.search("document 7 version 0", k=3, mode="dense")
+    first.results[0].text = "changed by the caller"  # callers get copies: the cache stays intact
+    again = engine.search("document 7 version 0", k=3, mode="dense")
+    assert again.results[0].text != "changed by the caller"
+    assert len(engine._answers) == 1  # noqa: SLF001
+    builder.upsert(docs(10)[5:])
+    fresh = engine.search("document 7 version 0", k=3, mode="dense")
+    assert fresh.generation != first.generation
+    assert fresh.results[0].text == "document 7 version 0"
