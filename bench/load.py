@@ -130,8 +130,8 @@ def questions() -> list[str]:
     return [json.loads(line)["question"] for line in rows]
 
 
-def request_table(n: int, seed: int = 11) -> list[tuple[str, str, str]]:
-    """(method, path, JSON body) of n distinct requests: 85 % search, 10 % similar, 5 % ask."""
+def request_table(n: int, seed: int = 11, search_only: bool = False) -> list[tuple[str, str, str]]:
+    """(method, path, JSON body) of n distinct requests: 85 % search, 10 % similar, 5 % ask; or all search."""
     from urllib.parse import urlencode
 
     rng = random.Random(seed)
@@ -140,7 +140,7 @@ def request_table(n: int, seed: int = 11) -> list[tuple[str, str, str]]:
     table = []
     for i in range(n):
         q = pool[i % len(pool)]
-        roll = rng.random()
+        roll = 0.0 if search_only else rng.random()
         if roll < 0.85:
             params = {"q": q, "k": rng.randint(1, 20), "mode": rng.choice(["hybrid", "dense", "keyword"])}
             table.append(("GET", "/search?" + urlencode(params), ""))
@@ -232,30 +232,33 @@ def warm_up(url: str, table: list[tuple[str, str, str]]) -> None:
                            headers={"content-type": "application/json"})
 
 
-def load_run(name: str, backend: str, seconds: int, connections: int) -> dict[str, Any]:
+def load_runs(name: str, backend: str, seconds: int, connections: int, mixes: list[str]
+              ) -> list[dict[str, Any]]:
+    """One server on the corpus; one bounded wrk run for each request mix; a row per run."""
     import httpx
 
     folder = corpus_index(name, backend)
-    table = request_table(4000)
-    script = write_lua(table, Path(tempfile.mkdtemp(prefix="semsearch-wrk-")) / "requests.lua")
-    server = Server(folder)
-    # Server() copies os.environ at start: switch the limiter off for this process's children only.
+    server = Server(folder)  # its environment is ours: SEMSEARCH_RATE_LIMIT=0 (set in main)
+    rows = []
     try:
         server.wait()
         health = httpx.get(server.url + "/health", timeout=30).json()
-        warm_up(server.url, table)
-        print(f"[{name}] wrk {connections} connections, {seconds} s", file=sys.stderr, flush=True)
-        figures = run_wrk(server.url, script, seconds, connections)
-        after = httpx.get(server.url + "/health", timeout=60)
-        figures["held"] = after.status_code == 200 and server.proc.poll() is None
+        for mix in mixes:
+            table = request_table(4000, search_only=mix == "search")
+            script = write_lua(table, Path(tempfile.mkdtemp(prefix="semsearch-wrk-")) / "requests.lua")
+            warm_up(server.url, table)
+            print(f"[{name}/{mix}] wrk {connections} connections, {seconds} s", file=sys.stderr, flush=True)
+            figures = run_wrk(server.url, script, seconds, connections)
+            after = httpx.get(server.url + "/health", timeout=60)
+            figures["held"] = after.status_code == 200 and server.proc.poll() is None
+            figures.update(corpus=name, mix=mix, passages=health["passages"], documents=health["documents"],
+                           distinct_requests=len(table), connections=connections, seconds=seconds)
+            figures["errors"] = sum(figures[k] for k in ("connect", "read", "write", "status", "timeout"))
+            figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+            rows.append(figures)
     finally:
         server.stop()
-    figures.update(corpus=name, passages=health["passages"], documents=health["documents"],
-                   backend=health.get("model", "") + f" ({backend if name == '20k' else 'default'})",
-                   distinct_requests=len(table), connections=connections, seconds=seconds)
-    figures["errors"] = sum(figures[k] for k in ("connect", "read", "write", "status", "timeout"))
-    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
-    return figures
+    return rows
 
 
 # --- report ------------------------------------------------------------------------------------------
@@ -263,18 +266,20 @@ def load_report(rows: list[dict[str, Any]], command: str) -> str:
     lines = [SECTION_LOAD, "", *header(command), ""]
     lines += [
         "wrk, 16 keep-alive connections on 127.0.0.1 for a bounded time; each request drawn from a table "
-        "of 4,000 distinct requests (85 % `GET /search` with a cmrc2018 question, random k 1-20 and mode, "
-        "10 % `POST /similar`, 5 % `POST /ask`); server defaults except `SEMSEARCH_RATE_LIMIT=0`. "
+        "of 4,000 distinct requests: *mixed* is 85 % `GET /search` (a cmrc2018 question, random k 1-20 and "
+        "mode), 10 % `POST /similar`, 5 % `POST /ask`; *search* is `GET /search` only. Server defaults "
+        "except `SEMSEARCH_RATE_LIMIT=0`; one server per corpus, the runs one after the other. "
         "Errors are socket errors, time-outs (60 s) and non-2xx answers; *held* means `/health` still "
         "answered 200 afterwards.",
         "",
-        "| corpus | passages | seconds | requests served | req/s | errors | p50 ms | p95 ms | p99 ms "
-        "| held |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| corpus | passages | requests | seconds | requests served | req/s | errors | p50 ms | p95 ms "
+        "| p99 ms | held |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['corpus']} | {r['passages']:,} | {r['duration_us'] / 1e6:.0f} | {r['requests']:,} | "
+            f"| {r['corpus']} | {r['passages']:,} | {r['mix']} | {r['duration_us'] / 1e6:.0f} | "
+            f"{r['requests']:,} | "
             f"{r['rps']:.1f} | {r['errors']} | {r['p50_us'] / 1e3:.0f} | {r['p95_us'] / 1e3:.0f} | "
             f"{r['p99_us'] / 1e3:.0f} | {'yes' if r['held'] else 'NO'} |"
         )
@@ -302,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpora", nargs="+", default=["default", "20k"], choices=["default", "20k"])
     parser.add_argument("--seconds", type=int, default=60, help="wrk duration per corpus (at most 60)")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--mixes", nargs="+", default=["mixed", "search"], choices=["mixed", "search"],
+                        help="mixed: 85 %% search, 10 %% similar, 5 %% ask; search: GET /search only")
     parser.add_argument("--backend", default=None, help="embedder backend of the 20k index")
     parser.add_argument("--build-only", action="store_true", help="only build or finish the 20k index")
     parser.add_argument("--skip-concurrency", action="store_true")
@@ -321,9 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = min(args.seconds, 60)
     rows = []
     for name in args.corpora:
-        row = load_run(name, backend, seconds, args.connections)
-        print(json.dumps({k: v for k, v in row.items() if k != "wrk_output"}), flush=True)
-        rows.append(row)
+        for row in load_runs(name, backend, seconds, args.connections, args.mixes):
+            print(json.dumps({k: v for k, v in row.items() if k != "wrk_output"}), flush=True)
+            rows.append(row)
     text = load_report(rows, command)
     print(text)
     if not args.no_write:

@@ -34,6 +34,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -272,9 +273,12 @@ def run(peers: list[str], job: dict[str, Any], venv: Path, work: Path) -> list[d
     return [p.result for p in sorted(running + failed, key=lambda p: peers.index(p.name))]
 
 
-def report(results: list[dict[str, Any]], docs: int, queries: int, command: str) -> str:
+def report(
+    results: list[dict[str, Any]], docs: int, queries: int, command: str,
+    when: float | None = None, load: float | None = None,
+) -> str:
     ours = next((r for r in results if r["peer"] == "semsearch" and "error" not in r), None)
-    lines = [SECTION, "", *header(command), ""]
+    lines = [SECTION, "", *header(command, when, load), ""]
     lines += [
         f"The first {docs} documents of cmrc2018-dev and {queries} of their questions; every system with "
         "the same local multilingual-e5-small folder and e5 prefixes, one after another on the same "
@@ -314,7 +318,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", help="semsearch's embedder backend (default: the settings' default)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--from-json", type=Path, help="only write the section from figures saved by --json")
     args = parser.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        text = report(saved["results"], saved["docs"], saved["queries"], saved["command"],
+                      saved.get("started"), saved.get("load"))
+        print(text)
+        if not args.no_write:
+            write_section(SECTION, text)
+        return 0
     if args.install:
         install(args.venv)
         return 0
@@ -328,11 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     docs, queries = load_set(args.docs, args.queries)
     job = {"model": model, "k": 5, "docs": docs, "queries": queries, "backend": args.backend}
     command = "python bench/peers.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    started, load = time.time(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="semsearch-peers-") as work:
         results = run(args.peers, job, args.venv, Path(work))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    text = report(results, len(docs), len(queries), command)
+        args.json.write_text(json.dumps({"results": results, "docs": len(docs), "queries": len(queries),
+                                         "command": command, "started": started, "load": load}, indent=1))
+    text = report(results, len(docs), len(queries), command, started, load)
     print(text)
     if not args.no_write:
         write_section(SECTION, text)

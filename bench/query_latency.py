@@ -154,10 +154,13 @@ def free_port() -> int:
 class Server:
     """`python -m api.cli serve` in its own process, stopped on exit."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, threads: str | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        # The per-client rate limit (api.security) would answer a load test from one address with 429s.
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", SEMSEARCH_RATE_LIMIT="0")
+        if threads:
+            env["SEMSEARCH_THREADS"] = threads  # the embedder's torch threads (index.embedders.sbert)
         self.log = Path(tempfile.mkstemp(prefix="semsearch-serve-", suffix=".log")[1])
         with open(self.log, "wb") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
@@ -179,6 +182,11 @@ class Server:
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"the server did not answer within {timeout}s; see {self.log}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (user + system, all threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -308,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200, help="distinct queries for one client")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--concurrent-queries", type=int, default=320)
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnx"],
-                        help="query embedding backends to time (each in its own server start)")
+    parser.add_argument("--backends", nargs="+", default=["torch", "torch:1", "onnx"],
+                        help="query embedding backends to time, each in its own server start; "
+                        "NAME:N runs the server with SEMSEARCH_THREADS=N (torch threads)")
     parser.add_argument("--index", type=Path, help="reuse (or keep) the index in this folder")
     parser.add_argument("--build-only", action="store_true", help="build the --index folder and stop")
     parser.add_argument("--no-write", action="store_true")
@@ -339,34 +348,23 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for backend in args.backends:
-        set_backend(folder, backend)
-        server = Server(folder)
+        set_backend(folder, backend.partition(":")[0])
         try:
-            server.wait()
-            print(f"[{backend}] one client", file=sys.stderr, flush=True)
-            times = one_client(server.url, single)
-            print(f"[{backend}] {args.clients} clients", file=sys.stderr, flush=True)
-            conc = concurrent_clients(server.url, many, args.clients)
-            import httpx
-
-            with httpx.Client() as client:
-                repeated = [
-                    timed_get(client, server.url + "/search", {"q": single[0], "mode": "hybrid", "k": 10})
-                    for _ in range(100)
-                ]
-        finally:
-            server.stop()
-        rows.append({
-            "backend": backend, "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
-            "concurrent": conc, "cached_p50_ms": percentile(repeated[1:], 50),
-            "cached_p95_ms": percentile(repeated[1:], 95),
-        })
+            rows.append(serve_and_time(folder, backend, single, many, args.clients))
+        except Exception as exc:  # a backend that cannot load (not installed here) is reported, not fatal
+            rows.append({"backend": backend, "error": f"{type(exc).__name__}: {exc}"})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
 
     parts = {}
-    for backend in args.backends:
+    for spec in [r["backend"] for r in rows if "error" not in r]:
+        backend, _, threads = spec.partition(":")
         set_backend(folder, backend)
-        parts[backend] = breakdown(folder, single[:60], backend)
+        if backend == "torch":  # NAME:N in process: the same torch thread count as that server had
+            import torch
+
+            torch.set_num_threads(int(threads or os.environ.get("SEMSEARCH_THREADS") or os.cpu_count() or 1))
+        parts[spec] = breakdown(folder, single[:60], backend)
+    set_backend(folder, args.backends[0].partition(":")[0])
     tree = profile(folder, single[:40])
     startup = help_time()
     if args.json:
@@ -378,6 +376,36 @@ def main(argv: list[str] | None = None) -> int:
     if not args.index:
         shutil.rmtree(folder, ignore_errors=True)
     return 0
+
+
+def serve_and_time(
+    folder: Path, backend: str, single: list[str], many: list[str], clients: int
+) -> dict[str, Any]:
+    """One server start: one client, then `clients` concurrent clients, then one repeated query."""
+    import httpx
+
+    server = Server(folder, backend.partition(":")[2] or None)
+    try:
+        server.wait()
+        print(f"[{backend}] one client", file=sys.stderr, flush=True)
+        cpu0 = server.cpu_seconds()
+        times = one_client(server.url, single)
+        # CPU per request: what a request costs whatever else runs on the machine (warm-up included).
+        cpu_ms = (server.cpu_seconds() - cpu0) / (len(single) + 5) * 1e3
+        print(f"[{backend}] {clients} clients", file=sys.stderr, flush=True)
+        conc = concurrent_clients(server.url, many, clients)
+        with httpx.Client() as client:
+            repeated = [
+                timed_get(client, server.url + "/search", {"q": single[0], "mode": "hybrid", "k": 10})
+                for _ in range(100)
+            ]
+    finally:
+        server.stop()
+    return {
+        "backend": backend, "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+        "cpu_ms": cpu_ms, "concurrent": conc, "cached_p50_ms": percentile(repeated[1:], 50),
+        "cached_p95_ms": percentile(repeated[1:], 95),
+    }
 
 
 def report(
@@ -397,20 +425,25 @@ def report(
         "model in the server. Distinct cmrc2018 questions, so the answer cache does not help except in "
         "the repeated-query column." + (f" Index build: {built['seconds']:.0f} s." if built else ""),
         "",
-        f"| query backend | 1 client p50 / p95 (ms) | {args.clients} clients: requests/s | "
+        f"| query backend | 1 client p50 / p95 (ms) | server CPU per request (ms) "
+        f"| {args.clients} clients: requests/s | "
         f"{args.clients} clients p50 / p95 (ms) | repeated query (cache) p50 / p95 (ms) |",
-        "|---|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['backend']} | could not run: {r['error'][:100]} | | | | |")
+            continue
         c = r["concurrent"]
         lines.append(
-            f"| {r['backend']} | {r['p50_ms']:.1f} / {r['p95_ms']:.1f} | {c['rps']:.1f} "
+            f"| {r['backend']} | {r['p50_ms']:.1f} / {r['p95_ms']:.1f} | {r['cpu_ms']:.1f} | {c['rps']:.1f} "
             f"| {c['p50_ms']:.1f} / {c['p95_ms']:.1f} | {r['cached_p50_ms']:.2f} / {r['cached_p95_ms']:.2f} |"
         )
     lines += [
         "",
         "Where a hybrid search spends its time, in process (median ms over 60 questions; each part timed "
-        "alone around the engine's own calls, `total` is a full uncached `Engine.search`):",
+        "alone around the engine's own calls, `total` is a full uncached `Engine.search`; `torch:1` is "
+        "torch with one thread, as `SEMSEARCH_THREADS=1` sets it):",
         "",
         "| query backend | embed query | dense search (100) | BM25 (100) | passage lookup | highlight (10) "
         "| total |",

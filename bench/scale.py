@@ -296,7 +296,7 @@ def _ids_by_tag(folder: Path) -> np.ndarray:
 
 
 # --- layouts side by side (raw vectors, no builder) -----------------------------------------------------
-def compare_layouts(n: int, queries_n: int) -> list[dict[str, Any]]:
+def compare_layouts(n: int, queries_n: int, only: Sequence[str] = ()) -> list[dict[str, Any]]:
     """FAISS layouts on the same vectors: build time, index bytes, recall@10 and single-query latency."""
     import faiss
 
@@ -309,11 +309,13 @@ def compare_layouts(n: int, queries_n: int) -> list[dict[str, Any]]:
     configs: list[tuple[str, dict[str, Any], list[dict[str, Any]]]] = [
         ("flat", {"kind": "flat"}, [{}]),
         ("ivf sq8", {"kind": "ivf", "codec": "sq8"}, [{"nprobe": p} for p in (8, 16, 32, 64)]),
-        ("ivf fp16", {"kind": "ivf", "codec": "fp16"}, [{"nprobe": p} for p in (16, 32)]),
+        ("ivf fp16", {"kind": "ivf", "codec": "fp16"}, [{"nprobe": p} for p in (8, 16, 32, 64)]),
         ("hnsw sq8 M32", {"kind": "hnsw", "codec": "sq8"}, [{"ef": e} for e in (32, 64, 128)]),
         ("hnsw flat M32", {"kind": "hnsw", "codec": "flat"}, [{"ef": e} for e in (32, 64, 128)]),
     ]
     for name, options, sweeps in configs:
+        if only and name not in only:
+            continue
         store = FaissStore(DIM, options=options)
         t0 = time.perf_counter()
         store.add(ids, vectors)
@@ -346,8 +348,9 @@ def compare_layouts(n: int, queries_n: int) -> list[dict[str, Any]]:
 PERFORMANCE_MD = ROOT / "docs" / "performance.md"
 
 
-def header(command: str) -> list[str]:
-    """Date, commit, machine and command of a run, as the first lines of a section."""
+def header(command: str, when: float | None = None, load: float | None = None) -> list[str]:
+    """Date, commit, machine and command of a run, as the first lines of a section (`when` / `load`:
+    the run's start time and load average, when the section is written later from saved figures)."""
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -357,9 +360,10 @@ def header(command: str) -> list[str]:
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     if git("status", "--porcelain", "--untracked-files=no"):
         commit += " + uncommitted changes"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return [
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, "
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(when))}, commit {commit}, "
         f"{os.cpu_count()} cores, load average {load:.1f} at the start (a shared machine: compare figures "
         "of one run, not across runs).",
         "",
@@ -385,8 +389,11 @@ def write_section(section: str, text: str, path: Path = PERFORMANCE_MD) -> None:
 
 
 # --- report ------------------------------------------------------------------------------------------
-def report(results: list[dict[str, Any]], compare: list[dict[str, Any]], compare_n: int, command: str) -> str:
-    lines = [SECTION, "", *header(command), ""]
+def report(
+    results: list[dict[str, Any]], compare: list[dict[str, Any]], compare_n: int, command: str,
+    when: float | None = None, load: float | None = None,
+) -> str:
+    lines = [SECTION, "", *header(command, when, load), ""]
     lines += [
         "Synthetic 384-d unit vectors shaped like multilingual-e5-small embeddings (common direction, "
         "power-law spectrum and topic clusters measured on cmrc2018 passages; see `bench/scale.py`), "
@@ -441,24 +448,37 @@ def report(results: list[dict[str, Any]], compare: list[dict[str, Any]], compare
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=1000, help="queries per size")
     parser.add_argument("--compare", type=int, default=0, help="also compare FAISS layouts at this size")
+    parser.add_argument("--layouts", nargs="*", default=(), help="only these layouts in the comparison "
+                        "(flat, 'ivf sq8', 'ivf fp16', 'hnsw sq8 M32', 'hnsw flat M32')")
     parser.add_argument("--kind", default="auto", help="FaissSettings.kind for the builds")
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the built indexes")
     parser.add_argument("--no-write", action="store_true", help="print, do not edit docs/performance.md")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--from-json", type=Path, help="only write the section from figures saved by --json")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     command = "python bench/scale.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        text = report(saved["sizes"], saved["compare"], saved.get("compare_n", 0), saved["command"],
+                      saved.get("started"), saved.get("load"))
+        print(text)
+        if not args.no_write:
+            write_section(SECTION, text)
+        return 0
+    started, load = time.time(), os.getloadavg()[0]
     work = args.work or Path(tempfile.mkdtemp(prefix="semsearch-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     results = [run_size(n, args.queries, work, args.keep, {"kind": args.kind}) for n in args.sizes]
-    compare = compare_layouts(args.compare, min(args.queries, 500)) if args.compare else []
+    compare = compare_layouts(args.compare, min(args.queries, 500), args.layouts) if args.compare else []
     if args.json:
-        args.json.write_text(json.dumps({"sizes": results, "compare": compare}, indent=1))
-    text = report(results, compare, args.compare, command)
+        args.json.write_text(json.dumps({"sizes": results, "compare": compare, "compare_n": args.compare,
+                                         "command": command, "started": started, "load": load}, indent=1))
+    text = report(results, compare, args.compare, command, started, load)
     print(text)
     if not args.no_write:
         write_section(SECTION, text)

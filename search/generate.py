@@ -244,24 +244,33 @@ def support(sentence: str, passage: str) -> float:
     return len(terms & _content_terms(passage)) / len(terms) if terms else 0.0
 
 
+_LEADING_MARKS = re.compile(rf"^\s*(?:(?:{_MARK.pattern})\s*)+")
+
+
 def check_citations(answer: str, passages: Sequence[SearchResult]) -> tuple[list[int], list[int]]:
     """(unknown, unsupported): [n] marks that match no passage, and [n] whose passage shares too little
-    content with the sentence that cites it. A mark standing alone after the sentence's full stop
-    ("…3%。[1]") belongs to the sentence before it."""
+    content with the sentence that cites it. Marks standing right after a full stop ("…3%。[1] 另外…")
+    belong to the sentence before them, as writers of both languages put them."""
     unknown: list[int] = []
     unsupported: list[int] = []
     previous = ""
-    for start, end in split_sentences(answer):
-        sentence = answer[start:end]
-        marks = cited_numbers(sentence)
-        own = _MARK.sub("", sentence).strip(" \t。.，,")
-        claim = own if own else previous
+
+    def check(marks: list[int], claim: str) -> None:
         for n in marks:
             if not 1 <= n <= len(passages):
                 if n not in unknown:
                     unknown.append(n)
             elif support(claim, passages[n - 1].text) < MIN_SUPPORT and n not in unsupported:
                 unsupported.append(n)
+
+    for start, end in split_sentences(answer):
+        sentence = answer[start:end]
+        lead = _LEADING_MARKS.match(sentence)
+        if lead:
+            check(cited_numbers(lead.group()), previous)
+            sentence = sentence[lead.end() :]
+        own = _MARK.sub("", sentence).strip(" \t。.，,")
+        check(cited_numbers(sentence), own or previous)
         if own:
             previous = own
     return unknown, unsupported

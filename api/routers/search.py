@@ -54,7 +54,11 @@ def similar(body: SimilarRequest, engine: Annotated[Engine, Depends(get_engine)]
     return {"results": engine.similar(text=body.text, passage_id=body.passage_id, k=body.k, filters=filters)}
 
 
-@router.post("/ask", response_model=AskResponse, responses=responses(400, 422, 501, 502, 503))
+_EVENT_STREAM = {200: {"description": "the answer; with `stream: true` as server-sent events",
+                       "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+
+
+@router.post("/ask", response_model=AskResponse, responses=responses(400, 422, 501, 502, 503) | _EVENT_STREAM)
 async def ask(
     body: AskRequest, request: Request, engine: Annotated[Engine, Depends(get_engine)]
 ) -> Any:

@@ -185,11 +185,15 @@ def check(response: httpx.Response, case: Case) -> str | None:
     return None
 
 
-def run_cases(base_url: str, cases: list[Case] = CASES) -> list[dict[str, Any]]:
-    """Send every case (each on a fresh connection: a 413 closes its connection); one row per case."""
+def run_cases(base_url: str, cases: list[Case] = CASES, key: str | None = None) -> list[dict[str, Any]]:
+    """Send every case (each on a fresh connection: a 413 closes its connection); one row per case.
+
+    `key`: the server's API key, sent with every case (a server with a key answers writes without it 401).
+    """
     rows = []
     for case in cases:
-        with httpx.Client(base_url=base_url, timeout=120) as client:
+        with httpx.Client(base_url=base_url, timeout=120,
+                          headers={"Authorization": f"Bearer {key}"} if key else None) as client:
             try:
                 response = client.request(case.method, case.path, **case.kwargs())
                 problem = check(response, case)

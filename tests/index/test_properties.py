@@ -57,7 +57,7 @@ def non_space(texts: list[str]) -> Counter[str]:
 
 
 # --- repair -----------------------------------------------------------------------------------------------
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(_unicode, max_size=10))
 @example(["第一段\u2028第二行", "\x85", "a-\u2029b"])
 def test_repair_keeps_every_character_of_any_unicode(paragraphs: list[str]) -> None:
@@ -102,7 +102,7 @@ _configs = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(_unicode, min_size=1, max_size=6), _configs)
 def test_chunks_slice_any_unicode(paragraphs: list[str], config: ChunkerConfig) -> None:
     doc = Document.from_paragraphs("c", paragraphs, title="t")
@@ -131,7 +131,7 @@ _bodies = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(_names, _bodies)
 @example("d.jsonl", b'{"text": "ok"}\n{"text": \n')
 @example("c.html", b"<html><body><script>alert(1)</script><p>\xe6\xad\xa3\xe6\x96\x87</p></body></html>")
@@ -150,7 +150,7 @@ def test_any_upload_loads_or_is_refused_with_a_reason(name: str, data: bytes) ->
 
 
 # --- dates ------------------------------------------------------------------------------------------------
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.one_of(st.text(max_size=14), st.dates().map(dt.date.isoformat),
                  st.builds(lambda y, m, d: f"{y}-{m:02d}-{d:02d}", st.integers(0, 99999), st.integers(0, 13),
                            st.integers(0, 32))))
