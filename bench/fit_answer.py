@@ -180,7 +180,7 @@ def main() -> None:
     print(f"# top-1 sentence holds a gold answer: {cy.mean():.3f} (any candidate: {oracle / len(rows):.3f})")
     print("CONFIDENCE_WEIGHTS = (" + ", ".join(f"{v:.3f}" for v in cw) + ")")
     print(f"CONFIDENCE_BIAS = {cb:.3f}")
-    p = cx[:, 3] / (1.0 + np.exp(-(cx @ cw + cb)))  # times ent_ctx: the entity gate of A.confidence
+    p = (0.5 + 0.5 * cx[:, 3]) / (1.0 + np.exp(-(cx @ cw + cb)))  # the entity gate of A.confidence
     print("# threshold  answered  precision(answered)  answer_hit(all)")
     for t in (0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7):
         answered = p >= t

@@ -72,13 +72,16 @@ def test_sigkill_at_random_moments_never_leaves_a_mix(tmp_path: Path) -> None:
         proc.wait()
         name, batches = assert_consistent(index)
         generations.add(name)
+        if kill % 5 == 4:
+            # Let one build finish now and then, so later kills hit an index with several generations
+            # (and old ones being pruned) whatever the machine's speed.
+            IndexBuilder(index).index_paths([corpus])
         # A whole generation holds a prefix of the batches written so far, never part of a batch.
         assert batches <= on_disk
         assert batches == {f"b{b}" for b in range(len(batches))}
     final = IndexBuilder(index).index_paths([corpus])
     assert final.documents == 1 + KILLS * 12
     assert_consistent(index)
-    assert len(generations) >= 2, "some kills should land after a publish"
     leftovers = [p.name for p in IndexDir(index).generations.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == [], "a completed build removes the folders of killed ones"
 
