@@ -48,7 +48,7 @@ class FaissSettings:
 
     kind: str = "auto"  # auto: exact up to exact_max vectors, then ivf; or force "flat", "ivf", "hnsw"
     exact_max: int = 50_000
-    codec: str = "sq8"  # how ivf / hnsw store vectors: "sq8" (1 byte a dimension), "fp16" or "flat"
+    codec: str = "fp16"  # how ivf / hnsw store vectors: "fp16" (2 bytes a dimension), "sq8" (1) or "flat"
     nlist: int = 0
     nprobe: int = 0
     hnsw_m: int = 32
