@@ -67,6 +67,9 @@ class ApiError(Exception):
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    # A message may quote the client's input, which can hold lone surrogates (JSON "\\ud800"): they
+    # cannot be encoded as UTF-8, and the error response itself would fail with a 500.
+    message = message.encode("utf-8", "replace").decode("utf-8")
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 

@@ -3,7 +3,8 @@
     semsearch serve --index .index        # or: uvicorn --factory api.server:app_from_env
 
 The search page is static HTML, CSS and JavaScript in `api/static/`, served at `/` with no build step
-and nothing fetched from elsewhere, so it works offline. The API is described at `/docs`.
+and nothing fetched from elsewhere, so it works offline. The API is described at `/docs`, a page of the
+same kind that renders `/openapi.json` (no Swagger UI, whose assets come from a CDN).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import BodySizeLimit, error_openapi, install_error_handlers
 from api.jobs import JobQueue
 from api.routers import documents, meta, search
+from api.routers.schemas import DocumentsIn
 from api.security import (
     SecuritySettings,
     install_security,
@@ -36,7 +38,7 @@ from search.engine import Engine
 STATIC = Path(__file__).resolve().parent / "static"
 
 # The page needs nothing but its own files and the API: a document's HTML can never run, even if it
-# were inserted as markup by mistake. (/docs is left alone: Swagger UI loads its assets from a CDN.)
+# were inserted as markup by mistake. /docs, our own API reference, is held to the same policy.
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -59,7 +61,7 @@ class PageHeaders:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        page = path == "/" or path.startswith("/static/")
+        page = path in ("/", "/docs") or path.startswith("/static/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -107,6 +109,8 @@ def create_app(
         ),
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # Swagger UI and ReDoc load their assets from a CDN: /docs is ours (apidocs.html)
+        redoc_url=None,
     )
     app.state.engine = engine
     app.state.jobs = jobs
@@ -126,10 +130,21 @@ def create_app(
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
+    @app.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
+    def api_docs() -> FileResponse:
+        return FileResponse(STATIC / "apidocs.html", media_type="text/html; charset=utf-8")
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
+            # POST /documents reads its JSON body by hand (it also takes multipart uploads), so FastAPI
+            # does not see the model its openapi_extra refers to: add it and what it nests.
+            extra = DocumentsIn.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, nested in extra.pop("$defs", {}).items():
+                components.setdefault(name, nested)
+            components.setdefault("DocumentsIn", extra)
             app.openapi_schema = security_openapi(error_openapi(schema), app)
         return app.openapi_schema
 

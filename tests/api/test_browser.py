@@ -245,6 +245,42 @@ def test_english_labels_for_english_browsers(server: LiveServer, browser) -> Non
         context.close()
 
 
+def test_api_docs_render_offline_under_the_page_policy(server: LiveServer, page: Page) -> None:
+    """/docs is our own reference built from /openapi.json: no CDN, no console errors, no CSP violations."""
+    console: list[str] = []
+    elsewhere: list[str] = []
+    page.on("console", lambda msg: console.append(msg.text) if msg.type == "error" else None)
+    page.on("request", lambda request: elsewhere.append(request.url)
+            if not request.url.startswith((server.url, "data:")) else None)
+    page.goto(f"{server.url}/docs")
+    expect(page.locator("body.ready")).to_have_count(1)
+
+    toc = page.locator("#toc")
+    search = toc.locator("a.toc-op", has=page.locator(".toc-path", has_text=re.compile(r"^/search$")))
+    expect(search.locator(".method")).to_have_text("GET")
+    ask = toc.locator("a.toc-op", has=page.locator(".toc-path", has_text=re.compile(r"^/ask$")))
+    expect(ask.locator(".method")).to_have_text("POST")
+
+    search.click()
+    section = page.locator("#op-get-search")
+    expect(section).to_be_in_viewport()
+    names = section.locator(".param-name").all_inner_texts()
+    assert {"q", "k", "offset", "mode", "doc_id", "source", "category", "date_from", "date_to"} <= set(names)
+    expect(section.locator("tr[data-param=q]")).to_contain_text("the query, any language")
+    expect(section.locator("tr[data-status='200'] a.schema-ref")).to_have_text("SearchResponse")
+
+    body = page.locator("#op-post-ask")
+    expect(body.locator(".prop-name", has_text=re.compile(r"^question$"))).to_be_visible()
+    expect(body.locator(".example pre")).not_to_have_count(0)
+    body.locator("tr[data-status='200'] a.schema-ref").click()
+    expect(page.locator("#schema-AskResponse")).to_be_in_viewport()
+    expect(page.locator("#schemas .schema")).not_to_have_count(0)
+    shot(page, "apidocs")
+
+    assert not elsewhere, f"requests to elsewhere: {elsewhere}"
+    assert not console, f"console errors (CSP violations among them): {console}"
+
+
 def test_screenshot_with_real_chinese_glyphs(server: LiveServer, page: Page) -> None:
     page.goto(search_url(server, QUERY))
     expect(the_passage(page).first).to_be_visible()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import httpx
@@ -295,7 +296,30 @@ def test_openapi_describes_every_route_with_the_error_shape(client: httpx.Client
     assert "HTTPValidationError" not in text and "ErrorResponse" in text
     post = schema["paths"]["/documents"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(post)
-    assert client.get("/docs").status_code == 200
+
+
+def test_docs_is_our_offline_api_reference(client: httpx.Client) -> None:
+    """/docs renders /openapi.json with our own script under the page's policy: no Swagger UI from a CDN."""
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert '<script src="/static/apidocs.js"' in docs.text and "swagger" not in docs.text.lower()
+    assert not re.search(r'(src|href)="(https?:)?//', docs.text), "nothing loaded from elsewhere"
+    policy = docs.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy
+    for asset in ("/static/apidocs.js", "/static/apidocs.css"):
+        response = client.get(asset)
+        assert response.status_code == 200 and response.content, asset
+        assert "script-src 'self'" in response.headers["content-security-policy"], asset
+    assert "innerHTML" not in client.get("/static/apidocs.js").text, "schema text is inserted as text"
+    assert_error(client.get("/redoc"), 404)
+
+
+def test_every_schema_reference_resolves(client: httpx.Client) -> None:
+    """The reference page (and any client generator) follows each $ref: none may point nowhere."""
+    schema = client.get("/openapi.json").json()
+    defined = set(schema["components"]["schemas"])
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(schema)))
+    assert "DocumentsIn" in refs and refs <= defined, refs - defined
 
 
 def test_the_page_is_served_with_a_strict_policy(server: LiveServer, client: httpx.Client) -> None:
