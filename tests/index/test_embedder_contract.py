@@ -153,3 +153,16 @@ def test_agrees_with_the_torch_reference(
     cosines = np.sum(encode(TEXTS) * reference_vectors[side], axis=1)
     floor = MIN_COSINE.get(backend, 0.99)
     assert np.min(cosines) >= floor, f"{backend} {side}: cosines to torch {np.round(cosines, 5)}"
+
+
+def test_auto_backend_is_onnx_for_a_folder_and_torch_for_a_hub_name(tmp_path) -> None:
+    """The default backend runs the bundled model on onnxruntime; a hub name (which only
+    sentence-transformers can fetch) falls back to torch instead of failing."""
+    from index.config import EmbedderSettings
+    from index.embedders.factory import resolve_backend
+
+    assert EmbedderSettings().backend == "auto"
+    assert resolve_backend(EmbedderSettings()) == "onnx"
+    assert resolve_backend(EmbedderSettings(model=str(tmp_path))) == "onnx"
+    assert resolve_backend(EmbedderSettings(model="BAAI/bge-m3")) == "torch"
+    assert resolve_backend(EmbedderSettings(backend="onnx-int8")) == "onnx-int8"
