@@ -29,7 +29,7 @@ PAIR_SETS = ["sts/PAWSX", "sts/STS-B"]
 MODES = ["keyword", "dense", "hybrid"]
 ANSWER_SETS = ["cmrc2018-dev", "xquad/zh", "xquad/en"]  # sets with extractive gold answers
 # The first questions of a set that the answer model was fitted on (bench/fit_answer.py): never scored.
-FITTED_ON = {"cmrc2018-dev": 300}
+FITTED_ON = {"cmrc2018-dev": 300, "xquad/zh": 80}
 ANSWER_COLUMNS = ["answer_hit", "em", "f1", "withheld", "precision_answered", "answer_hit_all", "f1_all"]
 COLUMNS = ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer@1", "answer@5", "query_ms_p50"]
 
@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--answers", action="store_true",
                         help="also answer_hit / em / f1 / withheld of `semsearch ask` (hybrid rows)")
+    parser.add_argument("--modes", nargs="*", default=MODES, choices=MODES, help="only these modes")
+    parser.add_argument("--merge", type=Path,
+                        help="start from an earlier --json run's figures; replace what this run measures")
     parser.add_argument("--answer-questions", type=int, default=500,
                         help="questions per set for the answer figures, after the fitted slice (default 500; "
                         "an answer reads ~1 s of sentence embeddings on 2 cores)")
@@ -78,12 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, dict]] = {}
     answers: dict[str, dict] = {}
     pairs: dict[str, float] = {}
+    if args.merge:
+        earlier = json.loads(args.merge.read_text())
+        rows, answers, pairs = earlier["retrieval"], earlier.get("answers", {}), earlier.get("pairs", {})
+        args.earlier = earlier.get("run", {})
     started = time.time()
     for name in args.sets or RETRIEVAL_SETS:
         if name not in RETRIEVAL_SETS or not (EVAL / name / "queries.jsonl").exists():
             continue
-        rows[name] = {}
-        for mode in MODES:
+        rows.setdefault(name, {})
+        for mode in args.modes:
             figures = evaluate(EVAL / name, mode=mode, limit=args.limit, settings=settings, progress=True)
             figures.pop("spearman", None)
             rows[name][mode] = figures
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             answers[name] = answer_figures(name, settings, args.answer_questions)
             print(name, "answers", json.dumps(answers[name]), flush=True)
     for name in args.sets or PAIR_SETS:
-        if name in PAIR_SETS and (EVAL / name / "pairs.jsonl").exists():
+        if "dense" in args.modes and name in PAIR_SETS and (EVAL / name / "pairs.jsonl").exists():
             folder = EVAL / name
             # pairs only: evaluate() would also run the queries of PAWSX, which the table above has.
             from index.embedders.factory import create_embedder
@@ -102,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             pairs[name] = pair_spearman(create_embedder(settings.embedder), data)
             print(name, "spearman", pairs[name], flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"retrieval": rows, "answers": answers, "pairs": pairs}, indent=2))
+        run = {"commit": commit(), "command": " ".join(["python bench/quality.py", *sys.argv[1:]]),
+               "date": dt.date.today().isoformat()}
+        args.json.write_text(json.dumps({"run": run, "retrieval": rows, "answers": answers, "pairs": pairs},
+                                        indent=2))
     write_markdown(args.out, rows, answers, pairs, settings, args, time.time() - started)
     return 0
 
@@ -111,12 +121,15 @@ def write_markdown(
     out: Path, rows: dict, answered: dict, pairs: dict, settings: IndexSettings, args: argparse.Namespace,
     seconds: float,
 ) -> None:
+    earlier = getattr(args, "earlier", None)
     lines = [
         "# Retrieval quality",
         "",
         f"Measured {dt.date.today().isoformat()} at commit `{commit()}` with "
-        f"`python bench/quality.py{' --limit ' + str(args.limit) if args.limit else ''}` "
-        f"({seconds / 60:.0f} min on 2 cores). Model `{settings.embedder.model}`, backend "
+        f"`{' '.join(['python bench/quality.py', *sys.argv[1:]])}` ({seconds / 60:.0f} min on 2 cores)"
+        + (f", over the figures of `{earlier.get('command', 'an earlier run')}` (commit "
+           f"`{earlier.get('commit', '?')}`), which this run did not re-measure" if earlier else "")
+        + f". Model `{settings.embedder.model}`, backend "
         f"`{settings.embedder.backend}`, chunks of at most {settings.chunks.max_tokens} tokens. Definitions: "
         "`../shared/eval/README.md` (a passage is relevant when its document is the query's).",
         "",

@@ -249,7 +249,7 @@ class Engine:
             return dense
         assert snap.keywords is not None
         keyword = keyword_hits(*snap.keywords.search(query, n, allowed))
-        fused = fuse(dense, keyword, keyword_weight=self._keyword_weight(snap, query, keyword))
+        fused = fuse(dense, keyword, coverage=self._keyword_weight(snap, query, keyword))
         # Keyword-only candidates get their cosine too, so every hybrid result shows both parts.
         missing = [h for h in fused if h.dense_score is None]
         if missing:

@@ -1,8 +1,13 @@
 """Dense, keyword and hybrid candidate lists.
 
-Hybrid fuses the two ranked lists with reciprocal-rank fusion: score = Σ w / (RRF_K + rank). Ranks, not
-raw scores, are fused because cosine (crowded into 0.75–0.95 for e5) and BM25 (unbounded) have no common
-scale. Each hit keeps both scores and both ranks, so a user can see why a passage ranked.
+Hybrid is a convex combination of the two lists' scores, each min-max normalised over its own top
+candidates: score = (1 - a) · dense + a · keyword, where a = KEYWORD_SHARE · √coverage and coverage is how
+much of the query's words the best keyword hits contain (`keyword_weight`). Normalising puts cosine
+(crowded into 0.75–0.95 for e5) and BM25 (unbounded) on one 0–1 scale per query; a candidate missing from
+one list gets that list's minimum. Measured against reciprocal-rank fusion on every development set
+(`python bench/fusion.py`, table in docs/quality.md): scores keep how far apart candidates are, which
+ranks throw away, and the coverage keeps an off-topic keyword list (a cross-lingual query) from pushing
+good dense results down. Each hit keeps both scores and both ranks, so a user can see why it ranked.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RRF_K = 60  # the constant of Cormack et al. (2009); large enough that rank 1 does not dominate
+# The keyword list's share of the fused score at full coverage: chosen on the development sets among
+# 0.55-0.75 × coverage^(0.5, 1, 1.5) (bench/fusion.py); 0.6 · √coverage was best on the worst set.
+KEYWORD_SHARE = 0.6
 
 
 @dataclass
@@ -48,8 +55,8 @@ def keyword_weight(query_words: Sequence[str], top_texts_words: Sequence[set[str
     keyword hits contain (the best of the top few).
 
     A query whose words the corpus does not share (an English question over Chinese text) still gets a
-    keyword list, made of whatever stray number or name matched; ranked by RRF, that noise would push
-    good dense results down. Weighting the list by coverage keeps hybrid close to dense there, and at
+    keyword list, made of whatever stray number or name matched; fused at full weight, that noise would
+    push good dense results down. Weighting the list by coverage keeps hybrid close to dense there, and at
     full strength where keyword search is on topic.
     """
     words = set(query_words)
@@ -58,22 +65,30 @@ def keyword_weight(query_words: Sequence[str], top_texts_words: Sequence[set[str
     return max(len(words & hit) for hit in top_texts_words) / len(words)
 
 
-def fuse(
-    dense: list[Hit],
-    keyword: list[Hit],
-    *,
-    dense_weight: float = 1.0,
-    keyword_weight: float = 1.0,
-    rrf_k: int = RRF_K,
-) -> list[Hit]:
-    """Reciprocal-rank fusion of two candidate lists, best first (ties broken by the dense score)."""
+def fuse(dense: list[Hit], keyword: list[Hit], *, coverage: float = 1.0) -> list[Hit]:
+    """Convex combination of the two candidate lists, best first (ties broken by the dense score).
+
+    `coverage` (0-1, from `keyword_weight`) sets the keyword list's share: KEYWORD_SHARE · √coverage.
+    """
+    share = KEYWORD_SHARE * max(0.0, min(1.0, coverage)) ** 0.5
+    dense_norm = _min_max([h.dense_score for h in dense])
+    keyword_norm = _min_max([h.keyword_score for h in keyword])
     fused: dict[int, Hit] = {}
-    for h in dense:
-        fused[h.passage_id] = Hit(
-            h.passage_id, dense_weight / (rrf_k + h.dense_rank), h.dense_score, h.dense_rank
-        )
-    for h in keyword:
+    for h, norm in zip(dense, dense_norm, strict=True):
+        fused[h.passage_id] = Hit(h.passage_id, (1.0 - share) * norm, h.dense_score, h.dense_rank)
+    for h, norm in zip(keyword, keyword_norm, strict=True):
         hit = fused.setdefault(h.passage_id, Hit(h.passage_id, 0.0))
-        hit.score += keyword_weight / (rrf_k + h.keyword_rank)
+        hit.score += share * norm
         hit.keyword_score, hit.keyword_rank = h.keyword_score, h.keyword_rank
     return sorted(fused.values(), key=lambda h: (-h.score, -(h.dense_score or -1.0)))
+
+
+def _min_max(scores: Sequence[float | None]) -> list[float]:
+    """Scores scaled to 0-1 within their list (all 1.0 when they are equal, as for a single hit)."""
+    values = np.asarray([s if s is not None else 0.0 for s in scores], dtype=np.float64)
+    if values.size == 0:
+        return []
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return [1.0] * values.size
+    return ((values - low) / (high - low)).tolist()

@@ -36,7 +36,6 @@ sentence-transformers truncates at 512.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -48,13 +47,15 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from index.embedders.base import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -674,21 +675,6 @@ def _convert(source: _Source, folder: Path) -> None:
     log.info("converted in %.1fs", time.perf_counter() - t0)
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Serialise conversions across processes (parallel test workers, API and indexer starting at once)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, the atomic rename still prevents torn folders
-        yield
-        return
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
 
 def _remove_leftovers(cache_dir: Path) -> None:
     """Delete temporary folders of interrupted conversions (only called while holding the lock)."""
@@ -718,7 +704,7 @@ def ensure_e5_model(cache_dir: Path | None = None, *, force: bool = False) -> Pa
         return target
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(cache_dir / f".{DEFAULT_MODEL_NAME}.lock"):
+    with exclusive(cache_dir / f".{DEFAULT_MODEL_NAME}.lock"):
         if not force and _is_current(target, source):  # another process converted while we waited
             return target
         _remove_leftovers(cache_dir)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from index.config import DEFAULT_MODEL, EmbedderSettings
-from index.embedders.base import EmbedderError
+from index.embedders.base import EmbedderError, PromptedEmbedder, exclusive
 from index.embedders.sbert import E5_ALIASES, resolve_model_path
 
 log = logging.getLogger(__name__)
@@ -143,21 +143,6 @@ def _export_dir(model_dir: Path) -> Path:
     key = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
     return root / "onnx" / f"{model_dir.name}-{key}"
 
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Serialise exports across processes: an export takes a minute and ~2 GB of memory, do it once."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock; the atomic renames still prevent torn files
-        yield
-        return
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
@@ -295,7 +280,7 @@ def ensure_onnx_model(model_dir: Path | str, *, quantized: bool) -> Path:
     if current():
         return target
     target_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(target_dir / ".export.lock"):
+    with exclusive(target_dir / ".export.lock"):
         if current():  # another process exported while this one waited for the lock
             return target
         started = time.perf_counter()
@@ -329,7 +314,7 @@ def _write_json(path: Path, data: Any) -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(PromptedEmbedder):
     """A sentence-transformers model (Transformer + mean pooling) on onnxruntime, float32 or int8."""
 
     def __init__(self, settings: EmbedderSettings, *, quantized: bool) -> None:
@@ -442,19 +427,6 @@ class OnnxEmbedder:
             out[idx] = pooled / np.maximum(norms, 1e-12)
         return out
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self.query_prompt)
-
-    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self.passage_prompt)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        # Exactly as the torch backend counts, so chunk boundaries do not depend on the backend.
-        # verbose=False: long paragraphs are measured precisely so that they can be split.
-        encoded = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
-        return [len(ids) for ids in encoded]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

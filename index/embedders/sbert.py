@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from index.config import DEFAULT_MODEL, EmbedderSettings
-from index.embedders.base import EmbedderError
+from index.embedders.base import EmbedderError, PromptedEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def set_threads() -> int:
     return threads
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(PromptedEmbedder):
     """A sentence-transformers model on the CPU; batches sorted by length so padding costs little."""
 
     def __init__(self, settings: EmbedderSettings) -> None:
@@ -88,16 +88,3 @@ class SentenceTransformerEmbedder:
             )
         return out
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self.query_prompt)
-
-    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts, self.passage_prompt)
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        # verbose=False: long paragraphs are measured here precisely so that they can be split; the
-        # "longer than the maximum sequence length" warning would only alarm the user.
-        encoded = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
-        return [len(ids) for ids in encoded]
