@@ -1,7 +1,7 @@
 """Fusion methods for hybrid search, compared offline on the development sets.
 
-    python bench/fusion.py                    # every retrieval set; lists are cached after the first run
-    python bench/fusion.py --sets cmrc2018-dev xquad/en2zh
+    python bench/fusion.py                    # every retrieval set → docs/fusion.md (lists are cached)
+    python bench/fusion.py --sets cmrc2018-dev xquad/en2zh --no-write
 
 For each query of a set, the dense and the keyword top-100 (ids and scores) and the keyword list's
 coverage of the query's words (`search.hybrid.keyword_weight`) are collected once through the engine,
@@ -13,7 +13,9 @@ folding, so the figures are a little below `semsearch eval`'s; they are for comp
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import pickle
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +31,15 @@ EVAL = ROOT.parent / "shared" / "eval"
 SETS = ["cmrc2018-dev", "xquad/zh", "xquad/en", "xquad/en2zh", "xquad/zh2en", "sts/PAWSX"]
 DEPTH = 100
 CACHE = Path.home() / ".cache" / "semsearch" / "fusion"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def collect(name: str, settings: IndexSettings) -> list[dict]:
@@ -170,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sets", nargs="*", default=SETS)
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write docs/fusion.md")
     args = parser.parse_args(argv)
     if not EVAL.exists():
         print(f"no development sets at {EVAL}; nothing to measure", file=sys.stderr)
@@ -180,15 +192,26 @@ def main(argv: list[str] | None = None) -> int:
         method: {name: recall_at_5(rows, fuse) for name, rows in table.items()}
         for method, fuse in METHODS.items()
     }
-    print("recall@5; worst: the smallest margin over the better single mode (points), cross-lingual: the")
-    print("largest loss against dense on en2zh / zh2en (points)\n")
-    print("| method | " + " | ".join(table) + " | worst | cross-lingual |")
-    print("|---|" + "---|" * (len(table) + 2))
+    lines = [
+        "# Fusion methods for hybrid search",
+        "",
+        f"Measured {dt.date.today().isoformat()} at commit `{commit()}` with `python bench/fusion.py"
+        f"{' --sets ' + ' '.join(args.sets) if args.sets != SETS else ''}`: recall@5 on the dense and",
+        "keyword top-100 of every query, fused offline (no near-duplicate folding, so a little below",
+        "`semsearch eval`). `worst`: the smallest margin, in points, over the better single mode of a set;",
+        "`cross-lingual`: the largest loss against dense on en2zh / zh2en, in points (negative: a gain).",
+        "",
+        "| method | " + " | ".join(table) + " | worst | cross-lingual |",
+        "|---|" + "---|" * (len(table) + 2),
+    ]
     for method, row in figures.items():
         worst = min(row[n] - max(figures["dense"][n], figures["keyword"][n]) for n in table)
         cross = max([figures["dense"][n] - row[n] for n in table if n in CROSS_LINGUAL], default=0.0)
         cells = [f"{row[n]:.4f}" for n in table] + [f"{100 * worst:+.2f}", f"{100 * cross:.2f}"]
-        print(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    if not args.no_write:
+        (ROOT / "docs" / "fusion.md").write_text("\n".join(lines) + "\n")
     return 0
 
 

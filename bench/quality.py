@@ -109,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
             pairs[name] = pair_spearman(create_embedder(settings.embedder), data)
             print(name, "spearman", pairs[name], flush=True)
     if args.json:
+        this = f"{' '.join(['python bench/quality.py', *sys.argv[1:]])} (commit {commit()})"
         run = {"commit": commit(), "command": " ".join(["python bench/quality.py", *sys.argv[1:]]),
-               "date": dt.date.today().isoformat()}
+               "date": dt.date.today().isoformat(),
+               "runs": [*getattr(args, "earlier", {}).get("runs", []), this]}
         args.json.write_text(json.dumps({"run": run, "retrieval": rows, "answers": answers, "pairs": pairs},
                                         indent=2))
     write_markdown(args.out, rows, answers, pairs, settings, args, time.time() - started)
@@ -127,8 +129,9 @@ def write_markdown(
         "",
         f"Measured {dt.date.today().isoformat()} at commit `{commit()}` with "
         f"`{' '.join(['python bench/quality.py', *sys.argv[1:]])}` ({seconds / 60:.0f} min on 2 cores)"
-        + (f", over the figures of `{earlier.get('command', 'an earlier run')}` (commit "
-           f"`{earlier.get('commit', '?')}`), which this run did not re-measure" if earlier else "")
+        + (", over the figures of earlier runs that it did not re-measure: "
+           + "; ".join(f"`{r}`" for r in earlier.get("runs", [earlier.get("command", "?")]))
+           if earlier else "")
         + f". Model `{settings.embedder.model}`, backend "
         f"`{settings.embedder.backend}`, chunks of at most {settings.chunks.max_tokens} tokens. Definitions: "
         "`../shared/eval/README.md` (a passage is relevant when its document is the query's).",

@@ -96,7 +96,9 @@ def retrieval_metrics(
         started = time.perf_counter()
         results = engine.search(q["question"], k=min(100, depth + len(exclude) * 2), mode=mode).results
         latencies.append((time.perf_counter() - started) * 1000)
-        results = [r for r in results if r.doc_id not in exclude][:depth]
+        # A result stands for its document and the near-duplicates folded into it: it is dropped only
+        # when all of them are excluded (a paraphrase folded into the query's own sentence still counts).
+        results = [r for r in results if doc_ids_of(r) - exclude][:depth]
         if on_query is not None:
             on_query(q, results)
         ranks = [i + 1 for i, r in enumerate(results) if r.doc_id in relevant or relevant & doc_ids_of(r)]

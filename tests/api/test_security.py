@@ -38,7 +38,7 @@ from tests.api.conftest import ROOT, LiveServer, copy_index, start_server, stop_
 KEY = "test-key-9f2c61d0a4b3e8f7c5d2a1b0"
 ORIGIN = "https://news.example"
 READ_POSTS = {"/similar", "/ask", "/search"}  # POST routes that only read
-OPEN = {"/health", "/"}  # liveness probes and the static page stay open, whatever the settings
+OPEN = {"/health", "/", "/docs"}  # liveness probes and the static pages stay open, whatever the settings
 
 
 # --- settings --------------------------------------------------------------------------------------------
