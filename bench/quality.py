@@ -145,14 +145,18 @@ def write_markdown(
             cells = []
             for c in COLUMNS:
                 value = f[c]
-                cell = f"{value:.1f}" if c == "query_ms_p50" else f"{value:.3f}"
+                digits = {"query_ms_p50": 1, "recall@5": 4}.get(c, 3)  # recall@5 is what ✓ / ✗ compares
+                cell = f"{value:.{digits}f}"
                 if c == "recall@5" and mode == "hybrid":
                     cell += " ✓" if value >= best else " ✗"
                 cells.append(cell)
             lines.append(f"| {name} | {mode} | " + " | ".join(cells) + f" | {f['queries']} |")
     lines += [
         "",
-        "✓ / ✗: hybrid recall@5 at least as good as the better single mode.",
+        "✓ / ✗: hybrid recall@5 at least as good as the better single mode. How hybrid fuses the two lists,",
+        "and the other fusions measured: docs/fusion.md. `query_ms_p50` is in-process `Engine.search` time",
+        "of the run that measured the row, on a machine shared with other jobs (rows of different runs met",
+        "different loads): docs/performance.md has the latency figures measured for that purpose.",
         "",
         "## Pair similarity (Spearman of cosine vs label)",
         "",

@@ -352,6 +352,9 @@ class OnnxEmbedder(PromptedEmbedder):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3  # onnxruntime's own warnings about unused initializers etc.
+        # Idle intra-op threads sleep instead of spinning: a server runs one query at a time per request
+        # thread, and spinning workers would burn the cores that the other requests need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
 
