@@ -68,3 +68,38 @@ def test_unknown_ids(engine: Engine) -> None:
         engine.passage(10**9)
     with pytest.raises(NotFound):
         engine.document("missing.txt")
+
+
+# --- hybrid retrieval: the acceptance of the retrieval-quality issue --------------------------------------
+def test_a_quote_in_both_articles_is_shown_once_citing_both(engine: Engine) -> None:
+    results = engine.search("陈光教授认为西部地区为什么创新资源富集", k=5).results
+    quoting = [r for r in results if "创新资源富集" in r.text and "陈光" in r.text]
+    assert len(quoting) == 1, "the quote stands in both articles and must be shown once"
+    (quote,) = quoting
+    assert {quote.doc_id, *(a.doc_id for a in quote.also_in)} == {ZQSB, XINHUA}
+    assert all("创新资源富集" not in r.text for r in results if r is not quote)
+
+
+@pytest.mark.parametrize("mode", ["keyword", "dense", "hybrid"])
+def test_traditional_query_finds_what_its_simplified_twin_finds(engine: Engine, mode: str) -> None:
+    traditional = engine.search("長三角研發投入強度目標", k=3, mode=mode).results
+    simplified = engine.search("长三角研发投入强度目标", k=3, mode=mode).results
+    assert traditional[0].passage_id == simplified[0].passage_id
+    assert "研发投入强度" in traditional[0].text
+    if mode != "dense":  # highlights are the query's terms, matched across scripts
+        start, end = traditional[0].highlights[0]
+        assert traditional[0].text[start:end] in ("长三角", "研发投入", "研发", "投入", "强度")
+
+
+def test_hybrid_results_show_why_they_ranked(engine: Engine) -> None:
+    top = engine.search("到2025年长三角研发投入强度的目标是多少", k=3).results[0]
+    assert top.dense_score is not None and top.keyword_score is not None
+    assert top.dense_rank is not None and top.keyword_rank is not None
+    assert 0.0 < top.score <= 1.0  # a convex combination of normalised scores
+
+
+def test_a_filtered_search_fills_k_and_an_impossible_one_is_empty(engine: Engine) -> None:
+    only = engine.search("人工智能", k=8, filters=parse_filters(doc_ids=[ZQSB])).results
+    assert len(only) == 8 and {r.doc_id for r in only} == {ZQSB}
+    none = parse_filters(doc_ids=[ZQSB], date_from="2100-01-01")
+    assert engine.search("人工智能", k=8, filters=none).results == []
