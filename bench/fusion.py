@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import pickle
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,19 +26,13 @@ sys.path.insert(0, str(ROOT))
 
 from index.config import IndexSettings  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import commit  # noqa: E402 - the sibling bench module
+
 EVAL = ROOT.parent / "shared" / "eval"
 SETS = ["cmrc2018-dev", "xquad/zh", "xquad/en", "xquad/en2zh", "xquad/zh2en", "sts/PAWSX"]
 DEPTH = 100
 CACHE = Path.home() / ".cache" / "semsearch" / "fusion"
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def collect(name: str, settings: IndexSettings) -> list[dict]:

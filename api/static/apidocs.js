@@ -102,27 +102,9 @@
 
   const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'];
   const REF = '#/components/schemas/';
-  const HAN = /\p{Script=Han}/u;
 
-  // --- small DOM helpers (text only) ------------------------------------------------------------------
-  const $ = (id) => document.getElementById(id);
-
-  /** An element; `text` sets textContent, other keys are attributes; children are nodes or strings. */
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === 'text') node.textContent = value;
-      else if (key === 'class') node.className = value;
-      else node.setAttribute(key, value === true ? '' : String(value));
-    }
-    for (const child of children.flat()) {
-      if (child !== null && child !== undefined && child !== false) node.append(child);
-    }
-    return node;
-  }
-
-  const langOf = (text) => (HAN.test(text || '') ? 'zh-CN' : null);
+  // --- small DOM helpers (text only): api/static/dom.js ------------------------------------------
+  const { $, el, langOf } = window.SemsearchDom;
 
   /** Anchors: ids made of the schema's names, so they are stable and can be linked to. */
   const opId = (method, path) => `op-${method}-${path.replace(/[^A-Za-z0-9_]+/g, '-').replace(/^-+|-+$/g, '')}`;

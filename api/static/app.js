@@ -10,7 +10,6 @@
 (() => {
   const PAGE_SIZE = 10;
   const SIMILAR_K = 5;
-  const HAN = /\p{Script=Han}/u;
   // Words too common to be worth highlighting when the server sends no highlights of its own.
   const STOP = new Set(['什么', '多少', '哪些', '如何', '怎么', '怎样', '为什么', '是否', '可以', '的是', '是什么',
     'the', 'of', 'and', 'or', 'to', 'in', 'is', 'are', 'a', 'an', 'what', 'which', 'how', 'for', 'on', 'by']);
@@ -32,27 +31,8 @@
     return text;
   }
 
-  // --- small DOM helpers (text only) ----------------------------------------------------------------
-  const $ = (id) => document.getElementById(id);
-
-  /** An element; `text` sets textContent, `on*` adds listeners, other keys are attributes. */
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === 'text') node.textContent = value;
-      else if (key === 'class') node.className = value;
-      else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-      else node.setAttribute(key, value === true ? '' : String(value));
-    }
-    for (const child of children) if (child !== null && child !== undefined && child !== false) node.append(child);
-    return node;
-  }
-
-  /** Mark text in Chinese as such, so the browser picks Chinese glyph forms and line breaking. */
-  function langOf(text) {
-    return HAN.test(text || '') ? 'zh-CN' : null;
-  }
+  // --- small DOM helpers (text only): api/static/dom.js ------------------------------------------
+  const { $, el, langOf, HAN } = window.SemsearchDom;
 
   /** Append text; a paragraph break inside it (a passage may span paragraphs) becomes a small
       pilcrow, which keeps a result compact and still shows where one paragraph ends. */
