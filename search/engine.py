@@ -250,8 +250,9 @@ class Engine:
         assert snap.keywords is not None
         keyword = keyword_hits(*snap.keywords.search(query, n, allowed))
         fused = fuse(dense, keyword, coverage=self._keyword_weight(snap, query, keyword))
-        # Keyword-only candidates get their cosine too, so every hybrid result shows both parts.
-        missing = [h for h in fused if h.dense_score is None]
+        # Keyword-only candidates get their cosine too, so every hybrid result shows both parts (only
+        # the first `depth` can reach a page: the rest are never read).
+        missing = [h for h in fused[:depth] if h.dense_score is None]
         if missing:
             vecs = snap.vectors.vectors(np.asarray([h.passage_id for h in missing], dtype=np.int64))
             for h, cosine in zip(missing, vecs @ vector[0], strict=True):
