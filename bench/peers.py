@@ -186,7 +186,9 @@ for line in sys.stdin:
     t = time.perf_counter()
     r = engine.search(q["question"], k=k, mode="hybrid")
     ms = (time.perf_counter() - t) * 1e3
-    print(json.dumps({"ms": ms, "hit": q["doc_id"] in [x.doc_id for x in r.results[:k]]}), flush=True)
+    # A folded near-duplicate names its other documents in also_in: the passage was found and cites them.
+    shown = {d for x in r.results[:k] for d in [x.doc_id, *(a.doc_id for a in x.also_in)]}
+    print(json.dumps({"ms": ms, "hit": q["doc_id"] in shown}), flush=True)
 '''
 
 

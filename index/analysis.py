@@ -27,10 +27,11 @@ process, under a lock, with its logger quietened.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,13 @@ def tokenize(text: str) -> list[str]:
     return terms
 
 
+@functools.lru_cache(maxsize=4096)
+def query_tokens(query: str) -> tuple[str, ...]:
+    """`tokenize` of a query, remembered: one search looks its query's terms up three times (keyword
+    ranking, the hybrid coverage check, highlighting), and users repeat queries."""
+    return tuple(tokenize(query))
+
+
 def _grams(chars: str) -> list[tuple[int, str]]:
     """(offset, bigram) of a CJK run; a 1-character run gives the character itself (unless a stop word)."""
     if len(chars) == 1:
@@ -266,11 +274,24 @@ def display_term(term: str) -> str:
 def query_terms(query: str) -> list[str]:
     """The distinct terms of a query as a person reads them (bigrams without their marker), in order of
     first occurrence; `term_spans` takes them (or `tokenize`'s terms) to highlight a passage."""
-    return list(dict.fromkeys(display_term(t) for t in tokenize(query)))
+    return list(dict.fromkeys(display_term(t) for t in query_tokens(query)))
 
 
 # --- highlighting ---------------------------------------------------------------------------------------
-def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
+def word_bounds(text: str) -> list[int]:
+    """Sorted offsets into `text` where a word of the search-mode segmentation of its CJK runs starts or
+    ends: what `term_spans` checks a CJK match against. The index stores them with each passage, so
+    that highlighting a result does not segment it again (jieba was the largest cost of highlighting)."""
+    norm = normalize(text)
+    bounds: set[int] = set()
+    for run in _CJK_RUN.finditer(norm):
+        bounds |= _word_bounds(norm, *run.span())
+    return sorted(bounds)
+
+
+def term_spans(
+    text: str, terms: Sequence[str], bounds: Collection[int] | None = None
+) -> list[tuple[int, int]]:
     """[start, end) offsets into `text` where the query `terms` (from `query_terms`) occur, sorted, with
     overlapping and touching spans merged (so `研发` + `投入` highlight as `研发投入`).
 
@@ -278,7 +299,8 @@ def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
     term (a dictionary word or a single character) matches where its characters occur AND start and end
     on a word boundary of the passage's own segmentation: this keeps real words (also ones jieba
     segmented differently in query and passage) and drops bigram noise such as `院办` inside `医院办公室`.
-    Other terms match the passage's words by stem.
+    Other terms match the passage's words by stem. `bounds`, the passage's `word_bounds` when the index
+    stored them, saves segmenting it here.
     """
     if not text or not terms:
         return []
@@ -296,6 +318,15 @@ def term_spans(text: str, terms: Sequence[str]) -> list[tuple[int, int]]:
             # an out-of-vocabulary name still lights up, through its single characters, which are terms.
             cjk_terms.add(term)
     spans: list[tuple[int, int]] = []
+    if bounds is not None:
+        known = bounds if isinstance(bounds, (set, frozenset)) else set(bounds)
+        for term in cjk_terms:
+            at = norm.find(term)
+            while at >= 0:
+                if at in known and at + len(term) in known:
+                    spans.append((at, at + len(term)))
+                at = norm.find(term, at + 1)
+        cjk_terms = set()
     # Only the CJK runs where a term occurs are segmented: jieba is the costly part of highlighting.
     runs = [m.span() for m in _CJK_RUN.finditer(norm)] if cjk_terms else []
     run_starts = [start for start, _ in runs]

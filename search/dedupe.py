@@ -31,17 +31,32 @@ def near_duplicates(a: set[str], b: set[str]) -> bool:
     return shared >= MIN_SHARED and shared / max(1, min(len(a), len(b))) >= MIN_CONTAINMENT
 
 
-def collapse(results: list[SearchResult]) -> list[SearchResult]:
-    """Keep the best-ranked of each group of near-duplicates; list the others in its `also_in`."""
-    kept: list[tuple[SearchResult, set[str]]] = []
-    for result in results:
-        grams = shingles(result.text)
-        for first, first_grams in kept:
-            if near_duplicates(grams, first_grams):
-                first.also_in.append(
-                    AlsoIn(doc_id=result.doc_id, title=result.title, passage_id=result.passage_id)
-                )
-                break
-        else:
-            kept.append((result, grams))
-    return [r for r, _ in kept]
+class NearDuplicateFolder:
+    """Results added best first; each one that repeats a kept result is folded into that one's `also_in`.
+
+    Adding in several steps gives what adding all of them at once gives, so a search can read further
+    candidates only when folding has left its page short.
+    """
+
+    def __init__(self) -> None:
+        self._kept: list[tuple[SearchResult, set[str]]] = []
+
+    def add(self, results: list[SearchResult]) -> None:
+        for result in results:
+            grams = shingles(result.text)
+            for first, first_grams in self._kept:
+                if near_duplicates(grams, first_grams):
+                    first.also_in.append(
+                        AlsoIn(doc_id=result.doc_id, title=result.title, passage_id=result.passage_id)
+                    )
+                    break
+            else:
+                self._kept.append((result, grams))
+
+    @property
+    def results(self) -> list[SearchResult]:
+        return [r for r, _ in self._kept]
+
+    def __len__(self) -> int:
+        return len(self._kept)
+

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from index.analysis import is_gram, query_terms, term_spans, tokenize
+from index.analysis import is_gram, query_terms, query_tokens, term_spans
 from index.builder import BuildSummary, IndexBuilder
 from index.config import IndexSettings, default_index_dir
 from index.documents import Document
@@ -32,13 +32,15 @@ from index.generations import IndexDir, IndexFolderError
 from index.stores.base import KeywordStore, VectorStore
 from index.stores.factory import load_keyword_store, load_vector_store
 from index.stores.passages import Filters, PassageStore
-from search.dedupe import collapse
+from search.dedupe import NearDuplicateFolder
 from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight
 from search.models import SearchResponse, SearchResult
 
 MODES = ("dense", "keyword", "hybrid")
 MAX_QUERY_CHARS = 1000
 HYBRID_DEPTH = 100  # candidates taken from each list before fusion
+READ_MARGIN = 10  # candidates read beyond the page, so that folding near-duplicates still fills it
+MAX_DEPTH = 2000  # deepest retrieval tried to fill a page that near-duplicates emptied
 KEYWORD_COVERAGE_HITS = 3  # keyword hits whose words measure how well keyword search covers a query
 # Entries of the query caches (`$SEMSEARCH_QUERY_CACHE`, 0 turns them off): answers are a few kB each.
 QUERY_CACHE_SIZE = int(os.environ.get("SEMSEARCH_QUERY_CACHE") or 1024)
@@ -166,26 +168,41 @@ class Engine:
         key = (snap.name, query, k, mode, _filters_key(filters), offset)
         cached = self._answers.get(key)
         if cached is not None:
-            return cached.model_copy(deep=True)  # callers may change what they get; the cache stays intact
+            return cached.detached()  # callers may change what they get; the cache stays intact
         allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
         # Deeper than the page, so that folding near-duplicates still leaves a full page.
-        depth = 2 * (offset + k) + 10
-        hits = self._retrieve(snap, query, mode, depth, allowed)
-        # Hybrid fusion returns up to 2 x HYBRID_DEPTH candidates; only the first `depth` can reach the page,
-        # so only they are read from SQLite, built into results and compared for near-duplicates.
-        results = collapse(self._results(snap, hits[:depth]))
+        want = offset + k
+        depth = 2 * want + 10
+        while True:
+            hits = self._retrieve(snap, query, mode, depth, allowed)
+            # Hybrid fusion returns up to 2 x HYBRID_DEPTH candidates; only the first `depth` can reach the
+            # page. Of those, the page and a margin are read from SQLite, built into results and compared
+            # for near-duplicates (a third of a search's time besides the embedding); further ones only
+            # when folding has left the page short.
+            reachable = min(len(hits), depth)
+            folder, read = NearDuplicateFolder(), 0
+            while len(folder) < want and read < reachable:
+                upto = min(reachable, read + want - len(folder) + READ_MARGIN)
+                folder.add(self._results(snap, hits[read:upto]))
+                read = upto
+            # Still short, and retrieval stopped at its depth: many copies of one passage filled it.
+            if len(folder) >= want or len(hits) < depth or depth >= MAX_DEPTH:
+                break
+            depth = min(MAX_DEPTH, 4 * depth)
+        results = folder.results
         eligible = len(allowed) if allowed is not None else len(snap.vectors)
-        total = len(results) if mode == "keyword" or len(hits) < depth else eligible
+        # Unread candidates count as results (they are not compared for near-duplicates).
+        total = len(results) + reachable - read if mode == "keyword" or len(hits) < depth else eligible
         page = results[offset : offset + k]
         # Only the page is highlighted: highlighting segments each passage (jieba), the largest cost of a
         # search when it ran on every candidate (profiled: 90 % of a dense search at 10k passages).
-        self._highlight(query, page)
+        self._highlight(snap, query, page)
         for i, r in enumerate(page):
             r.rank = offset + i + 1
         response = SearchResponse(
             query=query, mode=mode, total=total, offset=offset, generation=snap.name, results=page
         )
-        self._answers.put(key, response.model_copy(deep=True))
+        self._answers.put(key, response.detached())
         return response
 
     def _query_vector(self, query: str) -> np.ndarray:
@@ -260,14 +277,16 @@ class Engine:
         return fused
 
     def _keyword_weight(self, snap: Snapshot, query: str, keyword: list[Hit]) -> float:
-        words = [t for t in tokenize(query) if not is_gram(t)]
-        top = snap.passages.passages([h.passage_id for h in keyword[:KEYWORD_COVERAGE_HITS]])
-        return keyword_weight(words, [set(tokenize(row.text)) for row in top.values()])
+        assert snap.keywords is not None
+        words = [t for t in query_tokens(query) if not is_gram(t)]
+        top = [h.passage_id for h in keyword[:KEYWORD_COVERAGE_HITS]]
+        return keyword_weight(words, snap.keywords.matched_terms(words, top))
 
-    def _highlight(self, query: str, results: list[SearchResult]) -> None:
+    def _highlight(self, snap: Snapshot, query: str, results: list[SearchResult]) -> None:
         terms = query_terms(query)
+        bounds = snap.passages.word_bounds([r.passage_id for r in results]) if terms else {}
         for r in results:
-            r.highlights = term_spans(r.text, terms)
+            r.highlights = term_spans(r.text, terms, bounds.get(r.passage_id))
 
     def _results(self, snap: Snapshot, hits: list[Hit]) -> list[SearchResult]:
         rows = snap.passages.passages([h.passage_id for h in hits])

@@ -22,7 +22,7 @@ import numpy as np
 KEYWORD_SHARE = 0.6
 
 
-@dataclass
+@dataclass(slots=True)
 class Hit:
     """A candidate passage with the evidence for its rank."""
 

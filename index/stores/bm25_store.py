@@ -51,6 +51,7 @@ METHOD = "lucene"
 K1 = 0.9
 B = 0.4
 GRAM_WEIGHT = 0.5
+FOUND_TERMS_KEPT = 50_000  # term → column lookups remembered per store (a few MB)
 _TF_MAX = np.iinfo(np.uint16).max  # counts are stored as uint16; no passage repeats a term that often
 
 _EMPTY = (np.zeros(0, np.float32), np.zeros(0, np.int64))
@@ -68,6 +69,10 @@ class _Vocabulary:
     def __init__(self, blob: bytes | mmap.mmap, offsets: np.ndarray) -> None:
         self._blob = blob
         self._offsets = offsets  # start of each term, then the blob's length
+        # Columns of recently looked-up terms: queries share most of their terms (question words,
+        # common bigrams), and a binary search costs some 30 µs in Python. Dict operations are atomic,
+        # so concurrent searches may share it; it is emptied when full rather than kept in LRU order.
+        self._found: dict[str, int] = {}
 
     @classmethod
     def from_terms(cls, terms: list[str]) -> _Vocabulary:
@@ -90,9 +95,15 @@ class _Vocabulary:
 
     def find(self, term: str) -> int:
         """The column of `term`, or -1."""
-        key = term.encode("utf-8", "surrogatepass")
-        i = bisect.bisect_left(self, key)  # type: ignore[call-overload]
-        return i if i < len(self) and self[i] == key else -1
+        col = self._found.get(term)
+        if col is None:
+            key = term.encode("utf-8", "surrogatepass")
+            i = bisect.bisect_left(self, key)  # type: ignore[call-overload]
+            col = i if i < len(self) and self[i] == key else -1
+            if len(self._found) >= FOUND_TERMS_KEPT:
+                self._found.clear()
+            self._found[term] = col
+        return col
 
     def save(self, folder: Path) -> None:
         (folder / "terms.bin").write_bytes(bytes(self._blob))
@@ -216,7 +227,7 @@ class BM25Store:
         n = len(self)
         if k <= 0 or n == 0 or (allowed is not None and len(allowed) == 0):
             return _EMPTY
-        qtf = Counter(self._vocab.find(t) for t in analysis.tokenize(query))
+        qtf = Counter(self._vocab.find(t) for t in analysis.query_tokens(query))
         qtf.pop(-1, None)
         if not qtf:
             return _EMPTY
@@ -233,6 +244,24 @@ class BM25Store:
         # Best first; equal scores by passage id, so results do not depend on the row order.
         rows = rows[np.lexsort((self._ids[rows], -scores[rows]))][:k]
         return scores[rows].astype(np.float32), self._ids[rows]
+
+    def matched_terms(self, terms: Sequence[str], passage_ids: Sequence[int]) -> list[set[str]]:
+        """For each passage id, which of `terms` it contains: a binary search of the passage's row in
+        each term's posting list (rows ascend within a column), instead of analysing its text again."""
+        rows = self._rows_of(np.asarray(passage_ids, dtype=np.int64).reshape(-1))
+        found: list[set[str]] = [set() for _ in rows]
+        if not len(rows) or not (rows >= 0).any():
+            return found
+        indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
+        for term in dict.fromkeys(terms):
+            col = self._vocab.find(term)
+            if col < 0 or indptr[col] == indptr[col + 1]:
+                continue
+            postings = indices[indptr[col] : indptr[col + 1]]
+            at = np.minimum(np.searchsorted(postings, rows), len(postings) - 1)
+            for i in np.flatnonzero((postings[at] == rows) & (rows >= 0)):
+                found[i].add(term)
+        return found
 
     def _allowed_rows(self, allowed: np.ndarray) -> np.ndarray:
         """The rows of these passage ids (unknown ids ignored), ascending."""

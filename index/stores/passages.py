@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from index.analysis import word_bounds
 from index.documents import Chunk, Document
 
 FILE = "passages.sqlite"
@@ -42,7 +43,8 @@ CREATE TABLE passages (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    bounds BLOB                 -- word bounds for highlighting (uint16 offsets); NULL: segment at query time
 );
 CREATE INDEX passages_doc ON passages(doc_id, ordinal);
 CREATE INDEX categories_cat ON categories(category, doc_id);
@@ -51,6 +53,16 @@ CREATE INDEX documents_date ON documents(date);
 """
 
 PASSAGE_COLUMNS = 'passage_id, doc_id, ordinal, paragraph, start, "end", text, hash'
+_BOUNDS_DTYPE = np.dtype("<u2")
+
+
+def pack_bounds(text: str) -> bytes | None:
+    """The passage's word bounds (`index.analysis.word_bounds`) as little-endian uint16 offsets; None for a
+    text too long for them (its highlights are then segmented at query time)."""
+    bounds = word_bounds(text)
+    if bounds and bounds[-1] > np.iinfo(_BOUNDS_DTYPE).max:
+        return None
+    return np.asarray(bounds, dtype=_BOUNDS_DTYPE).tobytes()
 
 
 @dataclass
@@ -102,6 +114,7 @@ class PassageStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._bounds_column: bool | None = None  # whether this file has stored word bounds (older ones not)
 
     # --- writing (only while the generation is being built) ---------------------------------------
     @classmethod
@@ -119,7 +132,12 @@ class PassageStore:
         self.conn.executemany("INSERT INTO keep VALUES (?)", ((d,) for d in doc_ids))
         self.conn.execute("INSERT INTO documents SELECT * FROM prev.documents WHERE doc_id IN keep")
         self.conn.execute("INSERT INTO categories SELECT * FROM prev.categories WHERE doc_id IN keep")
-        self.conn.execute("INSERT INTO passages SELECT * FROM prev.passages WHERE doc_id IN keep")
+        # A generation written before passages had stored word bounds copies without them (NULL).
+        prev_columns = {r[1] for r in self.conn.execute("PRAGMA prev.table_info(passages)")}
+        columns = PASSAGE_COLUMNS + (", bounds" if "bounds" in prev_columns else "")
+        self.conn.execute(
+            f"INSERT INTO passages ({columns}) SELECT {columns} FROM prev.passages WHERE doc_id IN keep"
+        )
         self.conn.commit()
         self.conn.execute("DROP TABLE temp.keep")
         self.conn.execute("DETACH DATABASE prev")
@@ -130,9 +148,10 @@ class PassageStore:
             "INSERT INTO categories VALUES (?, ?)", [(doc.doc_id, c) for c in dict.fromkeys(doc.categories)]
         )
         self.conn.executemany(
-            f"INSERT INTO passages ({PASSAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+            f"INSERT INTO passages ({PASSAGE_COLUMNS}, bounds) VALUES (?,?,?,?,?,?,?,?,?)",
             [
-                (pid, c.doc_id, c.ordinal, c.paragraph, c.start, c.end, c.text, c.content_hash())
+                (pid, c.doc_id, c.ordinal, c.paragraph, c.start, c.end, c.text, c.content_hash(),
+                 pack_bounds(c.text))
                 for pid, c in zip(ids, chunks, strict=True)
             ],
         )
@@ -192,6 +211,25 @@ class PassageStore:
             ):
                 out[r[0]] = PassageRow(*r)
         return out
+
+    def word_bounds(self, ids: Sequence[int]) -> dict[int, frozenset[int]]:
+        """The stored word bounds of these passages (see `pack_bounds`); passages stored without them
+        (by an older version) are left out."""
+        ids = [int(i) for i in ids]
+        if not ids or not self._has_bounds():
+            return {}
+        marks = ",".join("?" * len(ids[:900]))
+        rows = self.conn.execute(
+            f"SELECT passage_id, bounds FROM passages WHERE passage_id IN ({marks}) AND bounds IS NOT NULL",
+            ids[:900],
+        )
+        return {pid: frozenset(np.frombuffer(blob, _BOUNDS_DTYPE).tolist()) for pid, blob in rows}
+
+    def _has_bounds(self) -> bool:
+        if self._bounds_column is None:
+            columns = {r[1] for r in self.conn.execute("PRAGMA table_info(passages)")}
+            self._bounds_column = "bounds" in columns
+        return self._bounds_column
 
     def passage_ids_of(self, doc_id: str) -> list[int]:
         rows = self.conn.execute("SELECT passage_id FROM passages WHERE doc_id=? ORDER BY ordinal", (doc_id,))

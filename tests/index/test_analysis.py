@@ -21,6 +21,7 @@ from index.analysis import (
     query_terms,
     term_spans,
     tokenize,
+    word_bounds,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +93,16 @@ def test_spans_are_sorted_disjoint_and_inside_the_text(text: str, data: st.DataO
     spans = term_spans(text, query_terms(query))
     assert all(0 <= a < b <= len(text) for a, b in spans)
     assert all(prev[1] < nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False))  # merged
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(_any_text, _news_text), st.data())
+def test_stored_word_bounds_give_the_same_spans(text: str, data: st.DataObject) -> None:
+    """The index stores each passage's `word_bounds` so that highlighting does not segment it again; the
+    highlights must be exactly those of segmenting at query time."""
+    start = data.draw(st.integers(0, len(text)))
+    terms = query_terms(text[start : data.draw(st.integers(start, len(text)))])
+    assert term_spans(text, terms, word_bounds(text)) == term_spans(text, terms)
 
 
 # --- tokens -----------------------------------------------------------------------------------------------
@@ -194,6 +205,7 @@ def test_spans_skip_bigram_noise() -> None:
     assert (1, 3) not in term_spans(text, query_terms("国务院办公厅"))
     assert highlighted(text, "国务院办公厅") == ["办公"]
     assert highlighted("研发投入", "发投") == []
+    assert term_spans(text, query_terms("国务院办公厅"), word_bounds(text)) == [(2, 4)]
 
 
 def test_spans_latin_case_stem_and_full_width() -> None:

@@ -235,3 +235,18 @@ def test_concurrent_searches_on_a_loaded_store(store: BM25Store, tmp_path: Path)
     for t in threads:
         t.join()
     assert results == expected
+
+
+def test_matched_terms_reads_the_index_not_the_text(store: BM25Store) -> None:
+    """The hybrid coverage check asks which query words the top keyword hits contain; the answer must be
+    the same as analysing each passage again (it comes from the postings)."""
+    words = [t for t in analysis.tokenize("长三角研发投入强度 算力 index 上海") if not analysis.is_gram(t)]
+    ids = [2, 3, 6, 1, 99, 8]  # 99 is unknown, 8 is empty
+    found = store.matched_terms(words, ids)
+    expected = [set(words) & set(analysis.tokenize(CORPUS[i])) if i in CORPUS else set() for i in ids]
+    assert found == expected
+    assert found[0] >= {"长三角", "研发", "强度"} and "上海" in found[3] and "index" in found[2]
+    assert found[4] == set() and found[5] == set()
+    assert store.matched_terms([], ids) == [set()] * len(ids)
+    assert store.matched_terms(words, []) == []
+    assert BM25Store().matched_terms(words, [1]) == [set()]

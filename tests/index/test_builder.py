@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,30 @@ def test_another_model_is_a_clear_error(tmp_path: Path) -> None:
         IndexBuilder(index, other)
     with pytest.raises(ModelMismatch, match="built with model"):
         Engine.open(index, model="some/other-model")
+
+
+def test_highlights_read_stored_word_bounds_and_older_indexes_still_work(tmp_path: Path) -> None:
+    """Passages are stored with their word bounds, so a search highlights without segmenting them again;
+    a generation written before the bounds existed still copies forward and highlights."""
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    IndexBuilder(index).index_paths([corpus])
+    engine = Engine.open(index)
+    top = engine.search("成都超算中心 算力支撑", k=1, mode="keyword").results[0]
+    marked = [top.text[a:b] for a, b in top.highlights]
+    assert marked == ["成都超算中心", "算力支撑"]
+    assert engine.snapshot().passages.word_bounds([top.passage_id])[top.passage_id]
+
+    # An older generation: no bounds column. The next build copies its passages without bounds.
+    generation = engine.dir.path(engine.snapshot().name)
+    with sqlite3.connect(generation / "passages.sqlite") as conn:
+        conn.execute("ALTER TABLE passages DROP COLUMN bounds")
+    (corpus / "doc9.txt").write_text("新增文档：中国声谷正在崛起。", encoding="utf-8")
+    assert IndexBuilder(index).index_paths([corpus]).added == 1
+    engine = Engine.open(index)
+    passages = engine.snapshot().passages
+    old = engine.search("成都超算中心 算力支撑", k=1, mode="keyword").results[0]
+    assert [old.text[a:b] for a, b in old.highlights] == marked  # segmented at query time instead
+    assert passages.word_bounds([old.passage_id]) == {}
+    new = engine.search("中国声谷", k=1, mode="keyword").results[0]
+    assert new.doc_id == "doc9.txt" and passages.word_bounds([new.passage_id])

@@ -103,3 +103,30 @@ def test_a_filtered_search_fills_k_and_an_impossible_one_is_empty(engine: Engine
     assert len(only) == 8 and {r.doc_id for r in only} == {ZQSB}
     none = parse_filters(doc_ids=[ZQSB], date_from="2100-01-01")
     assert engine.search("人工智能", k=8, filters=none).results == []
+
+
+def test_many_copies_of_a_passage_fold_into_one_and_the_page_still_fills(tmp_path) -> None:
+    """A paragraph reprinted by 15 outlets is one result listing every copy, and the page is still full:
+    folding reads further candidates when the first ones were all copies."""
+    from index.builder import IndexBuilder
+    from index.documents import Document
+
+    quote = (
+        "陈光教授认为，西部地区创新资源富集，高校和科研院所众多，成渝地区双城经济圈建设为区域创新中心"
+        "提供了难得的机遇，应当加快建设具有全国影响力的科技创新中心。"
+    )
+    others = [
+        "长三角国家技术创新中心日前在上海正式揭牌成立，坚持共需、共建、共享、共治理念。",
+        "成都超算中心自2020年投运以来，为西部地区产业发展提供了强大的算力支撑。",
+        "雅安大数据产业园是成渝地区双城经济圈建设规划纲要明确合力打造的数字产业新高地。",
+        "武汉东湖高新区光电子信息产业集群规模持续扩大，创新主体不断增多。",
+    ]
+    docs = [Document.from_paragraphs(f"copy{i:02d}", [quote], title=f"转载{i}") for i in range(15)]
+    docs += [Document.from_paragraphs(f"other{i}", [text], title=f"其他{i}") for i, text in enumerate(others)]
+    IndexBuilder(tmp_path).upsert(docs)
+    page = Engine.open(tmp_path).search("陈光 西部地区 创新资源富集", k=3)
+    assert len(page.results) == 3
+    first = page.results[0]
+    copies = {first.doc_id} | {a.doc_id for a in first.also_in}
+    assert copies == {f"copy{i:02d}" for i in range(15)}
+    assert all(r.doc_id.startswith("other") for r in page.results[1:])
