@@ -216,14 +216,19 @@ class PassageStore:
         """The stored word bounds of these passages (see `pack_bounds`); passages stored without them
         (by an older version) are left out."""
         ids = [int(i) for i in ids]
-        if not ids or not self._has_bounds():
-            return {}
-        marks = ",".join("?" * len(ids[:900]))
-        rows = self.conn.execute(
-            f"SELECT passage_id, bounds FROM passages WHERE passage_id IN ({marks}) AND bounds IS NOT NULL",
-            ids[:900],
-        )
-        return {pid: frozenset(np.frombuffer(blob, _BOUNDS_DTYPE).tolist()) for pid, blob in rows}
+        out: dict[int, frozenset[int]] = {}
+        if not self._has_bounds():
+            return out
+        for lo in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            part = ids[lo : lo + 900]
+            marks = ",".join("?" * len(part))
+            rows = self.conn.execute(
+                f"SELECT passage_id, bounds FROM passages WHERE passage_id IN ({marks}) "
+                "AND bounds IS NOT NULL",
+                part,
+            )
+            out.update((pid, frozenset(np.frombuffer(blob, _BOUNDS_DTYPE).tolist())) for pid, blob in rows)
+        return out
 
     def _has_bounds(self) -> bool:
         if self._bounds_column is None:
