@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="questions per set for the answer figures, after the fitted slice (default 500; "
                         "an answer reads ~1 s of sentence embeddings on 2 cores)")
     args = parser.parse_args(argv)
+    if not args.modes and not args.answers:
+        parser.error("nothing to measure: --modes without a mode and no --answers; name the modes "
+                     "(keyword dense hybrid) or add --answers")
     if not EVAL.exists():
         print(f"no development sets at {EVAL}; nothing to measure", file=sys.stderr)
         return 0

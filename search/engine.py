@@ -12,6 +12,7 @@ without a restart.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -63,6 +64,7 @@ class Snapshot:
     """Everything of one published generation, opened read-only."""
 
     name: str
+    folder: Path
     manifest: dict[str, Any]
     passages: PassageStore
     vectors: VectorStore
@@ -75,11 +77,22 @@ class Snapshot:
         settings = manifest["settings"]
         return cls(
             name=name,
+            folder=folder,
             manifest=manifest,
             passages=PassageStore.open(folder),
             vectors=load_vector_store(settings["vector_store"], folder),
             keywords=load_keyword_store(settings["keyword_store"], folder),
         )
+
+    @functools.cached_property
+    def stats(self) -> dict[str, int]:
+        """Documents, passages and bytes on disk, read once: a published generation never changes, and
+        `/health` (which load balancers poll) would otherwise count and stat them on every call."""
+        return {
+            "documents": self.passages.count_documents(),
+            "passages": self.passages.count_passages(),
+            "size_bytes": sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file()),
+        }
 
 
 class Engine:
@@ -134,16 +147,16 @@ class Engine:
 
     def info(self) -> dict[str, Any]:
         snap = self.snapshot()
-        size = sum(f.stat().st_size for f in self.dir.path(snap.name).rglob("*") if f.is_file())
+        stats = snap.stats
         return {
             "index": str(self.dir.root),
             "generation": snap.name,
             "created": snap.manifest.get("created"),
-            "documents": snap.passages.count_documents(),
-            "passages": snap.passages.count_passages(),
+            "documents": stats["documents"],
+            "passages": stats["passages"],
             "model": snap.manifest["model"],
             "dim": snap.manifest["dim"],
-            "size_bytes": size,
+            "size_bytes": stats["size_bytes"],
             "modes": [m for m in MODES if m == "dense" or snap.keywords is not None],
             "settings": snap.manifest["settings"],
         }
