@@ -5,7 +5,7 @@ candidates: score = (1 - a) · dense + a · keyword, where a = KEYWORD_SHARE · 
 much of the query's words the best keyword hits contain (`keyword_weight`). Normalising puts cosine
 (crowded into 0.75–0.95 for e5) and BM25 (unbounded) on one 0–1 scale per query; a candidate missing from
 one list gets that list's minimum. Measured against reciprocal-rank fusion on every development set
-(`python bench/fusion.py`, table in docs/quality.md): scores keep how far apart candidates are, which
+(`python bench/fusion.py`, table in docs/fusion.md): scores keep how far apart candidates are, which
 ranks throw away, and the coverage keeps an off-topic keyword list (a cross-lingual query) from pushing
 good dense results down. Each hit keeps both scores and both ranks, so a user can see why it ranked.
 """
@@ -50,7 +50,7 @@ def keyword_hits(scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
     ]
 
 
-def keyword_weight(query_words: Sequence[str], top_texts_words: Sequence[set[str]]) -> float:
+def keyword_weight(query_words: Sequence[str], top_hits_words: Sequence[set[str]]) -> float:
     """How much to trust the keyword list for this query: the share of the query's words that the best
     keyword hits contain (the best of the top few).
 
@@ -60,9 +60,9 @@ def keyword_weight(query_words: Sequence[str], top_texts_words: Sequence[set[str
     full strength where keyword search is on topic.
     """
     words = set(query_words)
-    if not words or not top_texts_words:
+    if not words or not top_hits_words:
         return 0.0
-    return max(len(words & hit) for hit in top_texts_words) / len(words)
+    return max(len(words & hit) for hit in top_hits_words) / len(words)
 
 
 def fuse(dense: list[Hit], keyword: list[Hit], *, coverage: float = 1.0) -> list[Hit]:

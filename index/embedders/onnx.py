@@ -5,7 +5,8 @@ Backends:
 * ``onnx`` -- float32; agrees with the torch reference to ~1e-6 (cosine >= 0.9999).
 * ``onnx-int8`` -- dynamic int8 quantisation (per-channel int8 weights, uint8 activations quantised per
   batch) of the matrix products except the two that feed the residual stream (`FLOAT_MATMUL_SUFFIXES`);
-  the fastest on CPUs at recall within a point of float32 (figures in docs/performance.md).
+  the fastest on CPUs (1.3x `onnx`). Recall@5 stays within 0.2 points of float32 on monolingual sets but
+  drops 2 points on Chinese questions over English text (figures in docs/performance.md).
 
 The ONNX files are made once from the sentence-transformers folder and cached beside it in
 ``<model folder>/onnx/`` (or, when that folder is read-only, under ``$SEMSEARCH_CACHE/onnx``):
@@ -74,8 +75,9 @@ QUANT_OPTIONS: dict[str, Any] = {"per_channel": True, "reduce_range": True}
 # and feed-forward output, `.../output/dense/MatMul` in the exported graph). Their inputs (the GELU output
 # above all) have the outlier channels that per-batch uint8 activations flatten. Measured on XQuAD
 # (recall@5 of 1,190 questions over the 240 paragraphs, both sides int8): all products in int8 lost 1.5
-# (zh2en) and 2.0 (en2zh) points against float32; keeping these two float32 loses 0.2 and 0.3, at 1.27x
-# float32's passages/s instead of 1.44x (the query and QKV / feed-forward input products stay int8).
+# (zh2en) and 2.0 (en2zh) points against float32; keeping these two float32 loses 0.2 and 0.3. On
+# bench/embed.py's sets it is 1.26x float32's passages/s (all-int8 was 1.66x) and -2.0 points on zh2en
+# (all-int8 -4.4). The query and QKV / feed-forward input products stay int8.
 FLOAT_MATMUL_SUFFIXES = ("output/dense/MatMul",)
 
 # sentence-transformers modules this backend reproduces; anything else (Dense, another pooling) would
