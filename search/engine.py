@@ -34,7 +34,7 @@ from index.stores.base import KeywordStore, VectorStore
 from index.stores.factory import load_keyword_store, load_vector_store
 from index.stores.passages import Filters, PassageStore
 from search.dedupe import NearDuplicateFolder
-from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight
+from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight, word_shares
 from search.models import SearchResponse, SearchResult
 
 MODES = ("dense", "keyword", "hybrid")
@@ -279,7 +279,8 @@ class Engine:
             return dense
         assert snap.keywords is not None
         keyword = keyword_hits(*snap.keywords.search(query, n, allowed))
-        fused = fuse(dense, keyword, coverage=self._keyword_weight(snap, query, keyword))
+        coverage, shares = self._word_shares(snap, query, dense, keyword)
+        fused = fuse(dense, keyword, coverage=coverage, word_shares=shares)
         # Keyword-only candidates get their cosine too, so every hybrid result shows both parts (only
         # the first `depth` can reach a page: the rest are never read).
         missing = [h for h in fused[:depth] if h.dense_score is None]
@@ -289,11 +290,21 @@ class Engine:
                 h.dense_score = float(cosine)
         return fused
 
-    def _keyword_weight(self, snap: Snapshot, query: str, keyword: list[Hit]) -> float:
+    def _word_shares(
+        self, snap: Snapshot, query: str, dense: list[Hit], keyword: list[Hit]
+    ) -> tuple[float, dict[int, float]]:
+        """The keyword list's coverage of the query (`keyword_weight`) and every candidate's idf-weighted
+        share of the query's words (`word_shares`), both read from the keyword index's postings."""
         assert snap.keywords is not None
-        words = [t for t in query_tokens(query) if not is_gram(t)]
-        top = [h.passage_id for h in keyword[:KEYWORD_COVERAGE_HITS]]
-        return keyword_weight(words, snap.keywords.matched_terms(words, top))
+        words = list(dict.fromkeys(t for t in query_tokens(query) if not is_gram(t)))
+        if not words:
+            return 0.0, {}
+        ids = list(dict.fromkeys(h.passage_id for h in keyword + dense))
+        matched = dict(zip(ids, snap.keywords.matched_terms(words, ids), strict=True))
+        top = [matched[h.passage_id] for h in keyword[:KEYWORD_COVERAGE_HITS]]
+        idf = dict(zip(words, snap.keywords.idf(words).tolist(), strict=True))
+        shares = word_shares(idf, list(matched.values()))
+        return keyword_weight(words, top), dict(zip(matched, shares, strict=True))
 
     def _highlight(self, snap: Snapshot, query: str, results: list[SearchResult]) -> None:
         terms = query_terms(query)
@@ -328,6 +339,7 @@ class Engine:
                     keyword_score=h.keyword_score,
                     dense_rank=h.dense_rank,
                     keyword_rank=h.keyword_rank,
+                    word_share=h.word_share,
                 )
             )
         return results

@@ -1,25 +1,36 @@
 """Dense, keyword and hybrid candidate lists.
 
 Hybrid is a convex combination of the two lists' scores, each min-max normalised over its own top
-candidates: score = (1 - a) · dense + a · keyword, where a = KEYWORD_SHARE · √coverage and coverage is how
-much of the query's words the best keyword hits contain (`keyword_weight`). Normalising puts cosine
-(crowded into 0.75–0.95 for e5) and BM25 (unbounded) on one 0–1 scale per query; a candidate missing from
-one list gets that list's minimum. Measured against reciprocal-rank fusion on every development set
+candidates, plus how many of the query's words each candidate contains:
+
+    score = ((1 - a) · dense + a · keyword + WORD_WEIGHT · words) / (1 + WORD_WEIGHT)
+
+where a = KEYWORD_SHARE · √coverage, coverage is how much of the query's words the best keyword hits
+contain (`keyword_weight`), and `words` is the candidate's own share of the query's words, each word
+weighted by its idf (`word_shares`). Normalising puts cosine (crowded into 0.75–0.95 for e5) and BM25
+(unbounded) on one 0–1 scale per query; a candidate missing from one list gets that list's minimum. The
+word share is the classic coordination signal: BM25 sums a score per word, so a passage holding one or
+two of the question's words many times, or its rarest ones, can outscore one that holds all of them;
+the dense score does not count words.
+Measured against reciprocal-rank fusion and the fusion without the word share on every development set
 (`python bench/fusion.py`, table in docs/fusion.md): scores keep how far apart candidates are, which
 ranks throw away, and the coverage keeps an off-topic keyword list (a cross-lingual query) from pushing
-good dense results down. Each hit keeps both scores and both ranks, so a user can see why it ranked.
+good dense results down. Each hit keeps both scores, both ranks and its word share, so a user can see
+why it ranked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-# The keyword list's share of the fused score at full coverage: chosen on the development sets among
-# 0.55-0.75 × coverage^(0.5, 1, 1.5) (bench/fusion.py); 0.6 · √coverage was best on the worst set.
-KEYWORD_SHARE = 0.6
+# The keyword list's share at full coverage, and the weight of a candidate's word share: the middle of
+# the region where hybrid was at least as good as the better single mode on every development set
+# (keyword share 0.4-0.6 × √coverage, word weight 0.3-0.7; bench/fusion.py, docs/fusion.md).
+KEYWORD_SHARE = 0.5
+WORD_WEIGHT = 0.5
 
 
 @dataclass(slots=True)
@@ -32,6 +43,7 @@ class Hit:
     dense_rank: int | None = None
     keyword_score: float | None = None
     keyword_rank: int | None = None
+    word_share: float | None = None  # idf-weighted share of the query's words in the passage (hybrid)
 
 
 def dense_hits(scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
@@ -65,10 +77,31 @@ def keyword_weight(query_words: Sequence[str], top_hits_words: Sequence[set[str]
     return max(len(words & hit) for hit in top_hits_words) / len(words)
 
 
-def fuse(dense: list[Hit], keyword: list[Hit], *, coverage: float = 1.0) -> list[Hit]:
-    """Convex combination of the two candidate lists, best first (ties broken by the dense score).
+def word_shares(idf: Mapping[str, float], matched: Sequence[set[str]]) -> list[float]:
+    """For each candidate, the share of the query's words it contains, each word weighted by its idf
+    (`idf` maps every distinct word of the query to its weight). Weighting keeps a passage that holds
+    the question's rare words ahead of one that holds its common ones; a word no passage holds still
+    counts in the whole, so a query the corpus does not share (another language) gives every candidate
+    a small share."""
+    total = sum(idf.values())
+    if total <= 0.0:
+        return [0.0] * len(matched)
+    return [sum(idf.get(w, 0.0) for w in found) / total for found in matched]
+
+
+def fuse(
+    dense: list[Hit],
+    keyword: list[Hit],
+    *,
+    coverage: float = 1.0,
+    word_shares: Mapping[int, float] | None = None,
+) -> list[Hit]:
+    """Convex combination of the two candidate lists plus each candidate's word share, best first (ties
+    broken by the dense score).
 
     `coverage` (0-1, from `keyword_weight`) sets the keyword list's share: KEYWORD_SHARE · √coverage.
+    `word_shares` maps a candidate's passage id to its share of the query's words (0-1, `word_shares`);
+    without it the word share plays no part.
     """
     share = KEYWORD_SHARE * max(0.0, min(1.0, coverage)) ** 0.5
     dense_norm = _min_max([h.dense_score for h in dense])
@@ -80,6 +113,10 @@ def fuse(dense: list[Hit], keyword: list[Hit], *, coverage: float = 1.0) -> list
         hit = fused.setdefault(h.passage_id, Hit(h.passage_id, 0.0))
         hit.score += share * norm
         hit.keyword_score, hit.keyword_rank = h.keyword_score, h.keyword_rank
+    if word_shares is not None:
+        for hit in fused.values():
+            hit.word_share = word_shares.get(hit.passage_id, 0.0)
+            hit.score = (hit.score + WORD_WEIGHT * hit.word_share) / (1.0 + WORD_WEIGHT)
     return sorted(fused.values(), key=lambda h: (-h.score, -(h.dense_score or -1.0)))
 
 

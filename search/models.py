@@ -32,6 +32,10 @@ class SearchResult(BaseModel):
     keyword_score: float | None = None
     dense_rank: int | None = None
     keyword_rank: int | None = None
+    word_share: float | None = Field(
+        default=None,
+        description="share of the query's words in the passage, each weighted by its rarity (idf); hybrid",
+    )
     highlights: list[tuple[int, int]] = Field(
         default_factory=list, description="[start, end) offsets into `text` of matched query terms"
     )

@@ -410,6 +410,9 @@
     if (r.keyword_score !== null && r.keyword_score !== undefined) {
       parts.push(`${t('keyword')} ${r.keyword_score.toFixed(3)}${r.keyword_rank ? ` (${t('rank')} ${r.keyword_rank})` : ''}`);
     }
+    if (r.word_share !== null && r.word_share !== undefined) {
+      parts.push(t('words', { pct: Math.round(r.word_share * 100) }));
+    }
     return parts.join(' · ');
   }
 

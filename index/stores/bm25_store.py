@@ -263,6 +263,15 @@ class BM25Store:
                 found[i].add(term)
         return found
 
+    def idf(self, terms: Sequence[str]) -> np.ndarray:
+        """Lucene's idf of each term from its posting list's length (the ranking's own weight)."""
+        indptr = self._bm25.scores["indptr"]
+        df = np.zeros(len(terms), dtype=np.float64)
+        for i, term in enumerate(terms):
+            if (col := self._vocab.find(term)) >= 0:
+                df[i] = indptr[col + 1] - indptr[col]
+        return _idf(df, len(self))
+
     def _allowed_rows(self, allowed: np.ndarray) -> np.ndarray:
         """The rows of these passage ids (unknown ids ignored), ascending."""
         if len(allowed) * 16 < len(self):
@@ -347,6 +356,11 @@ class BM25Store:
         return len(self._ids)
 
 
+def _idf(df: np.ndarray, n: int) -> np.ndarray:
+    """Lucene's idf: ln(1 + (N - df + 0.5) / (df + 0.5)), never negative."""
+    return np.log1p((n - df + 0.5) / (df + 0.5))
+
+
 def _bm25_scores(
     rows: np.ndarray, cols: np.ndarray, tf: np.ndarray, is_gram: np.ndarray, n: int
 ) -> tuple[np.ndarray, tuple[float, float]]:
@@ -355,7 +369,7 @@ def _bm25_scores(
     tf = tf.astype(np.float32)
     field = is_gram[cols].astype(np.intp)  # 0 words, 1 bigrams
     df = np.bincount(cols, minlength=len(is_gram))  # entries are unique (row, column) pairs
-    idf = np.log1p((n - df + 0.5) / (df + 0.5))
+    idf = _idf(df, n)
     column_weight = (idf * np.where(is_gram, GRAM_WEIGHT, 1.0)).astype(np.float32)
     # lengths[f, row]: tokens of field f in the passage; norm[f, row] = k1 (1 - b + b len / avglen)
     lengths = np.bincount(field * n + rows, weights=tf, minlength=2 * n).reshape(2, n)

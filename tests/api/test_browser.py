@@ -74,6 +74,7 @@ def test_search_highlights_then_opens_the_passage_in_its_article(server: LiveSer
     expect(result.locator("mark", has_text="研发投入").first).to_be_visible()
     parts = (result.locator(".score").get_attribute("title") or "").split(" · ")
     assert len(parts) >= 2, "the score's dense (and keyword) parts are on hover"
+    assert any(re.fullmatch(r"(query words|含查询词) \d+%", p) for p in parts), parts
     shot(page, "results")
 
     result.locator("a.action.open").click()

@@ -237,6 +237,16 @@ def test_concurrent_searches_on_a_loaded_store(store: BM25Store, tmp_path: Path)
     assert results == expected
 
 
+def test_idf_weighs_rare_terms_above_common_ones(store: BM25Store) -> None:
+    """The hybrid word share weighs each query word by the idf the ranking uses: 长三角 (2 passages) weighs
+    less than 上海 (1), and a word no passage holds weighs the most."""
+    common, rare, absent = store.idf(["长三角", "上海", "量子"]).tolist()
+    assert 0.0 < common < rare < absent
+    assert store.idf([]).shape == (0,)
+    empty = BM25Store().idf(["长三角", "上海"])
+    assert empty[0] == empty[1] > 0.0
+
+
 def test_matched_terms_reads_the_index_not_the_text(store: BM25Store) -> None:
     """The hybrid coverage check asks which query words the top keyword hits contain; the answer must be
     the same as analysing each passage again (it comes from the postings)."""

@@ -96,6 +96,10 @@ def test_hybrid_results_show_why_they_ranked(engine: Engine) -> None:
     assert top.dense_score is not None and top.keyword_score is not None
     assert top.dense_rank is not None and top.keyword_rank is not None
     assert 0.0 < top.score <= 1.0  # a convex combination of normalised scores
+    # The question's words (2025, 长三角, 研发, 投入, 强度, 目标 …): the answer passage holds most of them.
+    assert top.word_share is not None and 0.5 <= top.word_share <= 1.0
+    for mode in ("dense", "keyword"):
+        assert engine.search("长三角研发投入强度", k=1, mode=mode).results[0].word_share is None
 
 
 def test_a_filtered_search_fills_k_and_an_impossible_one_is_empty(engine: Engine) -> None:
