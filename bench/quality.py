@@ -183,7 +183,17 @@ def write_markdown(
         lines += [f"| {name} | {f['first']}-{f['first'] + f['queries'] - 1} | "
                   + " | ".join(f"{f[c]:.3f}" for c in ANSWER_COLUMNS) + " |" for name, f in answered.items()]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    out.write_text("\n".join(lines) + "\n" + hand_written(out))
+
+
+NOTES = "## Notes (written by hand)"
+
+
+def hand_written(out: Path) -> str:
+    """The page's hand-written notes, kept across runs (everything from the NOTES heading on)."""
+    text = out.read_text() if out.exists() else ""
+    at = text.find(NOTES)
+    return "\n" + text[at:] if at >= 0 else ""
 
 
 if __name__ == "__main__":
