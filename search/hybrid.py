@@ -11,12 +11,11 @@ weighted by its idf (`word_shares`). Normalising puts cosine (crowded into 0.75�
 (unbounded) on one 0–1 scale per query; a candidate missing from one list gets that list's minimum. The
 word share is the classic coordination signal: BM25 sums a score per word, so a passage holding one or
 two of the question's words many times, or its rarest ones, can outscore one that holds all of them;
-the dense score does not count words.
-Measured against reciprocal-rank fusion and the fusion without the word share on every development set
-(`python bench/fusion.py`, table in docs/fusion.md): scores keep how far apart candidates are, which
-ranks throw away, and the coverage keeps an off-topic keyword list (a cross-lingual query) from pushing
-good dense results down. Each hit keeps both scores, both ranks and its word share, so a user can see
-why it ranked.
+the dense score does not count words. Measured against reciprocal-rank fusion and against the fusion
+without the word share on every development set (`python bench/fusion.py`, table in docs/fusion.md):
+scores keep how far apart candidates are, which ranks throw away, and the coverage keeps an off-topic
+keyword list (a cross-lingual query) from pushing good dense results down. Each hit keeps both scores,
+both ranks and its word share, so a user can see why it ranked.
 """
 
 from __future__ import annotations
@@ -26,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The keyword list's share at full coverage, and the weight of a candidate's word share: the middle of
-# the region where hybrid was at least as good as the better single mode on every development set
-# (keyword share 0.4-0.6 × √coverage, word weight 0.3-0.7; bench/fusion.py, docs/fusion.md).
+# The keyword list's share at full coverage, and the weight of a candidate's word share: chosen on the
+# development sets among keyword shares 0.4-0.6 × √coverage and word weights 0.3-0.7 (bench/fusion.py,
+# docs/fusion.md). At 0.5 and 0.5 no set fell under its better single mode, nor did most neighbours.
 KEYWORD_SHARE = 0.5
 WORD_WEIGHT = 0.5
 

@@ -68,8 +68,8 @@ class KeywordStore(Protocol):
 
     def idf(self, terms: Sequence[str]) -> np.ndarray:
         """How informative each analysed term is here: its inverse document frequency, as the ranking
-        weighs it (float64, one per term). A term no passage holds gets the largest value, that of a
-        term held by none; an empty store gives every term the same."""
+        weighs it (float64, one per term). A term no passage holds gets the largest value; an empty
+        store gives every term the same."""
         ...
 
     def save(self, folder: Path) -> None: ...
