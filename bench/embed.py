@@ -47,6 +47,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from index.config import EmbedderSettings  # noqa: E402
 from index.embedders.factory import BACKENDS, create_embedder  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import write_section  # noqa: E402 - the sibling bench module
+
 EVAL = ROOT.parent / "shared" / "eval"
 THROUGHPUT_SET = "cmrc2018-dev"
 RETRIEVAL_SETS = ["cmrc2018-dev", "xquad/zh", "xquad/en", "xquad/en2zh", "xquad/zh2en"]
@@ -194,23 +197,6 @@ def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     except OSError:
         return ""
-
-
-def write_section(text: str, path: Path = PERFORMANCE_MD) -> None:
-    """Replace this script's section (its "## " heading up to the next one), or append it; the other
-    sections belong to other scripts and people and are left as they are."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    body = text.rstrip("\n") + "\n"
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + body
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        rest = "".join(lines[end:])
-        new = "".join(lines[:start]) + body + ("\n" + rest if rest else "")
-    path.write_text(new, encoding="utf-8")
 
 
 def report(result: dict[str, Any], command: str, default_backend: str) -> str:
@@ -397,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(json.dumps({k: v for k, v in result.items() if k != "notes"}, indent=1))
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
         print(f"wrote {SECTION!r} in {PERFORMANCE_MD}", file=sys.stderr)
     return 0
 

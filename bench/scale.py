@@ -371,9 +371,13 @@ def header(command: str, when: float | None = None, load: float | None = None) -
     ]
 
 
+HAND_NOTES = "### Notes (written by hand)"
+
+
 def write_section(section: str, text: str, path: Path = PERFORMANCE_MD) -> None:
     """Replace `section` (from its "## " heading to the next one) in docs/performance.md, or append it;
-    every other section is left as it is (other engineers own them)."""
+    every other section is left as it is (other engineers own them). Notes under a HAND_NOTES heading at
+    the end of the old section are carried over to the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.read_text(encoding="utf-8") if path.exists() else "# Performance\n"
     lines = old.splitlines(keepends=True)
@@ -383,6 +387,9 @@ def write_section(section: str, text: str, path: Path = PERFORMANCE_MD) -> None:
         new = old.rstrip("\n") + "\n\n" + body
     else:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        notes = next((i for i in range(start + 1, end) if lines[i].rstrip() == HAND_NOTES), None)
+        if notes is not None:
+            body += "\n" + "".join(lines[notes:end]).rstrip("\n") + "\n"
         rest = "".join(lines[end:])
         new = "".join(lines[:start]) + body + ("\n" + rest if rest else "")
     path.write_text(new, encoding="utf-8")
