@@ -38,7 +38,8 @@ CACHE_VERSION = "v3"  # v3: with each candidate's idf-weighted word share
 
 
 def collect(name: str, settings: IndexSettings) -> list[dict]:
-    """Per query: dense and keyword lists as document ids and scores, the coverage, the relevant docs."""
+    """Per query: dense and keyword lists as document ids and scores, the coverage, each candidate's word
+    share (idf-weighted, and counted), the relevant docs."""
     from index.analysis import is_gram, query_tokens
     from search.engine import HYBRID_DEPTH, Engine
     from search.evaluate import eval_index, read_jsonl
