@@ -318,28 +318,27 @@ def term_spans(
             # an out-of-vocabulary name still lights up, through its single characters, which are terms.
             cjk_terms.add(term)
     spans: list[tuple[int, int]] = []
-    if bounds is not None:
-        known = bounds if isinstance(bounds, (set, frozenset)) else set(bounds)
-        for term in cjk_terms:
-            at = norm.find(term)
-            while at >= 0:
-                if at in known and at + len(term) in known:
-                    spans.append((at, at + len(term)))
-                at = norm.find(term, at + 1)
-        cjk_terms = set()
-    # Only the CJK runs where a term occurs are segmented: jieba is the costly part of highlighting.
-    runs = [m.span() for m in _CJK_RUN.finditer(norm)] if cjk_terms else []
+    stored = None if bounds is None else bounds if isinstance(bounds, (set, frozenset)) else set(bounds)
+    # Without stored bounds, only the CJK runs where a term occurs are segmented: jieba is the costly
+    # part of highlighting.
+    runs = [m.span() for m in _CJK_RUN.finditer(norm)] if cjk_terms and stored is None else []
     run_starts = [start for start, _ in runs]
     bounds_of_run: dict[int, set[int]] = {}
+
+    def bounds_at(at: int) -> Collection[int]:
+        if stored is not None:
+            return stored
+        i = bisect.bisect_right(run_starts, at) - 1  # the run holding the match
+        if i not in bounds_of_run:
+            bounds_of_run[i] = _word_bounds(norm, *runs[i])
+        return bounds_of_run[i]
+
     for term in cjk_terms:
         at = norm.find(term)
         while at >= 0:
             end = at + len(term)
-            i = bisect.bisect_right(run_starts, at) - 1  # the run holding the match
-            bounds = bounds_of_run.get(i)
-            if bounds is None:
-                bounds = bounds_of_run[i] = _word_bounds(norm, *runs[i])
-            if at in bounds and end in bounds:
+            around = bounds_at(at)
+            if at in around and end in around:
                 spans.append((at, end))
             at = norm.find(term, at + 1)
     if other_terms:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ CREATE INDEX documents_date ON documents(date);
 
 PASSAGE_COLUMNS = 'passage_id, doc_id, ordinal, paragraph, start, "end", text, hash'
 _BOUNDS_DTYPE = np.dtype("<u2")
+MAX_PARAMS = 900  # bound parameters per statement (SQLite's limit is 999 in older builds)
 
 
 def pack_bounds(text: str) -> bytes | None:
@@ -200,35 +201,27 @@ class PassageStore:
             keys[(doc_id, h, n)] = pid
         return keys
 
+    def _select_in(self, sql: str, values: Sequence[Any]) -> Iterator[Any]:
+        """The rows of `sql` for all `values`, which fill its IN list (`{marks}`): run in chunks, under
+        SQLite's bound-parameter limit."""
+        for lo in range(0, len(values), MAX_PARAMS):
+            part = list(values[lo : lo + MAX_PARAMS])
+            yield from self.conn.execute(sql.format(marks=",".join("?" * len(part))), part)
+
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
-        out: dict[int, PassageRow] = {}
-        ids = [int(i) for i in ids]
-        for lo in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-            part = ids[lo : lo + 900]
-            marks = ",".join("?" * len(part))
-            for r in self.conn.execute(
-                f"SELECT {PASSAGE_COLUMNS} FROM passages WHERE passage_id IN ({marks})", part
-            ):
-                out[r[0]] = PassageRow(*r)
-        return out
+        sql = f"SELECT {PASSAGE_COLUMNS} FROM passages WHERE passage_id IN ({{marks}})"
+        return {r[0]: PassageRow(*r) for r in self._select_in(sql, [int(i) for i in ids])}
 
     def word_bounds(self, ids: Sequence[int]) -> dict[int, frozenset[int]]:
         """The stored word bounds of these passages (see `pack_bounds`); passages stored without them
         (by an older version) are left out."""
-        ids = [int(i) for i in ids]
-        out: dict[int, frozenset[int]] = {}
         if not self._has_bounds():
-            return out
-        for lo in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-            part = ids[lo : lo + 900]
-            marks = ",".join("?" * len(part))
-            rows = self.conn.execute(
-                f"SELECT passage_id, bounds FROM passages WHERE passage_id IN ({marks}) "
-                "AND bounds IS NOT NULL",
-                part,
-            )
-            out.update((pid, frozenset(np.frombuffer(blob, _BOUNDS_DTYPE).tolist())) for pid, blob in rows)
-        return out
+            return {}
+        sql = "SELECT passage_id, bounds FROM passages WHERE passage_id IN ({marks}) AND bounds IS NOT NULL"
+        return {
+            pid: frozenset(np.frombuffer(blob, _BOUNDS_DTYPE).tolist())
+            for pid, blob in self._select_in(sql, [int(i) for i in ids])
+        }
 
     def _has_bounds(self) -> bool:
         if self._bounds_column is None:
@@ -241,15 +234,8 @@ class PassageStore:
         return [r[0] for r in rows]
 
     def passage_ids_of_docs(self, doc_ids: Sequence[str]) -> list[int]:
-        out: list[int] = []
-        for lo in range(0, len(doc_ids), 900):
-            part = list(doc_ids[lo : lo + 900])
-            marks = ",".join("?" * len(part))
-            out += [
-                r[0]
-                for r in self.conn.execute(f"SELECT passage_id FROM passages WHERE doc_id IN ({marks})", part)
-            ]
-        return out
+        sql = "SELECT passage_id FROM passages WHERE doc_id IN ({marks})"
+        return [r[0] for r in self._select_in(sql, doc_ids)]
 
     def all_passages(self) -> Iterable[tuple[int, str, str]]:
         """(passage_id, text, hash) of every passage, in id order."""
@@ -261,20 +247,15 @@ class PassageStore:
 
     def documents_meta(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Metadata (no text) of these documents."""
-        ids = list(dict.fromkeys(doc_ids))
+        sql = (
+            "SELECT doc_id, title, date, author, source, url, categories, path FROM documents "
+            "WHERE doc_id IN ({marks})"
+        )
         out: dict[str, dict[str, Any]] = {}
-        for lo in range(0, len(ids), 900):
-            part = ids[lo : lo + 900]
-            marks = ",".join("?" * len(part))
-            rows = self.conn.execute(
-                "SELECT doc_id, title, date, author, source, url, categories, path FROM documents "
-                f"WHERE doc_id IN ({marks})",
-                part,
-            )
-            for r in rows:
-                meta = dict(r)
-                meta["categories"] = json.loads(meta["categories"])
-                out[r["doc_id"]] = meta
+        for r in self._select_in(sql, list(dict.fromkeys(doc_ids))):
+            meta = dict(r)
+            meta["categories"] = json.loads(meta["categories"])
+            out[r["doc_id"]] = meta
         return out
 
     def list_documents(self, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
