@@ -246,12 +246,12 @@ def breakdown(folder: Path, queries: list[str], backend: str) -> dict[str, float
     """Mean milliseconds per hybrid search in each part, timed around the engine's own calls."""
     from index.analysis import query_terms, term_spans
     from search.engine import Engine
-    from search.hybrid import dense_hits, keyword_hits
+    from search.hybrid import dense_hits, fuse, keyword_hits
 
     engine = Engine(folder)
     snap = engine.snapshot()
     engine.search("预热 查询", k=10)
-    names = ("embed", "dense", "bm25", "lookup", "highlight", "total")
+    names = ("embed", "dense", "bm25", "fusion", "lookup", "highlight", "total")
     parts: dict[str, list[float]] = {k: [] for k in names}
     for q in queries:
         # The whole search first, on a question not seen before (timed after the parts, it would find the
@@ -268,15 +268,20 @@ def breakdown(folder: Path, queries: list[str], backend: str) -> dict[str, float
         t2 = time.perf_counter()
         kw = snap.keywords.search(q, 100) if snap.keywords is not None else (np.zeros(0), np.zeros(0))
         t3 = time.perf_counter()
-        hits = dense_hits(scores[0], ids[0])[:30] + keyword_hits(*kw)[:10]
-        results = engine._results(snap, hits)  # noqa: SLF001 - timing the engine's own step
+        dense, keyword = dense_hits(scores[0], ids[0]), keyword_hits(*kw)
+        if snap.keywords is not None:  # word shares of every candidate, then the fusion itself
+            coverage, shares = engine._word_shares(snap, q, dense, keyword)  # noqa: SLF001
+            fuse(dense, keyword, coverage=coverage, word_shares=shares)
         t4 = time.perf_counter()
+        results = engine._results(snap, dense[:30] + keyword[:10])  # noqa: SLF001 - the engine's own step
+        t5 = time.perf_counter()
         terms = query_terms(q)
         bounds = snap.passages.word_bounds([r.passage_id for r in results[:10]])
         for r in results[:10]:
             term_spans(r.text, terms, bounds.get(r.passage_id))
-        t5 = time.perf_counter()
-        for key, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, total), strict=True):
+        t6 = time.perf_counter()
+        steps = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, total)
+        for key, value in zip(parts, steps, strict=True):
             parts[key].append(value)
     return {k: statistics.median(v) * 1e3 for k, v in parts.items()}
 
@@ -450,13 +455,14 @@ def report(
         "(so the parts find its posting lists warm and need not add up to it); `torch:1` is "
         "torch with one thread, as `SEMSEARCH_THREADS=1` sets it):",
         "",
-        "| query backend | embed query | dense search (100) | BM25 (100) | passage lookup | highlight (10) "
-        "| total |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| query backend | embed query | dense search (100) | BM25 (100) | word shares + fusion (200) "
+        "| passage lookup | highlight (10) | total |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for backend, p in parts.items():
         lines.append(
-            f"| {backend} | {p['embed']:.1f} | {p['dense']:.2f} | {p['bm25']:.1f} | {p['lookup']:.1f} "
+            f"| {backend} | {p['embed']:.1f} | {p['dense']:.2f} | {p['bm25']:.1f} | {p['fusion']:.2f} "
+            f"| {p['lookup']:.1f} "
             f"| {p['highlight']:.1f} | {p['total']:.1f} |"
         )
     lines += [
