@@ -328,7 +328,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api.security import SecuritySettings, check_bind
     from api.server import create_app
 
-    security = SecuritySettings.from_env()
+    security = SecuritySettings.from_env().serving(args.host)
     check_bind(args.host, security)  # before the model loads: refuse at once, with the reason
     os.environ["SEMSEARCH_INDEX"] = str(_index_dir(args))
     app = create_app(_index_dir(args), security=security)

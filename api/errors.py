@@ -148,9 +148,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(500, "internal_error", "unexpected server error; the server log has the details")
 
 
+def _size(n: int) -> str:
+    """10 MB, 64 KB, 1.5 MB, 900 bytes: the units SEMSEARCH_MAX_BODY takes."""
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n >= size:
+            return f"{round(n / size, 2):g} {unit}"
+    return f"{n} bytes"
+
+
 def _too_large_message(max_bytes: int) -> str:
-    return (f"the request body is over the limit of {max_bytes / (1024 * 1024):g} MB "
-            "(the server's SEMSEARCH_MAX_BODY_MB); send fewer or smaller documents")
+    return (f"the request body is over the limit of {_size(max_bytes)} (the server's SEMSEARCH_MAX_BODY); "
+            "send fewer or smaller documents")
 
 
 class _TooLarge(StarletteHTTPException):

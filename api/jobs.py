@@ -1,53 +1,79 @@
-"""Background index writes for the HTTP API: one worker thread, one job at a time.
+"""Background index writes for the HTTP API: one worker thread, one job at a time, journaled on disk.
 
 An index has one writer (`index.generations.WriteLock`), so the API never builds two generations at
 once: uploads and deletions are queued and run in order by a single thread. Searches are not blocked
 meanwhile; they keep answering from the current generation, and pick up the new one once the builder
 has published it.
+
+A job the API accepted (202) is never lost silently. Before the 202 is sent, the job and its payload
+(the documents to add, the ids to delete) are written to `INDEX/jobs/<id>.json` and fsynced; a server
+that starts finds the jobs left unfinished by one that was killed and runs them again, in the order they
+were accepted (`"resumed": true`). Running a job twice is harmless: an add of documents already indexed
+changes nothing, and a resumed delete of documents already gone is done. An entry that cannot be read
+any more is reported by GET /jobs/{id} as `"state": "lost"`, with what to do. Finished jobs keep their
+entry, without the payload, for GET /jobs/{id}: the last KEEP_FINISHED, for at most KEEP_FINISHED_DAYS.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import queue
+import re
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from index.generations import IndexFolderError, IndexLocked
+from index.generations import IndexFolderError, IndexLocked, fsync_path
 
 log = logging.getLogger("semsearch.api.jobs")
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+QUEUED, RUNNING, DONE, FAILED, LOST = "queued", "running", "done", "failed", "lost"
+FINISHED = (DONE, FAILED, LOST)
 KEEP_FINISHED = 500  # finished jobs remembered for GET /jobs/{id}; older ones are forgotten
+KEEP_FINISHED_DAYS = 7.0
 LOCK_RETRY_SECONDS = 60.0  # how long a job waits for a writer outside this process (e.g. the CLI)
+JOURNAL = "jobs"  # the journal's folder inside the index folder
+JOB_ID = re.compile(r"^[0-9a-f]{12}$")
+
+# What a kind of job does: (payload, resumed) -> the summary shown to the client. `resumed` is True for a
+# job accepted by an earlier server process, which may have done part or all of it before it stopped.
+Action = Callable[[dict[str, Any], bool], dict[str, Any]]
+
+
+class JobNotRecorded(IndexFolderError):
+    """The journal could not be written, so the job was not accepted (a 503: nothing is queued)."""
 
 
 @dataclass
 class Job:
-    """One queued write. `run` does the work and returns the summary shown to the client."""
+    """One write. `payload` is what `Action` needs (kept until the job has run), and is journaled."""
 
     id: str
     kind: str  # "add" or "delete"
     doc_ids: list[str]
-    run: Callable[[], dict[str, Any]]
+    payload: dict[str, Any] | None
     state: str = QUEUED
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
     summary: dict[str, Any] | None = None
     error: dict[str, str] | None = None
+    resumed: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
     def progress(self) -> float:
         """0 while waiting, 1 when finished. The builder reports no finer steps, and a made-up
         percentage would be worse than none."""
-        return 1.0 if self.state in (DONE, FAILED) else 0.0
+        return 1.0 if self.state in FINISHED else 0.0
 
     def to_dict(self, position: int | None = None) -> dict[str, Any]:
         return {
@@ -59,14 +85,102 @@ class Job:
             "documents": self.doc_ids,
             "summary": self.summary,
             "error": self.error,
+            "resumed": self.resumed,
             "created": _iso(self.created),
             "started": _iso(self.started),
             "finished": _iso(self.finished),
         }
 
+    def record(self) -> dict[str, Any]:
+        """The journal entry: times as numbers, and the payload while the job has still to run."""
+        return {"job": self.id, "kind": self.kind, "state": self.state, "documents": self.doc_ids,
+                "created": self.created, "started": self.started, "finished": self.finished,
+                "summary": self.summary, "error": self.error, "resumed": self.resumed,
+                "payload": None if self.state in FINISHED else self.payload}
 
-def _finished() -> dict[str, Any]:
-    raise RuntimeError("this job has already run")
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Job:
+        job = cls(id=str(record["job"]), kind=str(record["kind"]),
+                  doc_ids=[str(d) for d in record["documents"]], payload=record.get("payload"),
+                  state=str(record["state"]), created=float(record["created"]), started=record.get("started"),
+                  finished=record.get("finished"), summary=record.get("summary"), error=record.get("error"),
+                  resumed=bool(record.get("resumed")))
+        if job.state not in FINISHED and not isinstance(job.payload, dict):
+            raise ValueError("an unfinished job without its payload")
+        return job
+
+
+class JobJournal:
+    """Jobs on disk, one file each in INDEX/jobs/: written whole (temporary file, fsync, rename), so a
+    kill leaves either the old entry or the new one, never half of one."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+
+    def path(self, job_id: str) -> Path:
+        return self.folder / f"{job_id}.json"
+
+    def write(self, job: Job) -> None:
+        """Raises JobNotRecorded (with the reason and what to do) when the entry cannot be written."""
+        target = self.path(job.id)
+        tmp = target.with_suffix(".tmp")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            data = json.dumps(job.record(), ensure_ascii=False).encode("utf-8", "surrogatepass")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            fsync_path(self.folder)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            reason = exc.strerror or type(exc).__name__
+            raise JobNotRecorded(
+                f"the job could not be recorded in {self.folder} ({reason}), so it was not accepted and "
+                "nothing was changed; free disk space or fix the folder's permissions, then send it again"
+            ) from None
+
+    def remove(self, job_id: str) -> None:
+        try:
+            self.path(job_id).unlink(missing_ok=True)
+        except OSError as exc:  # an entry left behind is forgotten at the next start, by age or count
+            log.warning("cannot remove the journal entry of job %s: %s", job_id, exc)
+
+    def load(self) -> list[Job]:
+        """Every job on disk, oldest first; an entry that cannot be read is a LOST job (and says why)."""
+        if not self.folder.is_dir():
+            return []
+        jobs = []
+        for tmp in self.folder.glob("*.tmp"):  # an entry being written when the server was killed
+            tmp.unlink(missing_ok=True)  # its job was never accepted: the 202 is sent after the rename
+        for entry in self.folder.glob("*.json"):
+            job_id = entry.stem
+            if not JOB_ID.match(job_id):
+                continue
+            try:
+                job = Job.from_record(json.loads(entry.read_bytes().decode("utf-8", "surrogatepass")))
+                if job.id != job_id:
+                    raise ValueError(f"it names job {job.id!r}")
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                job = _lost(job_id, entry, exc)
+                try:
+                    self.write(job)  # the entry stays readable from now on, as a report of the loss
+                except JobNotRecorded as unwritable:
+                    log.warning("%s", unwritable)
+            jobs.append(job)
+        return sorted(jobs, key=lambda j: (j.created, j.id))
+
+
+def _lost(job_id: str, entry: Path, exc: BaseException) -> Job:
+    when = entry.stat().st_mtime if entry.exists() else time.time()
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+    return Job(id=job_id, kind="unknown", doc_ids=[], payload=None, state=LOST, created=when,
+               finished=time.time(), error={"code": "job_lost",
+                      "message": f"the server stopped before this job was finished, and its journal entry "
+                                 f"{entry} cannot be read ({reason[:200]}), so it was not run; send its "
+                                 "documents (or the delete) again"})
 
 
 def _iso(t: float | None) -> str | None:
@@ -94,23 +208,51 @@ def _error_of(exc: BaseException) -> dict[str, str]:
 
 
 class JobQueue:
-    """A FIFO of index writes run by one daemon thread."""
+    """A FIFO of index writes run by one daemon thread; journaled when given a `JobJournal`."""
 
-    def __init__(self, keep: int = KEEP_FINISHED, lock_retry_seconds: float = LOCK_RETRY_SECONDS) -> None:
+    def __init__(self, actions: Mapping[str, Action], journal: JobJournal | None = None, *,
+                 keep: int = KEEP_FINISHED, keep_days: float = KEEP_FINISHED_DAYS,
+                 lock_retry_seconds: float = LOCK_RETRY_SECONDS) -> None:
+        self._actions = dict(actions)
+        self._journal = journal
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._pending: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
         self._keep = keep
+        self._keep_seconds = keep_days * 86400
         self._lock_retry = lock_retry_seconds
         self._thread: threading.Thread | None = None
+        self._recovered = False
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the writer thread; the first time, resume the jobs a previous server left unfinished."""
+        if not self._recovered:
+            self._recovered = True
+            self._recover()
         if self._thread is None or not self._thread.is_alive():
             # daemon: a job still running when the server stops is abandoned; the index stays at its
-            # last published generation, since generations are published atomically.
+            # last published generation (generations are published atomically) and the job's journal
+            # entry says it is unfinished, so the next server runs it again.
             self._thread = threading.Thread(target=self._work, name="semsearch-index-writer", daemon=True)
             self._thread.start()
+
+    def _recover(self) -> None:
+        if self._journal is None:
+            return
+        resumed = 0
+        for job in self._journal.load():
+            if job.state in FINISHED:
+                job.done.set()
+            else:
+                job.state, job.started, job.resumed = QUEUED, None, True
+                self._pending.put(job)
+                resumed += 1
+            self._jobs[job.id] = job
+        with self._lock:
+            self._forget_old()
+        if resumed:
+            log.warning("resuming %d job(s) accepted before the server stopped", resumed)
 
     def stop(self, timeout: float = 1.0) -> None:
         if self._thread is not None:
@@ -119,8 +261,15 @@ class JobQueue:
             self._thread = None
 
     # --- jobs -----------------------------------------------------------------------------------
-    def submit(self, kind: str, doc_ids: list[str], run: Callable[[], dict[str, Any]]) -> Job:
-        job = Job(id=uuid.uuid4().hex[:12], kind=kind, doc_ids=doc_ids, run=run)
+    def submit(self, kind: str, doc_ids: list[str], payload: dict[str, Any]) -> Job:
+        """Queue a job; with a journal, only once its entry is on disk (else JobNotRecorded).
+
+        Blocking (an fsync): call it from a worker thread, not the event loop."""
+        if kind not in self._actions:
+            raise ValueError(f"no action for jobs of kind {kind!r}")
+        job = Job(id=uuid.uuid4().hex[:12], kind=kind, doc_ids=doc_ids, payload=payload)
+        if self._journal is not None:
+            self._journal.write(job)
         with self._lock:
             self._jobs[job.id] = job
             self._forget_old()
@@ -147,9 +296,15 @@ class JobQueue:
                     for d in j.doc_ids}
 
     def _forget_old(self) -> None:
-        finished = [k for k, j in self._jobs.items() if j.state in (DONE, FAILED)]
-        for key in finished[: max(0, len(finished) - self._keep)]:
-            del self._jobs[key]
+        """Keep the last `keep` finished jobs, none older than `keep_days` (in memory and on disk)."""
+        finished = [j for j in self._jobs.values() if j.state in FINISHED]
+        too_old = time.time() - self._keep_seconds
+        forget = finished[: max(0, len(finished) - self._keep)]
+        forget += [j for j in finished[len(forget):] if (j.finished or j.created) < too_old]
+        for job in forget:
+            del self._jobs[job.id]
+            if self._journal is not None:
+                self._journal.remove(job.id)
 
     def _work(self) -> None:
         while True:
@@ -165,17 +320,28 @@ class JobQueue:
                     log.exception("job %s (%s) failed", job.id, job.kind)
                 job.error, job.state = _error_of(exc), FAILED
             finally:
-                job.run = _finished  # drop the documents the closure holds; only the summary is kept
                 job.finished = time.time()
+                self._record_finished(job)
+                job.payload = None  # drop the documents; only the summary is kept
                 job.done.set()
+
+    def _record_finished(self, job: Job) -> None:
+        if self._journal is None:
+            return
+        try:
+            self._journal.write(job)
+        except JobNotRecorded as exc:  # the work is done; the entry left says unfinished: it runs again
+            log.warning("job %s finished but could not be recorded: %s", job.id, exc)
 
     def _run(self, job: Job) -> dict[str, Any]:
         """Run a job, waiting a while for a writer in another process (the CLI) to finish first."""
+        action = self._actions[job.kind]
+        payload = job.payload if job.payload is not None else {}
         deadline = time.monotonic() + self._lock_retry
         delay = 0.5
         while True:
             try:
-                return job.run()
+                return action(payload, job.resumed)
             except IndexLocked:
                 if time.monotonic() >= deadline:
                     raise

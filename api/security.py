@@ -10,14 +10,35 @@ Configuration comes from the environment (read once, when the app is made):
                                (SEMSEARCH_MAX_BODY_MB, in MB, is still read when this one is not set.)
     SEMSEARCH_CORS_ORIGINS     comma-separated origins allowed to call the API from a browser; unset: CORS
                                off, so only pages of the server itself (same origin) can call it
+    SEMSEARCH_ALLOWED_HOSTS    comma-separated host names the server answers to besides IP addresses,
+                               localhost and the --host it serves on (e.g. the public name of a reverse
+                               proxy that forwards its Host header); `*` turns the Host check off
 
 Writes (`POST`/`DELETE /documents`, `/jobs`, any future re-index route) need `Authorization: Bearer KEY`
 whenever a key is configured. Without a key, writes are accepted only on a loopback connection: a
 server started some other way than `semsearch serve` (e.g. `uvicorn --host 0.0.0.0`) is still closed
 to writes from other machines. `semsearch serve` itself refuses a non-loopback host without a key.
 
+Browsers are kept out of writes whatever the key setting. A web page the operator opens can send a form
+post (a "simple" request, no preflight) to the server on 127.0.0.1, and a page on a DNS-rebound name
+(evil.example resolving to 127.0.0.1) is even same-origin to the browser. So:
+
+- every request, reads too, must name a host the server answers to (`Host`): an IP address (a rebinding
+  attack needs a name it controls, never an address), `localhost` or `*.localhost`, the --host served,
+  this machine's host name, or one in SEMSEARCH_ALLOWED_HOSTS; else 400 `host_not_allowed`. Reads are
+  checked too because a rebound page could otherwise read every document of a private index. The port
+  is not compared: a rebound name cannot reach another port than the one the attacker names, and port
+  forwarding (ssh -L, containers) legitimately changes it.
+- writes refuse a browser request from another site: an `Origin` other than the server's own (the
+  `Host` it was sent to), an origin of SEMSEARCH_CORS_ORIGINS or a name of SEMSEARCH_ALLOWED_HOSTS, or
+  `Sec-Fetch-Site: cross-site`/`same-site` without such an origin: 403 `cross_site_write`. Clients that
+  are not browsers (curl, httpx) send neither header and are not affected; the page's own requests are
+  same-origin.
+
 The key is compared in constant time (`hmac.compare_digest`) and never logged or echoed; uvicorn's
-access log records method, path and status, never headers.
+access log records method, path and status, never headers, and `install_log_redaction` replaces the
+values of secret-looking query parameters (`api_key=`, `token=` …) and the key itself in its lines, for
+a client that puts the key in the URL (it is refused there: the key goes in the Authorization header).
 """
 
 from __future__ import annotations
@@ -25,22 +46,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import math
 import os
 import re
+import socket
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import DEFAULT_MAX_BODY_BYTES, ApiError, error
 
@@ -65,6 +90,8 @@ class SecuritySettings:
     rate_burst: int | None = None  # None: rate_limit // 10 (at least 1)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     cors_origins: tuple[str, ...] = ()
+    # names served besides addresses and localhost; "*": any, ".x.org": x.org and the names below it
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def burst(self) -> int:
@@ -83,7 +110,16 @@ class SecuritySettings:
             max_body_bytes=max_body_from_env(env),
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("SEMSEARCH_CORS_ORIGINS", "").split(",")
                                if o.strip()),
+            allowed_hosts=tuple(_host_name(h) if h.strip() != "*" else "*"
+                                for h in env.get("SEMSEARCH_ALLOWED_HOSTS", "").split(",") if h.strip()),
         )
+
+    def serving(self, host: str) -> SecuritySettings:
+        """These settings for a server on `host` (`semsearch serve --host`): a name served is allowed."""
+        name = _host_name(host)
+        if not name or _is_address(name) or name in self.allowed_hosts:
+            return self
+        return replace(self, allowed_hosts=(*self.allowed_hosts, name))
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -177,6 +213,109 @@ def check_bind(host: str, settings: SecuritySettings) -> None:
         )
 
 
+# --- Host and Origin: no foreign web page, no rebound name --------------------------------------------
+def _host_name(value: str) -> str:
+    """The name of a Host header or origin authority, lower case, without port or final dot."""
+    value = value.strip().lower()
+    if value.startswith("["):  # [::1]:8000
+        return value[1:].partition("]")[0]
+    if value.count(":") == 1:
+        value = value.partition(":")[0]
+    return value.rstrip(".")
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _listed(name: str, allowed: tuple[str, ...]) -> bool:
+    return any(a == "*" or a == name or (a.startswith(".") and (name == a[1:] or name.endswith(a)))
+               for a in allowed)
+
+
+def host_allowed(host: str, settings: SecuritySettings) -> bool:
+    """May a request sent to `host` (its Host header) be answered? See the module's docstring for why."""
+    name = _host_name(host)
+    return (not name or _is_address(name) or name == "localhost" or name.endswith(".localhost")
+            or name == socket.gethostname().lower() or _listed(name, settings.allowed_hosts))
+
+
+def _origin_parts(origin: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an Origin header, the port made explicit; None for "null" or garbage."""
+    scheme, sep, authority = origin.strip().lower().partition("://")
+    if not sep or scheme not in ("http", "https") or not authority or "/" in authority:
+        return None
+    name = _host_name(authority)
+    port_text = authority.rpartition("]")[2] if authority.startswith("[") else authority
+    port = port_text.rpartition(":")[2] if ":" in port_text else ""
+    if port and not port.isdigit():
+        return None
+    return scheme, name, int(port) if port else (443 if scheme == "https" else 80)
+
+
+def origin_allowed(origin: str, host: str, settings: SecuritySettings) -> bool:
+    """Is `origin` the server itself (the Host it was sent to), a CORS origin or an allowed host name?"""
+    if origin.strip().rstrip("/") in settings.cors_origins:
+        return True
+    parts = _origin_parts(origin)
+    if parts is None:
+        return False
+    scheme, name, port = parts
+    if _listed(name, tuple(a for a in settings.allowed_hosts if a != "*")):
+        return True  # the public name of a reverse proxy that does not forward Host
+    # the Host header has no scheme: its port defaults to the origin's (a TLS proxy sends "name" alone)
+    host_port = host.strip().rpartition("]")[2] if host.strip().startswith("[") else host.strip()
+    explicit = host_port.rpartition(":")[2] if ":" in host_port else ""
+    default = 443 if scheme == "https" else 80
+    return name == _host_name(host) and port == (int(explicit) if explicit.isdigit() else default)
+
+
+def _foreign_host(host: str) -> ApiError:
+    return ApiError(400, "host_not_allowed",
+                    f"this server does not answer to the host name {_host_name(host)!r} (a page on a name "
+                    "pointed at this machine could use it to read and change the index); use its address "
+                    "or localhost, or add the name to the server's SEMSEARCH_ALLOWED_HOSTS")
+
+
+class HostGuard:
+    """ASGI middleware: answer 400 `host_not_allowed` to a request whose Host the server does not serve."""
+
+    def __init__(self, app: ASGIApp, settings: SecuritySettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = Headers(scope=scope).get("host", "")
+            if not host_allowed(host, self.settings):
+                refusal = _foreign_host(host)
+                await error(refusal.status, refusal.code, refusal.message)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def check_same_site(request: Request) -> None:
+    """Refuse a write a browser sends from another site (a form post or fetch of a foreign page)."""
+    settings = _settings(request)
+    host = request.headers.get("host", "")
+    origin = request.headers.get("origin")
+    site = request.headers.get("sec-fetch-site", "").strip().lower()
+    if origin is not None and not origin_allowed(origin, host, settings):
+        who = f"the page at {origin.strip()[:200]}"
+    elif site in ("cross-site", "same-site") and origin is None:  # an allowed Origin was let through above
+        who = f"a page of another site (Sec-Fetch-Site: {site})"
+    else:
+        return
+    raise ApiError(403, "cross_site_write",
+                   f"writes from {who} are refused: only the server's own page and clients that are not "
+                   "browsers may change the index; list a trusted page's origin in the server's "
+                   "SEMSEARCH_CORS_ORIGINS")
+
+
 # --- rate limiting -----------------------------------------------------------------------------------
 class TokenBucketLimiter:
     """Per-client token buckets: `burst` requests at once, then `per_minute / 60` a second.
@@ -254,7 +393,9 @@ def _loopback_connection(request: Request) -> bool:
 
 
 async def write_access(request: Request) -> None:
-    """Writes need the key when one is configured; without one, only loopback connections may write."""
+    """Writes need the key when one is configured; without one, only loopback connections may write.
+    Either way, never from a browser on another site."""
+    check_same_site(request)
     if _settings(request).api_key is None and not _loopback_connection(request):
         raise ApiError(403, "writes_closed",
                        "this server has no API key, so it takes writes only from its own machine; set "
@@ -296,6 +437,43 @@ async def rate_limit(request: Request) -> None:
                        {"Retry-After": str(seconds)})
 
 
+# --- secrets out of the access log ---------------------------------------------------------------------
+SECRET_PARAMETER = re.compile(r"(?i)([?&](?:[^=&#]*(?:key|token|secret|password|passwd|auth|credential|"
+                              r"signature)[^=&#]*)=)[^&#]*")
+
+
+class RedactSecrets(logging.Filter):
+    """Blank the values of secret-looking query parameters, and the key wherever it appears, in uvicorn's
+    access log lines: a client that puts the key in the URL (`?api_key=…`) is refused, and must not leave
+    the key in the log either."""
+
+    def __init__(self, key: str | None) -> None:
+        super().__init__()
+        self.key = key
+
+    def redact(self, text: str) -> str:
+        text = SECRET_PARAMETER.sub(r"\1***", text)
+        if self.key:
+            for form in {self.key, quote(self.key, safe=""), quote_plus(self.key)}:
+                text = text.replace(form, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = self.redact(record.msg)
+        return True
+
+
+def install_log_redaction(settings: SecuritySettings, logger_name: str = "uvicorn.access") -> None:
+    """One RedactSecrets on uvicorn's access logger (uvicorn's logging set-up keeps a logger's filters)."""
+    logger = logging.getLogger(logger_name)
+    for old in [f for f in logger.filters if isinstance(f, RedactSecrets)]:
+        logger.removeFilter(old)
+    logger.addFilter(RedactSecrets(settings.api_key))
+
+
 # --- installing ----------------------------------------------------------------------------------------
 class ShapedCORSMiddleware(CORSMiddleware):
     """Starlette's CORS, with a refused preflight answered in the API's error shape, not plain text."""
@@ -313,6 +491,7 @@ class ShapedCORSMiddleware(CORSMiddleware):
 def install_security(app: FastAPI, settings: SecuritySettings) -> None:
     """Settings and limiter on app.state; CORS only when origins are configured."""
     app.state.security = settings
+    install_log_redaction(settings)
     app.state.rate_limiter = (TokenBucketLimiter(settings.rate_limit, settings.burst)
                               if settings.rate_limit > 0 else None)
     if settings.cors_origins:
@@ -325,6 +504,7 @@ def install_security(app: FastAPI, settings: SecuritySettings) -> None:
             allow_credentials=False,  # the key travels in a header set by the caller, never in a cookie
             max_age=600,
         )
+    app.add_middleware(HostGuard, settings=settings)  # outermost: a foreign Host gets nothing, not even CORS
 
 
 def api_routes(app: FastAPI) -> Iterator[Any]:

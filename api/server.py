@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import BodySizeLimit, error_openapi, install_error_handlers
-from api.jobs import JobQueue
+from api.jobs import JOURNAL, JobJournal, JobQueue
 from api.routers import documents, meta, search
 from api.routers.schemas import DocumentsIn
 from api.security import (
@@ -77,6 +77,26 @@ class PageHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class HeadAsGet:
+    """Answer HEAD like GET without the body, on every GET route (uptime probes send HEAD)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        # a copy: the server's own scope still says HEAD, so it frames the response as one
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 def create_app(
     index_dir: Path | str | None = None,
     *,
@@ -90,7 +110,8 @@ def create_app(
     """
     security = security or SecuritySettings.from_env()  # before the model loads: a bad setting fails fast
     engine = engine or Engine.open(index_dir)
-    jobs = JobQueue()
+    folder = getattr(getattr(engine, "dir", None), "root", None)  # a stand-in engine of a test has none
+    jobs = JobQueue(documents.job_actions(engine), JobJournal(folder / JOURNAL) if folder else None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +139,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.max_body_bytes)
     app.add_middleware(PageHeaders)
+    app.add_middleware(HeadAsGet)
     install_security(app, security)  # after the others: CORS must be outermost to answer preflights
 
     app.include_router(meta.router)

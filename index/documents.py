@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,19 @@ PARAGRAPH_SEPARATOR = "\n\n"
 
 class LoadError(ValueError):
     """Input that cannot become documents; the message names the file (and line) or record at fault."""
+
+
+DOC_ID_RULE = ("a doc_id cannot hold control characters (newline, tab, carriage return, or any other "
+               "character of U+0000-U+001F or U+007F-U+009F) nor line separators (U+2028, U+2029)")
+
+
+def doc_id_problem(doc_id: str) -> str | None:
+    """Why `doc_id` cannot be an id (it could be stored but never named again in a URL, a path or a
+    line of output), or None when it can. One rule for every way documents come in."""
+    for position, char in enumerate(doc_id):
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            return f"{DOC_ID_RULE}; this one has U+{ord(char):04X} at position {position}"
+    return None
 
 
 @dataclass

@@ -8,6 +8,7 @@ and answer 200 with the finished job. Searches keep answering from the current g
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -19,10 +20,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import get_engine, get_jobs
 from api.errors import ApiError, responses
-from api.jobs import Job, JobQueue
-from api.routers.schemas import MAX_ID, DocumentList, DocumentOut, DocumentsIn, JobOut, PassageContext
+from api.jobs import Action, Job, JobQueue
+from api.routers.schemas import (
+    INVALID_DOC_ID,
+    MAX_ID,
+    DocumentList,
+    DocumentOut,
+    DocumentsIn,
+    JobOut,
+    PassageContext,
+)
 from api.security import read_access, write_access
-from index.documents import Document
+from index.documents import Document, doc_id_problem
 from index.loaders import SUPPORTED_EXTENSIONS, documents_from_records, load_bytes
 from search.engine import Engine, NotFound
 
@@ -129,12 +138,42 @@ async def add_documents(
                        "send application/json ({\"documents\": [...]}) or multipart/form-data with files")
     seen: set[str] = set()
     for doc in docs:
+        if problem := doc_id_problem(doc.doc_id):  # ids from uploaded files; JSON ids were checked as parsed
+            raise ApiError(422, INVALID_DOC_ID, f"doc_id {doc.doc_id!r}: {problem}")
         if doc.doc_id in seen:
             raise ApiError(400, "bad_request", f"doc_id {doc.doc_id!r} is sent twice; ids must be unique")
         seen.add(doc.doc_id)
-    job = jobs.submit("add", [d.doc_id for d in docs], lambda: engine.add_documents(docs).to_dict())
+    payload = {"documents": [asdict(d) for d in docs]}
+    job = await run_in_threadpool(jobs.submit, "add", [d.doc_id for d in docs], payload)  # fsyncs: not here
     await _wait(job, wait)
     return _job_response(jobs, job)
+
+
+def job_actions(engine: Engine) -> dict[str, Action]:
+    """What the jobs of these routes do with their journaled payload (see `api.jobs`)."""
+
+    def add(payload: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        docs = [Document(**(d | {"paragraphs": [tuple(p) for p in d["paragraphs"]]}))
+                for d in payload["documents"]]
+        return engine.add_documents(docs).to_dict()
+
+    def delete(payload: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        doc_ids = payload["doc_ids"]
+        if resumed:  # the server that accepted it may have published the delete before it stopped
+            doc_ids = [d for d in doc_ids if _indexed(engine, d)]
+            if not doc_ids:
+                return {"deleted": 0, "already_deleted": payload["doc_ids"]}
+        return engine.delete_documents(doc_ids).to_dict()
+
+    return {"add": add, "delete": delete}
+
+
+def _indexed(engine: Engine, doc_id: str) -> bool:
+    try:
+        engine.document(doc_id)
+    except NotFound:
+        return False
+    return True
 
 
 async def _from_json(body: bytes) -> list[Document]:
@@ -147,11 +186,17 @@ async def _from_json(body: bytes) -> list[Document]:
     try:
         parsed = DocumentsIn.model_validate(payload)
     except ValidationError as exc:
+        errors = exc.errors()
+        # a well-formed body whose id breaks the id rule is unprocessable (422), like an unreadable file
+        if bad_ids := [e for e in errors if e["type"] == INVALID_DOC_ID]:
+            errors, status, code = bad_ids, 422, INVALID_DOC_ID
+        else:
+            status, code = 400, "bad_request"
         where = "; ".join(
             f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
-            for e in exc.errors()[:5]
+            for e in errors[:5]
         )
-        raise ApiError(400, "bad_request", where) from None
+        raise ApiError(status, code, where) from None
     records = [d.model_dump(exclude_none=True) for d in parsed.documents]
     return await run_in_threadpool(documents_from_records, records)
 
@@ -201,7 +246,7 @@ async def delete_document(
             await run_in_threadpool(engine.document, doc_id)
         except NotFound:
             raise ApiError(404, "not_found", f"no document with id {doc_id!r}") from None
-    job = jobs.submit("delete", [doc_id], lambda: engine.delete_documents([doc_id]).to_dict())
+    job = await run_in_threadpool(jobs.submit, "delete", [doc_id], {"doc_ids": [doc_id]})
     await _wait(job, wait)
     return _job_response(jobs, job)
 

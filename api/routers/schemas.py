@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from index.documents import doc_id_problem
 from search.filters import parse_filters
 from search.models import SearchResult
 
@@ -13,6 +15,7 @@ if TYPE_CHECKING:
     from search.filters import Filters
 
 ZQSB = "000_ad61b687c275495d.txt"
+INVALID_DOC_ID = "invalid_doc_id"  # the validation error type of an unusable doc_id: a 422, not a 400
 MAX_ID = 2**63 - 1  # SQLite's largest INTEGER: no passage id or offset can be larger (it would overflow)
 
 
@@ -226,6 +229,13 @@ class DocumentIn(BaseModel):
     url: str | None = None
     categories: list[str] = Field(default_factory=list)
 
+    @field_validator("doc_id")
+    @classmethod
+    def _usable_id(cls, value: str | None) -> str | None:
+        if value is not None and (problem := doc_id_problem(value)):
+            raise PydanticCustomError(INVALID_DOC_ID, problem)
+        return value
+
 
 class DocumentsIn(BaseModel):
     documents: list[DocumentIn] = Field(min_length=1, max_length=10_000)
@@ -247,12 +257,16 @@ class JobOut(BaseModel):
 
     job: str
     kind: str = Field(description="add or delete")
-    state: str = Field(description="queued, running, done or failed")
+    state: str = Field(description="queued, running, done, failed, or lost: accepted by a server that "
+                                   "stopped before finishing it, and its journal entry could not be read "
+                                   "(error says what to do)")
     progress: float = Field(description="0 until the job has finished, then 1")
     queue_position: int | None = Field(None, description="1 for the next job to run; null once started")
     documents: list[str] = Field(description="ids of the documents the job adds or deletes")
     summary: dict[str, Any] | None = Field(None, description="what the build did, once done")
     error: JobError | None = None
+    resumed: bool = Field(False, description="accepted by an earlier server process that stopped before "
+                                             "it was finished, and run again after the restart")
     created: str | None = None
     started: str | None = None
     finished: str | None = None
@@ -260,5 +274,6 @@ class JobOut(BaseModel):
     model_config = _example({"job": "4f1c2a9b7e01", "kind": "add", "state": "done", "progress": 1.0,
                              "queue_position": None, "documents": ["api/chengdu-supercomputing.txt"],
                              "summary": {"generation": "000004", "added": 1, "embedded": 1}, "error": None,
+                             "resumed": False,
                              "created": "2021-11-29T13:05:00Z", "started": "2021-11-29T13:05:00Z",
                              "finished": "2021-11-29T13:05:01Z"})

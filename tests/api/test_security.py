@@ -27,9 +27,11 @@ from api.security import (
     TokenBucketLimiter,
     api_routes,
     check_bind,
+    host_allowed,
     is_loopback,
     load_api_key,
     max_body_from_env,
+    origin_allowed,
     parse_size,
     route_guards,
 )
@@ -106,12 +108,46 @@ def test_token_bucket() -> None:
     assert set(limiter._buckets) == {"a", "c"}  # noqa: SLF001 - the bound is the point
 
 
+def test_hosts_and_origins_a_server_answers_to() -> None:
+    """Addresses and localhost always; names only when served or listed; ports are not compared."""
+    plain = SecuritySettings()
+    for host in ("127.0.0.1:8000", "127.0.0.1", "[::1]:8000", "localhost:8000", "LOCALHOST.", "app.localhost",
+                 "192.0.2.10:8000", "[2001:db8::1]", ""):
+        assert host_allowed(host, plain), host
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.evil.example"):
+        assert not host_allowed(host, plain), host
+    proxied = SecuritySettings.from_env({"SEMSEARCH_ALLOWED_HOSTS": "Search.Example.org:443, .corp.example"})
+    assert proxied.allowed_hosts == ("search.example.org", ".corp.example")
+    assert host_allowed("search.example.org", proxied) and host_allowed("a.corp.example:8000", proxied)
+    assert host_allowed("corp.example", proxied) and not host_allowed("evilcorp.example", proxied)
+    assert host_allowed("anything.example", SecuritySettings.from_env({"SEMSEARCH_ALLOWED_HOSTS": "*"}))
+    served = plain.serving("search.lan")
+    assert host_allowed("search.lan:8000", served) and plain.serving("0.0.0.0") == plain
+
+    # the page's own origin is the Host it was sent to, with the port; 127.0.0.1 and localhost differ
+    assert origin_allowed("http://127.0.0.1:8000", "127.0.0.1:8000", plain)
+    assert origin_allowed("http://[::1]:8000", "[::1]:8000", plain)
+    assert origin_allowed("https://search.example.org", "search.example.org", plain), "TLS proxy, no port"
+    for origin in ("http://127.0.0.1:3000", "http://localhost:8000", "http://evil.example", "null",
+                   "http://127.0.0.1:8000.evil.example", "file://"):
+        assert not origin_allowed(origin, "127.0.0.1:8000", plain), origin
+    assert origin_allowed(ORIGIN, "127.0.0.1:8000", SecuritySettings(cors_origins=(ORIGIN,)))
+    assert origin_allowed("https://search.example.org", "127.0.0.1:8000", proxied), "proxy without Host"
+    assert not origin_allowed("https://evil.example", "127.0.0.1:8000",
+                              SecuritySettings(allowed_hosts=("*",))), "* opens the Host check, not writes"
+
+
 # --- the wiring of every route ---------------------------------------------------------------------------
 def _app(settings: SecuritySettings) -> Any:
     """The real app with a stand-in engine: enough for routing, dependencies and the schema."""
     from api.server import create_app
 
     return create_app(engine=SimpleNamespace(embedder=None), security=settings)  # type: ignore[arg-type]
+
+
+def _client(settings: SecuritySettings, client: tuple[str, int] = ("127.0.0.1", 50000)) -> TestClient:
+    """A TestClient that talks to the app as a local client of http://127.0.0.1:8000 would."""
+    return TestClient(_app(settings), base_url="http://127.0.0.1:8000", client=client)
 
 
 def test_every_write_route_needs_the_key_and_reads_are_guarded() -> None:
@@ -134,34 +170,59 @@ def test_every_write_route_needs_the_key_and_reads_are_guarded() -> None:
 
 
 def test_schema_declares_what_the_server_enforces() -> None:
-    with TestClient(_app(SecuritySettings(api_key=KEY))) as client:
+    with _client(SecuritySettings(api_key=KEY)) as client:
         schema = client.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     post = schema["paths"]["/documents"]["post"]
     assert post["security"] == [{"bearerAuth": []}] and {"401", "403", "413"} <= set(post["responses"])
     assert "security" not in schema["paths"]["/search"]["get"], "reads are open by default"
     assert "429" in schema["paths"]["/search"]["get"]["responses"]
-    with TestClient(_app(SecuritySettings())) as client:
+    with _client(SecuritySettings()) as client:
         open_schema = client.get("/openapi.json").json()
     assert "security" not in open_schema["paths"]["/documents"]["post"], "no key configured, none required"
 
 
 def test_without_a_key_writes_come_only_from_loopback() -> None:
     """A server started without `semsearch serve` (uvicorn --host 0.0.0.0) is still closed to writes."""
-    with TestClient(_app(SecuritySettings()), client=("192.0.2.10", 50000)) as client:
+    with _client(SecuritySettings(), client=("192.0.2.10", 50000)) as client:
         response = client.post("/documents", json={"documents": [{"text": "正文"}]})
         assert response.status_code == 403 and response.json()["error"]["code"] == "writes_closed"
         assert client.delete("/documents/x").status_code == 403
 
 
+def test_browsers_on_other_sites_cannot_write_whatever_the_key() -> None:
+    """A form post from a foreign page is a simple request (no preflight): it is refused before it runs."""
+    doc = {"documents": [{"doc_id": "csrf.txt", "text": "外站写入。"}]}
+    for settings, auth in [(SecuritySettings(), {}), (SecuritySettings(api_key=KEY), bearer())]:
+        with _client(settings) as client:
+            for headers in ({"origin": "http://evil.example"}, {"sec-fetch-site": "cross-site"},
+                            {"origin": "http://127.0.0.1:3000", "sec-fetch-site": "same-site"},
+                            {"origin": "null"}):
+                response = client.post("/documents", json=doc, headers={**auth, **headers})
+                assert response.status_code == 403, (headers, response.text)
+                assert response.json()["error"]["code"] == "cross_site_write"
+                assert "SEMSEARCH_CORS_ORIGINS" in response.json()["error"]["message"]
+                assert client.delete("/documents/x", headers={**auth, **headers}).status_code == 403
+            # a foreign name (DNS rebinding) gets nothing at all, reads included
+            for method, path in [("POST", "/documents"), ("GET", "/search?q=x"), ("GET", "/health")]:
+                foreign = {**auth, "host": "evil.example:8000"}
+                response = client.request(method, path, json=doc, headers=foreign)
+                assert response.status_code == 400 and response.json()["error"]["code"] == "host_not_allowed"
+                assert "SEMSEARCH_ALLOWED_HOSTS" in response.json()["error"]["message"]
+    with _client(SecuritySettings(cors_origins=(ORIGIN,))) as client:
+        listed = client.post("/documents", json={"documents": [{"text": "x"}]},
+                             headers={"origin": ORIGIN, "sec-fetch-site": "cross-site"})
+        assert listed.status_code != 403, "an origin of SEMSEARCH_CORS_ORIGINS may write"
+
+
 def test_cors_is_off_unless_configured() -> None:
     preflight = {"origin": ORIGIN, "access-control-request-method": "POST",
                  "access-control-request-headers": "authorization, content-type"}
-    with TestClient(_app(SecuritySettings())) as client:
+    with _client(SecuritySettings()) as client:
         response = client.options("/similar", headers=preflight)
         assert "access-control-allow-origin" not in response.headers
         assert "access-control-allow-origin" not in client.get("/nope", headers={"origin": ORIGIN}).headers
-    with TestClient(_app(SecuritySettings(cors_origins=(ORIGIN,)))) as client:
+    with _client(SecuritySettings(cors_origins=(ORIGIN,))) as client:
         response = client.options("/similar", headers=preflight)
         assert response.status_code == 200 and response.headers["access-control-allow-origin"] == ORIGIN
         assert "authorization" in response.headers["access-control-allow-headers"].lower()
@@ -298,7 +359,15 @@ def test_live_body_limit_and_cors(locked: LiveServer) -> None:
 
 
 def test_live_key_never_in_the_log(locked: LiveServer) -> None:
-    """Runs last in this module: after every request above sent the key (right, wrong and cut)."""
+    """Runs last in this module: after every request above sent the key (right, wrong and cut), and
+    these put a key in the URL, where it is refused and must not be logged either."""
+    with locked.client() as client:
+        for params in ({"q": "创新", "api_key": KEY}, {"q": "创新", "token": "other-secret-7d1e3b9a"},
+                       {"q": KEY}):
+            refused = client.get("/search", params=params, headers={"X-Forwarded-For": "192.0.2.99"})
+            assert_unauthorized(refused)
     log = locked.log.read_text(errors="replace")
     assert '"POST /documents HTTP/1.1" 401' in log, "the access log is on and was read"
+    assert "api_key=***" in log and "token=***" in log, "the URLs are logged, their secrets blanked"
+    assert "other-secret" not in log
     assert KEY not in log and KEY[:12] not in log and "authorization" not in log.lower()

@@ -161,6 +161,56 @@ def test_upload_a_text_file(client: httpx.Client) -> None:
     assert done.status_code == 200 and done.json()["state"] == "done"
 
 
+def test_a_foreign_page_cannot_write_and_a_foreign_name_gets_nothing(server: LiveServer,
+                                                                      client: httpx.Client) -> None:
+    """Issue 17.1: a form post from any page the operator opens, or a DNS-rebound name, is refused."""
+    files = {"file": ("csrf.txt", "外站写入的文档。\n".encode(), "text/plain")}
+    foreign = {"origin": "http://evil.example", "sec-fetch-site": "cross-site"}
+    assert_error(client.post("/documents", files=files, headers=foreign), 403, "cross_site_write")
+    rebound = {"host": "evil.example:" + server.url.rpartition(":")[2]}
+    assert_error(client.post("/documents", files=files, headers=rebound), 400, "host_not_allowed")
+    assert_error(client.get("/documents", headers=rebound), 400, "host_not_allowed")
+    assert_error(client.get(f"/documents/{ZQSB}", headers=rebound), 400, "host_not_allowed")
+    assert_error(client.get("/documents/csrf.txt"), 404)  # nothing was written
+    # the server's own page: same-origin headers, as a browser sends them; also by the name localhost
+    port = server.url.rpartition(":")[2]
+    for name in ("127.0.0.1", "localhost"):
+        own = {"host": f"{name}:{port}", "origin": f"http://{name}:{port}", "sec-fetch-site": "same-origin"}
+        done = client.post("/documents", files=files, headers=own, params={"wait": 60})
+        assert done.status_code == 200 and done.json()["state"] == "done", done.text
+        gone = client.delete("/documents/csrf.txt", headers=own, params={"wait": 60})
+        assert gone.json()["state"] == "done"
+
+
+def test_unusable_doc_ids_are_refused_naming_the_rule(client: httpx.Client) -> None:
+    """Issue 17.11: an id with a newline could be stored but never read or deleted again."""
+    for bad in ("line\nbreak", "tab\there", "nul\x00", "bell\x07", "del\x7f", "sep\u2028"):
+        doc = {"documents": [{"doc_id": "fine.txt", "text": "正文。"}, {"doc_id": bad, "text": "正文。"}]}
+        message = assert_error(client.post("/documents", json=doc), 422, "invalid_doc_id")
+        assert "documents.1.doc_id" in message and "control characters" in message, message
+    record = json.dumps({"doc_id": "upload\rid", "text": "上传的正文。"}, ensure_ascii=False)
+    message = assert_error(client.post("/documents", files={"file": ("docs.jsonl", record.encode())}), 422,
+                           "invalid_doc_id")
+    assert "U+000D" in message
+    assert_error(client.get("/documents/fine.txt"), 404)  # nothing of a refused request is written
+    usable = "政策/第 1 号 (2021).txt"  # spaces, brackets, slashes and Chinese are fine
+    ok = client.post("/documents", json={"documents": [{"doc_id": usable, "text": "正文。"}]},
+                     params={"wait": 60})
+    assert ok.json()["state"] == "done", ok.text
+    assert client.get(f"/documents/{usable}").json()["doc_id"] == usable
+    assert client.delete(f"/documents/{usable}", params={"wait": 60}).json()["state"] == "done"
+
+
+def test_head_answers_like_get(client: httpx.Client) -> None:
+    """Issue 17.12: uptime probes send HEAD."""
+    for path, params in [("/health", {}), ("/search", {"q": "创新"}), ("/documents", {}), ("/", {})]:
+        get, head = client.get(path, params=params), client.head(path, params=params)
+        assert head.status_code == get.status_code == 200, (path, head.status_code)
+        assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+    assert client.head("/search").status_code == 400, "the same checks as GET"
+    assert client.head("/similar").status_code == 405
+
+
 def test_searches_answer_while_a_job_runs(client: httpx.Client) -> None:
     """The writer thread never blocks readers: searches answer from the current generation."""
     docs = [{"doc_id": f"bulk/{i}", "text": f"第{i}号文件：关于推进区域科技创新中心建设的若干措施。" * 6}
@@ -276,6 +326,7 @@ def test_bodies_over_the_limit_are_413(client: httpx.Client) -> None:
     big = b"a" * (limit + 1)
     message = assert_error(client.post("/documents", files={"file": ("big.txt", big)}), 413, "too_large")
     assert "10 MB" in message
+    assert "SEMSEARCH_MAX_BODY)" in message, "it names the setting that exists (not SEMSEARCH_MAX_BODY_MB)"
 
     def chunks():  # no Content-Length: the limit is enforced while the body streams in
         for _ in range(11):
@@ -341,7 +392,6 @@ def test_job_queue_runs_in_order_and_reports_failures() -> None:
     from index.generations import IndexLocked
     from search.engine import NotFound
 
-    queue = JobQueue(lock_retry_seconds=5)
     order: list[int] = []
     attempts = {"locked": 0}
 
@@ -357,9 +407,18 @@ def test_job_queue_runs_in_order_and_reports_failures() -> None:
     def crash() -> dict:
         raise ZeroDivisionError("boom")
 
-    jobs = [queue.submit("add", [str(i)], lambda i=i: order.append(i) or {"n": i}) for i in range(3)]
-    jobs += [queue.submit("add", ["l"], locked_twice), queue.submit("delete", ["x"], missing),
-             queue.submit("add", ["c"], crash)]
+    steps = {"locked": locked_twice, "missing": missing, "crash": crash}
+
+    def run(payload: dict, resumed: bool) -> dict:
+        if "n" in payload:
+            order.append(payload["n"])
+            return {"n": payload["n"]}
+        return steps[payload["step"]]()
+
+    queue = JobQueue({"add": run, "delete": run}, lock_retry_seconds=5)
+    jobs = [queue.submit("add", [str(i)], {"n": i}) for i in range(3)]
+    jobs += [queue.submit(kind, [step[0]], {"step": step})
+             for kind, step in [("add", "locked"), ("delete", "missing"), ("add", "crash")]]
     for job in jobs:
         assert job.done.wait(30)
     queue.stop()
@@ -369,6 +428,7 @@ def test_job_queue_runs_in_order_and_reports_failures() -> None:
     crashed = jobs[5].to_dict()
     assert crashed["state"] == "failed" and crashed["error"]["code"] == "internal_error"
     assert "boom" not in crashed["error"]["message"], "no internals in client messages"
+    assert all(j.payload is None for j in jobs), "a finished job lets go of its documents"
 
 
 def test_body_limit_counts_streamed_bodies() -> None:

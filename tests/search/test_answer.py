@@ -132,7 +132,7 @@ def test_http_ask(engine: Engine) -> None:
 
     from api.server import create_app
 
-    with TestClient(create_app(engine=engine)) as client:
+    with TestClient(create_app(engine=engine), base_url="http://localhost") as client:
         r = client.post("/ask", json={"question": R_AND_D, "k": 3, "filters": {"source": ["证券时报网"]}})
         assert r.status_code == 200, r.text
         body = r.json()

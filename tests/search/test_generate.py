@@ -188,7 +188,7 @@ def test_not_configured_is_a_clear_error(engine: Engine, seed_index: Path, monke
     monkeypatch.delenv(G.ENV_MODEL, raising=False)
     with pytest.raises(G.GenerationNotConfigured, match="SEMSEARCH_LLM_BASE_URL"):
         engine.ask(QUESTION, mode="generate")
-    with TestClient(create_app(engine=engine)) as client:
+    with TestClient(create_app(engine=engine), base_url="http://localhost") as client:
         r = client.post("/ask", json={"question": QUESTION, "mode": "generate", "stream": True})
         assert r.status_code == 400
         assert r.json()["error"]["code"] == "generation_not_configured"
@@ -232,7 +232,7 @@ def test_http_stream_is_server_sent_events(engine: Engine, fake: FakeLLM) -> Non
     from api.server import create_app
 
     fake.reply = faithful_then_wrong
-    with TestClient(create_app(engine=engine)) as client:
+    with TestClient(create_app(engine=engine), base_url="http://localhost") as client:
         with client.stream("POST", "/ask", json={"question": QUESTION, "k": 2, "mode": "generate",
                                                  "stream": True}) as r:
             assert r.status_code == 200
@@ -253,7 +253,7 @@ def test_server_failures(engine: Engine, fake: FakeLLM) -> None:
     fake.fail_status = 503
     with pytest.raises(G.GenerationFailed, match="503: model overloaded"):
         engine.ask(QUESTION, k=2, mode="generate")
-    with TestClient(create_app(engine=engine)) as client:
+    with TestClient(create_app(engine=engine), base_url="http://localhost") as client:
         r = client.post("/ask", json={"question": QUESTION, "mode": "generate"})
         assert r.status_code == 502 and r.json()["error"]["code"] == "llm_failed"
     fake.fail_status, fake.fail_midstream = None, True
@@ -362,7 +362,7 @@ def test_real_llm_stream_over_http(engine: Engine, real_llm: str) -> None:
 
     from api.server import create_app
 
-    with TestClient(create_app(engine=engine)) as client, client.stream(
+    with TestClient(create_app(engine=engine), base_url="http://localhost") as client, client.stream(
         "POST", "/ask", json={"question": QUESTION, "k": 2, "mode": "generate", "stream": True}
     ) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
