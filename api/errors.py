@@ -1,7 +1,9 @@
 """One error shape everywhere: {"error": {"code", "message"}}, never a stack trace.
 
-Status codes: 400 a bad query or parameter, 404 an unknown id or route, 413 a body over the size limit,
-415 a body of another type than JSON or multipart, 422 malformed JSON or an unreadable upload,
+Status codes: 400 a bad query or parameter (or a Host the server does not serve), 401 no or a wrong key,
+403 a write from another site or, without a key, from another machine, 404 an unknown id or route,
+413 a body over the size limit, 415 a body of another type than JSON or multipart, 422 malformed JSON,
+an unreadable upload or an unusable doc_id, 429 over the rate limit,
 501 a feature not built yet, 503 the index is unavailable or locked, 500 anything unexpected (logged).
 """
 

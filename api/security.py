@@ -557,7 +557,8 @@ def security_openapi(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
             if "write" in guards or "read" in guards:
                 answers.setdefault("401", {"description": "no API key, or a wrong one", **shape})
             if "write" in guards:
-                answers.setdefault("403", {"description": "writes closed: no key configured and not a "
+                answers.setdefault("403", {"description": "a browser page of another site (Origin, "
+                                                          "Sec-Fetch-Site), or no key configured and not a "
                                                           "loopback connection", **shape})
             if needs_key:
                 op["security"] = [{"bearerAuth": []}]

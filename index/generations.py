@@ -5,6 +5,8 @@
       write.lock              flock held by the one writer, with its PID
       embeddings.sqlite       embedding cache by passage text hash (makes re-index and resumed builds cheap)
       generations/000007/     manifest.json, passages.sqlite, vectors.faiss, keywords/ …
+      jobs/<id>.json          the HTTP API's accepted writes, journaled before the 202 (written and read by
+                              api/jobs.py only; the index itself never reads them)
 
 A build writes a new generation into a temporary folder, fsyncs it, renames it into place and only then
 replaces CURRENT. A `kill -9` at any moment therefore leaves CURRENT naming a complete generation.

@@ -3,6 +3,8 @@
 Writes are index builds, so they run as background jobs (see `api.jobs`): POST and DELETE answer
 202 with a job to poll at GET /jobs/{job}, or, with `?wait=SECONDS`, wait that long for it to finish
 and answer 200 with the finished job. Searches keep answering from the current generation meanwhile.
+A job is journaled in the index folder before the 202, and resumed by the next server if this one is
+killed (`api.jobs`).
 """
 
 from __future__ import annotations
