@@ -380,8 +380,11 @@ def _check(request: Request, what: str) -> None:
     if settings.api_key is None:
         return
     if token is None:
+        in_url = any(SECRET_PARAMETER.search("?" + name + "=") for name in request.query_params)
         raise _unauthorized(f"{what} need an API key: send the header 'Authorization: Bearer <key>' "
-                            "(the server's SEMSEARCH_API_KEY)")
+                            "(the server's SEMSEARCH_API_KEY)"
+                            + ("; a key in the URL is not accepted (URLs end up in logs and histories)"
+                               if in_url else ""))
     if not _key_matches(token, settings.api_key):
         raise _unauthorized("the API key is not right", "invalid_token")
 

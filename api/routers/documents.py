@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import get_engine, get_jobs
 from api.errors import ApiError, responses
-from api.jobs import Action, Job, JobQueue
+from api.jobs import KEEP_FINISHED, KEEP_FINISHED_DAYS, Action, Job, JobQueue
 from api.routers.schemas import (
     INVALID_DOC_ID,
     MAX_ID,
@@ -260,5 +260,6 @@ def job(job_id: str, jobs: Annotated[JobQueue, Depends(get_jobs)]) -> dict[str, 
     found = jobs.get(job_id)
     if found is None:
         raise ApiError(404, "not_found",
-                       f"no job {job_id!r} (finished jobs are kept for a while, not forever)")
+                       f"no job {job_id!r} (the last {KEEP_FINISHED} finished jobs are kept, for at most "
+                       f"{KEEP_FINISHED_DAYS:g} days)")
     return found.to_dict(jobs.position(found))
