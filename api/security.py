@@ -30,8 +30,8 @@ post (a "simple" request, no preflight) to the server on 127.0.0.1, and a page o
   is not compared: a rebound name cannot reach another port than the one the attacker names, and port
   forwarding (ssh -L, containers) legitimately changes it.
 - writes refuse a browser request from another site: an `Origin` other than the server's own (the
-  `Host` it was sent to), an origin of SEMSEARCH_CORS_ORIGINS or a name of SEMSEARCH_ALLOWED_HOSTS, or
-  `Sec-Fetch-Site: cross-site`/`same-site` without such an origin: 403 `cross_site_write`. Clients that
+  `Host` it was sent to, port included) or one of SEMSEARCH_CORS_ORIGINS, or `Sec-Fetch-Site:
+  cross-site`/`same-site` without such an origin: 403 `cross_site_write`. Clients that
   are not browsers (curl, httpx) send neither header and are not affected; the page's own requests are
   same-origin.
 
@@ -258,15 +258,16 @@ def _origin_parts(origin: str) -> tuple[str, str, int] | None:
 
 
 def origin_allowed(origin: str, host: str, settings: SecuritySettings) -> bool:
-    """Is `origin` the server itself (the Host it was sent to), a CORS origin or an allowed host name?"""
+    """Is `origin` the server itself (the Host it was sent to, port included) or a CORS origin?
+
+    A name of SEMSEARCH_ALLOWED_HOSTS is not an origin: it would let a page on any port of that name write.
+    """
     if origin.strip().rstrip("/") in settings.cors_origins:
         return True
     parts = _origin_parts(origin)
     if parts is None:
         return False
     scheme, name, port = parts
-    if _listed(name, tuple(a for a in settings.allowed_hosts if a != "*")):
-        return True  # the public name of a reverse proxy that does not forward Host
     # the Host header has no scheme: its port defaults to the origin's (a TLS proxy sends "name" alone)
     host_port = host.strip().rpartition("]")[2] if host.strip().startswith("[") else host.strip()
     explicit = host_port.rpartition(":")[2] if ":" in host_port else ""

@@ -132,7 +132,8 @@ def test_hosts_and_origins_a_server_answers_to() -> None:
                    "http://127.0.0.1:8000.evil.example", "file://"):
         assert not origin_allowed(origin, "127.0.0.1:8000", plain), origin
     assert origin_allowed(ORIGIN, "127.0.0.1:8000", SecuritySettings(cors_origins=(ORIGIN,)))
-    assert origin_allowed("https://search.example.org", "127.0.0.1:8000", proxied), "proxy without Host"
+    assert not origin_allowed("https://search.example.org:3000", "search.example.org", proxied), \
+        "a listed name answers requests; it does not let a page on another port of it write"
     assert not origin_allowed("https://evil.example", "127.0.0.1:8000",
                               SecuritySettings(allowed_hosts=("*",))), "* opens the Host check, not writes"
 
