@@ -2,7 +2,8 @@
 
 Status codes: 400 a bad query or parameter, 404 an unknown id or route, 413 a body over the size limit,
 415 a body of another type than JSON or multipart, 422 malformed JSON or an unreadable upload,
-501 a feature not built yet, 503 the index is unavailable or locked, 500 anything unexpected (logged).
+501 a feature not built yet, 503 the index is unavailable, damaged (the message names the file and the command
+that repairs it) or locked, 500 anything unexpected (logged).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from index.documents import LoadError
-from index.generations import IndexFolderError, IndexLocked
+from index.generations import IndexDamaged, IndexFolderError, IndexLocked
 from search.engine import NotFound, QueryError
 
 log = logging.getLogger("semsearch.api")
@@ -53,7 +54,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         415: "unsupported body type",
         422: "malformed JSON body or unreadable upload",
         501: "not available yet",
-        503: "index unavailable or locked",
+        503: "index unavailable, damaged or locked",
     }
     return {s: {"model": ErrorResponse, "description": what.get(s, "error")} for s in statuses}
 
@@ -125,6 +126,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IndexLocked)
     async def _locked(_: Request, exc: IndexLocked) -> JSONResponse:
         return error(503, "index_locked", str(exc), {"Retry-After": "5"})
+
+    @app.exception_handler(IndexDamaged)
+    async def _damaged(_: Request, exc: IndexDamaged) -> JSONResponse:
+        return error(503, "index_damaged", str(exc))
 
     @app.exception_handler(IndexFolderError)
     async def _index(_: Request, exc: IndexFolderError) -> JSONResponse:
