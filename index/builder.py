@@ -133,6 +133,7 @@ class _Base:
     store: PassageStore | None = None
     reuse_stores: bool = True  # False: its vector and keyword files are damaged, rebuild them
     repaired: list[str] = field(default_factory=list)
+    lost: Damage | None = None  # no intact generation is left; this is what damaged the current one
 
 
 class IndexBuilder:
@@ -186,7 +187,7 @@ class IndexBuilder:
                 continue
             docs[doc.doc_id] = doc
         folders = [Path(p).resolve() for p in paths if Path(p).is_dir()]
-        summary = self._commit(docs, deleted_under=folders, started=started)
+        summary = self._commit(docs, deleted_under=folders, started=started, from_files=True)
         summary.skipped = skipped
         return summary
 
@@ -215,10 +216,11 @@ class IndexBuilder:
         delete: set[str] | None = None,
         deleted_under: Sequence[Path] = (),
         started: float,
+        from_files: bool = False,
     ) -> BuildSummary:
         try:
             with WriteLock(self.dir.root):
-                return self._build(upserts, delete or set(), deleted_under, started)
+                return self._build(upserts, delete or set(), deleted_under, started, from_files=from_files)
         except (OSError, sqlite3.OperationalError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise IndexWriteError(
@@ -227,10 +229,20 @@ class IndexBuilder:
             ) from exc
 
     def _build(
-        self, upserts: dict[str, Document], delete: set[str], deleted_under: Sequence[Path], started: float
+        self,
+        upserts: dict[str, Document],
+        delete: set[str],
+        deleted_under: Sequence[Path],
+        started: float,
+        *,
+        from_files: bool = False,
     ) -> BuildSummary:
         summary = BuildSummary()
         base = self._base()
+        if base.lost is not None and not from_files:
+            # An API write on an index with no intact generation would publish little more than itself;
+            # only `semsearch index PATH...` (or --rebuild) has the files to rebuild from.
+            raise IndexDamaged(self.dir.root, base.lost)
         summary.repaired = base.repaired
         previous, prev_store, prev_manifest = base.name, base.store, base.manifest
         try:
@@ -324,7 +336,7 @@ class IndexBuilder:
                 continue
             base.repaired = notes + [f"started again from generation {name}, the newest intact one"]
             return base
-        return _Base(repaired=notes + [
+        return _Base(lost=damage[0], repaired=notes + [
             "no intact generation is left: rebuilt from the files given and the embedding cache"
         ])
 

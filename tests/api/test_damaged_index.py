@@ -31,6 +31,7 @@ def _garbage(path: Path) -> None:
     path.write_bytes(random.Random(path.name).randbytes(path.stat().st_size))
 
 
+ROUTES = ("/health", "/search?q=超算中心", "/documents", "/documents/a.txt", "/passages/1", "/facets")
 DAMAGES = {"truncate": _truncate, "garbage": _garbage, "remove": Path.unlink}
 
 
@@ -63,7 +64,7 @@ def test_every_damaged_file_is_named_and_repaired(
         in_generation = rel.startswith("generations/") or rel == "CURRENT"
 
         client = TestClient(create_app(index))
-        for url in ("/health", "/search?q=超算中心", "/documents"):
+        for url in ROUTES:
             r = client.get(url)
             assert r.status_code in (200, 503), (rel, url, r.text)
             if r.status_code == 503:
@@ -100,3 +101,20 @@ def test_every_damaged_file_is_named_and_repaired(
         assert top and top[0].doc_id == "a.txt", (how, rel)
         assert TestClient(create_app(index)).get("/health").status_code == 200
         shutil.rmtree(index)
+
+
+def test_a_file_damaged_under_a_running_server_is_a_503(pristine: tuple[Path, Path], tmp_path: Path) -> None:
+    """The snapshot was opened (and checked) before the damage: SQLite's errors are still reported as the
+    damaged file, not as a 500."""
+    index = tmp_path / "index"
+    shutil.copytree(pristine[1], index)
+    client = TestClient(create_app(index))
+    assert client.get("/search", params={"q": "超算中心"}).status_code == 200
+    passages = next(index.glob("generations/*/passages.sqlite"))
+    with open(passages, "r+b") as fh:  # in place: the server's open file sees it
+        fh.write(random.Random(1).randbytes(passages.stat().st_size))
+    for url in ("/documents", "/documents/b.txt", "/facets", "/search?q=研发投入&mode=keyword"):
+        r = client.get(url)
+        assert r.status_code == 503, (url, r.text)
+        assert r.json()["error"]["code"] == "index_damaged"
+        assert "passages.sqlite" in r.json()["error"]["message"]

@@ -69,3 +69,35 @@ def test_rebuild_builds_afresh_from_the_paths_reusing_the_cache(tmp_path: Path) 
     other.embedder.model = "some/other-model"
     with pytest.raises(SettingsMismatch, match="semsearch index --rebuild"):
         IndexBuilder(index, other)
+
+
+def test_writes_through_the_api_repair_what_they_can_and_never_publish_a_loss(tmp_path: Path) -> None:
+    from index.documents import Document
+    from index.generations import IndexDamaged
+
+    docs = {"a.txt": "成都超算中心为西部地区提供算力支撑。", "b.txt": "长三角地区研发投入强度目标。"}
+    corpus, index = _corpus(tmp_path / "c", docs), tmp_path / "index"
+    IndexBuilder(index).index_paths([corpus])
+    generation = index / "generations" / "000001"
+    note = Document.from_paragraphs("note-1", ["宜宾正举全市之力推进大学城建设。"], title="笔记")
+
+    # only the vector file damaged: the documents are kept, the vectors rebuilt from the cache
+    (generation / "vectors.faiss").write_bytes(b"\0" * 10)
+    summary = IndexBuilder(index).upsert([note])
+    assert summary.repaired and summary.reused == 2 and summary.embedded == 1
+    engine = Engine.open(index)
+    assert engine.info()["documents"] == 3
+    assert engine.search("超算中心", k=1, mode="dense").results[0].doc_id == "a.txt"
+
+    # nothing intact left: an API write or delete is refused, naming the file, and publishes nothing
+    current = (index / "CURRENT").read_text()
+    for name in ("000001", "000002"):
+        (index / "generations" / name / "passages.sqlite").write_bytes(b"garbage")
+    with pytest.raises(IndexDamaged, match="passages.sqlite.*semsearch index"):
+        IndexBuilder(index).upsert([note])
+    with pytest.raises(IndexDamaged, match="passages.sqlite"):
+        IndexBuilder(index).delete(["a.txt"])
+    assert (index / "CURRENT").read_text() == current
+    # the files are there to rebuild from; the API's document is gone with the generations that held it
+    assert IndexBuilder(index).index_paths([corpus]).repaired
+    assert Engine.open(index).info()["documents"] == 2
