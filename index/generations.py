@@ -193,6 +193,12 @@ class IndexDir:
         missing = [k for k in MANIFEST_KEYS if not isinstance(manifest, dict) or k not in manifest]
         if missing:
             raise IndexDamaged(self.root, Damage(where, f"lacks {', '.join(missing)}"))
+        files = manifest.get("files", {})
+        if not isinstance(manifest["settings"], dict) or not (
+            isinstance(files, dict)
+            and all(isinstance(f, dict) and isinstance(f.get("bytes"), int) for f in files.values())
+        ):
+            raise IndexDamaged(self.root, Damage(where, "has settings or a file table that cannot be read"))
         return manifest
 
     def readable_manifest(self) -> dict[str, Any] | None:

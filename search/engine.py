@@ -463,6 +463,7 @@ class Engine:
         """Add or replace documents; searches see them once the new generation is published."""
         return self._builder().upsert(documents)
 
+    @_reports_damage
     def delete_documents(self, doc_ids: Sequence[str]) -> BuildSummary:
         snap = self.snapshot()
         missing = [d for d in doc_ids if snap.passages.document(d) is None]
