@@ -398,8 +398,8 @@ class IndexBuilder:
                     hashes.append(h)
                     texts.append(text)
         vectors = self._vectors(hashes, texts, summary)
-        embedded = bool(hashes) or not previous
-        dim = self.embedder.dim if embedded else prev_manifest["dim"]
+        uses_model = bool(hashes) or not previous  # else no vector is added and the model need not load
+        dim = self.embedder.dim if uses_model else prev_manifest["dim"]
         if previous and base.reuse_stores:
             vstore = open_vector_store(self.dir, previous, prev_manifest, self.settings.faiss)
             stale = set(prev_store.passage_ids_of_docs(list(changed) + sorted(gone))) if prev_store else set()
@@ -418,9 +418,7 @@ class IndexBuilder:
         kstore = create_keyword_store(self.settings.keyword_store)
         if kstore is not None:
             prev_k = None
-            if previous and base.reuse_stores and prev_manifest["settings"]["keyword_store"] == (
-                self.settings.keyword_store
-            ):
+            if previous and base.reuse_stores:
                 prev_k = open_keyword_store(self.dir, previous, prev_manifest)
             kstore.build(
                 np.asarray([r[0] for r in all_rows], dtype=np.int64), [r[1] for r in all_rows], prev_k
@@ -432,7 +430,7 @@ class IndexBuilder:
             "format_version": FORMAT_VERSION,
             "generation": name,
             "created": now_iso(),
-            "model": self.embedder.name if embedded else prev_manifest["model"],
+            "model": self.embedder.name if uses_model else prev_manifest["model"],
             "dim": dim,
             "settings": self.settings.to_dict(),
             "documents": summary.documents,
