@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("index", "index files and folders (.txt .md .html .jsonl), incrementally")
     p.add_argument("paths", nargs="+", type=Path, help="files or folders, read recursively")
-    p.add_argument("--model", help="sentence-transformers model name or folder (new indexes only)")
+    p.add_argument("--model", help="sentence-transformers model name or folder (new indexes, or --rebuild)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="build a fresh generation from exactly these paths (documents added through the API "
+                        "are dropped), reusing the embedding cache")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_index)
@@ -111,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
 
     p = command("info", "documents, passages, model and size of the index")
+    p.add_argument("--verify", action="store_true",
+                   help="also check every file against the checksums written when it was published")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
@@ -188,7 +193,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.model:
         settings = IndexSettings.from_env()
         settings.embedder.model = args.model
-    builder = IndexBuilder(_index_dir(args), settings, progress=not args.quiet and sys.stderr.isatty())
+    builder = IndexBuilder(
+        _index_dir(args), settings, progress=not args.quiet and sys.stderr.isatty(), rebuild=args.rebuild
+    )
     summary = builder.index_paths(args.paths)
     if args.json:
         print(json.dumps(summary.to_dict(), ensure_ascii=False))
@@ -218,13 +225,18 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    info = _engine(args).info()
+    engine = _engine(args)
+    info = engine.info()
+    if args.verify:
+        info["verified"] = engine.verify()["verified"]
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return 0
     for key in ("index", "generation", "created", "documents", "passages", "model", "dim"):
         print(f"{key:>10}: {info[key]}")
     print(f"{'size':>10}: {info['size_bytes'] / 1e6:.1f} MB")
+    if args.verify:
+        print(f"{'verified':>10}: every file matches its checksum")
     return 0
 
 

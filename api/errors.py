@@ -3,8 +3,9 @@
 Status codes: 400 a bad query or parameter (or a Host the server does not serve), 401 no or a wrong key,
 403 a write from another site or, without a key, from another machine, 404 an unknown id or route,
 413 a body over the size limit, 415 a body of another type than JSON or multipart, 422 malformed JSON,
-an unreadable upload or an unusable doc_id, 429 over the rate limit,
-501 a feature not built yet, 503 the index is unavailable or locked, 500 anything unexpected (logged).
+an unreadable upload or an unusable doc_id, 429 over the rate limit, 501 a feature not built yet,
+503 the index is unavailable, damaged (the message names the file and the command that repairs it) or
+locked, 500 anything unexpected (logged).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from index.documents import LoadError
-from index.generations import IndexFolderError, IndexLocked
+from index.generations import IndexDamaged, IndexFolderError, IndexLocked
 from search.engine import NotFound, QueryError
 
 log = logging.getLogger("semsearch.api")
@@ -55,7 +56,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         415: "unsupported body type",
         422: "malformed JSON body or unreadable upload",
         501: "not available yet",
-        503: "index unavailable or locked",
+        503: "index unavailable, damaged or locked",
     }
     return {s: {"model": ErrorResponse, "description": what.get(s, "error")} for s in statuses}
 
@@ -127,6 +128,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IndexLocked)
     async def _locked(_: Request, exc: IndexLocked) -> JSONResponse:
         return error(503, "index_locked", str(exc), {"Retry-After": "5"})
+
+    @app.exception_handler(IndexDamaged)
+    async def _damaged(_: Request, exc: IndexDamaged) -> JSONResponse:
+        return error(503, "index_damaged", str(exc))
 
     @app.exception_handler(IndexFolderError)
     async def _index(_: Request, exc: IndexFolderError) -> JSONResponse:

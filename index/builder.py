@@ -4,6 +4,12 @@ Each run compares the documents with the current generation by content hash. Unc
 copied with their passage ids; new or changed ones are chunked, and only text never embedded before
 is sent to the model (the embedding cache is keyed by passage text). The new generation is written
 beside the old one and published atomically (see `index.generations`).
+
+A build starts from the current generation after checking it (sizes and checksums of every file). When it
+is damaged, the build repairs instead of failing: if only its vector or keyword files are damaged, its
+documents are kept and those stores are rebuilt from the embedding cache (embedding only what the cache
+cannot give); otherwise it starts from the newest intact generation, or from nothing but the files given.
+Either way a new generation is published, even when no document changed.
 """
 
 from __future__ import annotations
@@ -25,9 +31,26 @@ from index.documents import Chunk, Document, SkippedFile
 from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
 from index.embedding_cache import EmbeddingCache
-from index.generations import IndexDir, IndexFolderError, IndexWriteError, WriteLock, now_iso
+from index.generations import (
+    CURRENT,
+    MANIFEST,
+    Damage,
+    IndexDamaged,
+    IndexDir,
+    IndexFolderError,
+    IndexWriteError,
+    WriteLock,
+    now_iso,
+)
 from index.loaders.factory import load_documents
-from index.stores.factory import create_keyword_store, load_keyword_store, load_vector_store
+from index.stores.factory import (
+    create_keyword_store,
+    create_vector_store,
+    open_keyword_store,
+    open_passages,
+    open_vector_store,
+)
+from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import PassageStore
 
 log = logging.getLogger(__name__)
@@ -53,6 +76,8 @@ class BuildSummary:
     embedded: int = 0
     reused: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # what was damaged and how this build recovered
+    warnings: list[str] = field(default_factory=list)  # e.g. a damaged embedding cache set aside
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -76,6 +101,8 @@ class BuildSummary:
             "embedded": self.embedded,
             "reused": self.reused,
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "repaired": self.repaired,
+            "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
             "passages_per_s": round(self.passages_per_s, 2),
         }
@@ -89,14 +116,32 @@ class BuildSummary:
         ]
         for skip in self.skipped:
             lines.append(f"  skipped {skip.path}: {skip.reason}")
+        lines += [f"repaired: {line}" for line in self.repaired]
+        lines += [f"warning: {line}" for line in self.warnings]
         where = f"generation {self.generation}" if self.generation else "no index"
-        state = "published" if self.changed else "unchanged, still"
+        state = "published" if self.changed or self.repaired else "unchanged, still"
         lines.append(f"{state} {where} in {self.seconds:.1f}s")
         return "\n".join(lines)
 
 
+@dataclass
+class _Base:
+    """The published generation a build starts from (none for a new index or a rebuild)."""
+
+    name: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    store: PassageStore | None = None
+    reuse_stores: bool = True  # False: its vector and keyword files are damaged, rebuild them
+    repaired: list[str] = field(default_factory=list)
+    lost: Damage | None = None  # no intact generation is left; this is what damaged the current one
+
+
 class IndexBuilder:
-    """Writes generations of one index folder; one builder (one process) writes at a time."""
+    """Writes generations of one index folder; one builder (one process) writes at a time.
+
+    `rebuild=True` starts from none of the published generations: the new one holds exactly the documents
+    of the paths given (documents added through the API are dropped), embedded from the cache where it can.
+    """
 
     def __init__(
         self,
@@ -105,17 +150,20 @@ class IndexBuilder:
         *,
         embedder: Embedder | None = None,
         progress: bool = False,
+        rebuild: bool = False,
     ) -> None:
         self.dir = IndexDir(index_dir)
         self.progress = progress
+        self.rebuild = rebuild
         self._embedder = embedder
-        current = self.dir.current()
-        if current is not None:
-            built = IndexSettings.from_dict(self.dir.manifest(current)["settings"])
-            if settings is not None and settings.embedder.model != built.embedder.model:
+        built_manifest = self.dir.readable_manifest()
+        if built_manifest is not None:
+            built = IndexSettings.from_dict(built_manifest["settings"])
+            if settings is not None and settings.embedder.model != built.embedder.model and not rebuild:
                 raise SettingsMismatch(
                     f"index {self.dir.root} was built with model {built.embedder.model!r}, not "
-                    f"{settings.embedder.model!r}; use another --index folder, or --rebuild to start over"
+                    f"{settings.embedder.model!r}; use another --index folder, or `semsearch index --rebuild "
+                    f"PATH... --index {self.dir.root}` to build it afresh with the new model"
                 )
             self.settings = settings or built
         else:
@@ -139,7 +187,7 @@ class IndexBuilder:
                 continue
             docs[doc.doc_id] = doc
         folders = [Path(p).resolve() for p in paths if Path(p).is_dir()]
-        summary = self._commit(docs, deleted_under=folders, started=started)
+        summary = self._commit(docs, deleted_under=folders, started=started, from_files=True)
         summary.skipped = skipped
         return summary
 
@@ -168,10 +216,11 @@ class IndexBuilder:
         delete: set[str] | None = None,
         deleted_under: Sequence[Path] = (),
         started: float,
+        from_files: bool = False,
     ) -> BuildSummary:
         try:
             with WriteLock(self.dir.root):
-                return self._build(upserts, delete or set(), deleted_under, started)
+                return self._build(upserts, delete or set(), deleted_under, started, from_files=from_files)
         except (OSError, sqlite3.OperationalError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise IndexWriteError(
@@ -180,12 +229,22 @@ class IndexBuilder:
             ) from exc
 
     def _build(
-        self, upserts: dict[str, Document], delete: set[str], deleted_under: Sequence[Path], started: float
+        self,
+        upserts: dict[str, Document],
+        delete: set[str],
+        deleted_under: Sequence[Path],
+        started: float,
+        *,
+        from_files: bool = False,
     ) -> BuildSummary:
         summary = BuildSummary()
-        previous = self.dir.current()
-        prev_store = PassageStore.open(self.dir.path(previous)) if previous else None
-        prev_manifest = self.dir.manifest(previous) if previous else {}
+        base = self._base()
+        if base.lost is not None and not from_files:
+            # An API write on an index with no intact generation would publish little more than itself;
+            # only `semsearch index PATH...` (or --rebuild) has the files to rebuild from.
+            raise IndexDamaged(self.dir.root, base.lost)
+        summary.repaired = base.repaired
+        previous, prev_store, prev_manifest = base.name, base.store, base.manifest
         try:
             prev_docs = prev_store.document_hashes() if prev_store else {}
             same_chunking = (
@@ -213,7 +272,7 @@ class IndexBuilder:
             keep = [d for d in prev_docs if d not in changed and d not in gone]
             summary.documents = len(keep) + len(changed)
 
-            if previous and not changed and not gone:
+            if previous and not changed and not gone and not base.repaired:
                 summary.generation = previous
                 summary.passages = prev_store.count_passages() if prev_store else 0
                 summary.seconds = time.perf_counter() - started
@@ -221,10 +280,8 @@ class IndexBuilder:
 
             name, tmp = self.dir.begin()
             try:
-                manifest = self._write_generation(
-                    tmp, name, summary, previous, prev_store, prev_manifest, changed, gone, keep
-                )
-                self.dir.publish(name, tmp, manifest)
+                manifest = self._write_generation(tmp, name, summary, base, changed, gone, keep)
+                manifest = self.dir.publish(name, tmp, manifest)
             except BaseException:
                 # Free the space of a generation that will never be published (a kill -9 leaves it
                 # behind instead, and the next build removes it).
@@ -240,19 +297,74 @@ class IndexBuilder:
         summary.seconds = time.perf_counter() - started
         return summary
 
+    # --- the generation to start from ------------------------------------------------------------
+    def _base(self) -> _Base:
+        """The current generation if it is intact; else the best way to recover (see the module doc)."""
+        if self.rebuild:
+            known = self.dir.readable_manifest() or {}
+            # Passage ids go on from the old index's, so an id a client kept never names another passage.
+            return _Base(manifest={"next_passage_id": known.get("next_passage_id", 1)})
+        candidates = list(reversed(self.dir.published()))
+        try:
+            pointer = self.dir.pointer()
+        except IndexDamaged as exc:
+            damage = [exc.damage]
+        else:
+            if pointer is None:
+                return _Base()  # a new index
+            candidates.remove(pointer.name)
+            damage = self.dir.problems(pointer.name, checksums=True, pointer=pointer)
+            if all(_store_file(d) for d in damage):
+                try:
+                    base = self._open_base(pointer.name, reuse_stores=not damage)
+                except IndexDamaged as exc:
+                    damage.append(exc.damage)
+                else:
+                    if damage:
+                        base.repaired = [str(d) for d in damage] + [
+                            f"kept the documents of generation {pointer.name} and rebuilt its vector and "
+                            "keyword indexes from its passages and the embedding cache"
+                        ]
+                    return base
+        notes = [str(d) for d in damage]
+        for name in candidates:
+            if self.dir.problems(name, checksums=True):
+                continue
+            try:
+                base = self._open_base(name, reuse_stores=True)
+            except IndexDamaged:
+                continue
+            base.repaired = notes + [f"started again from generation {name}, the newest intact one"]
+            return base
+        return _Base(lost=damage[0], repaired=notes + [
+            "no intact generation is left: rebuilt from the files given and the embedding cache"
+        ])
+
+    def _open_base(self, name: str, *, reuse_stores: bool) -> _Base:
+        """Open generation `name` to build on; `IndexDamaged` when its manifest or passages cannot be used."""
+        manifest = self.dir.manifest(name)
+        store = open_passages(self.dir, name, manifest)
+        if reuse_stores and "files" not in manifest:
+            # Written before manifests had checksums: only opening its stores tells whether they are intact.
+            try:
+                open_vector_store(self.dir, name, manifest)
+                open_keyword_store(self.dir, name, manifest)
+            except IndexDamaged:
+                reuse_stores = False
+        return _Base(name, manifest, store, reuse_stores)
+
     def _write_generation(
         self,
         tmp: Path,
         name: str,
         summary: BuildSummary,
-        previous: str | None,
-        prev_store: PassageStore | None,
-        prev_manifest: dict[str, Any],
+        base: _Base,
         changed: dict[str, Document],
         gone: set[str],
         keep: list[str],
     ) -> dict[str, Any]:
         """Write every file of the new generation into `tmp`; returns its manifest (not yet published)."""
+        previous, prev_store, prev_manifest = base.name, base.store, base.manifest
         store = PassageStore.create(tmp)
         if previous:
             store.copy_documents(self.dir.path(previous), keep)
@@ -276,17 +388,23 @@ class IndexBuilder:
             new_chunks += chunks
         store.conn.commit()
 
-        vectors = self._vectors(new_chunks, summary)
-        dim = self.embedder.dim if new_chunks or not previous else prev_manifest["dim"]
-        if previous:
-            vstore = load_vector_store(
-                self.settings.vector_store, self.dir.path(previous), self.settings.faiss
-            )
+        hashes, texts = [c.content_hash() for c in new_chunks], [c.text for c in new_chunks]
+        if previous and not base.reuse_stores:
+            # The vector file is damaged: every kept passage gets its vector again, from the cache if it can.
+            fresh = set(new_ids)
+            for pid, text, h in store.all_passages():
+                if pid not in fresh:
+                    new_ids.append(pid)
+                    hashes.append(h)
+                    texts.append(text)
+        vectors = self._vectors(hashes, texts, summary)
+        uses_model = bool(hashes) or not previous  # else no vector is added and the model need not load
+        dim = self.embedder.dim if uses_model else prev_manifest["dim"]
+        if previous and base.reuse_stores:
+            vstore = open_vector_store(self.dir, previous, prev_manifest, self.settings.faiss)
             stale = set(prev_store.passage_ids_of_docs(list(changed) + sorted(gone))) if prev_store else set()
             vstore.remove(np.fromiter(stale, dtype=np.int64, count=len(stale)))
         else:
-            from index.stores.factory import create_vector_store
-
             vstore = create_vector_store(self.settings.vector_store, dim, self.settings.faiss)
         t_vectors = time.perf_counter()
         vstore.add(np.asarray(new_ids, dtype=np.int64), vectors)
@@ -300,8 +418,8 @@ class IndexBuilder:
         kstore = create_keyword_store(self.settings.keyword_store)
         if kstore is not None:
             prev_k = None
-            if previous:
-                prev_k = load_keyword_store(self.settings.keyword_store, self.dir.path(previous))
+            if previous and base.reuse_stores:
+                prev_k = open_keyword_store(self.dir, previous, prev_manifest)
             kstore.build(
                 np.asarray([r[0] for r in all_rows], dtype=np.int64), [r[1] for r in all_rows], prev_k
             )
@@ -312,7 +430,7 @@ class IndexBuilder:
             "format_version": FORMAT_VERSION,
             "generation": name,
             "created": now_iso(),
-            "model": self.embedder.name if new_chunks or not previous else prev_manifest["model"],
+            "model": self.embedder.name if uses_model else prev_manifest["model"],
             "dim": dim,
             "settings": self.settings.to_dict(),
             "documents": summary.documents,
@@ -339,18 +457,18 @@ class IndexBuilder:
         )
         return chunk_document(doc, self.embedder.count_tokens, config)
 
-    def _vectors(self, chunks: list[Chunk], summary: BuildSummary) -> np.ndarray:
-        """Vectors of these chunks: from the cache where the text was embedded before, else the model."""
-        if not chunks:
+    def _vectors(self, hashes: list[str], texts: list[str], summary: BuildSummary) -> np.ndarray:
+        """Vectors of these passages (text hash, text): from the cache where the text was embedded before,
+        else the model."""
+        if not hashes:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         embedder = self.embedder
         cache = EmbeddingCache(self.dir.root, embedder.name, embedder.dim)
         try:
-            hashes = [c.content_hash() for c in chunks]
             known = cache.get(hashes)
             missing = list(dict.fromkeys(h for h in hashes if h not in known))
-            summary.reused = len(chunks) - sum(1 for h in hashes if h not in known)
-            text_of = {h: c.text for h, c in zip(hashes, chunks, strict=True)}
+            summary.reused = len(hashes) - sum(1 for h in hashes if h not in known)
+            text_of = dict(zip(hashes, texts, strict=True))
             # Longest first across the whole build, so batches pad little and the ETA errs on the safe side.
             missing.sort(key=lambda h: -len(text_of[h]))
             summary.embedded = len(missing)
@@ -374,4 +492,11 @@ class IndexBuilder:
             summary.embed_seconds = time.perf_counter() - t0
             return np.vstack([known[h] for h in hashes]).astype(np.float32)
         finally:
+            summary.warnings += cache.set_aside
             cache.close()
+
+
+def _store_file(damage: Damage) -> bool:
+    """Whether a damaged file is the vector or keyword index's (which can be rebuilt from the passages)."""
+    tail = damage.file.split("/", 2)[-1]
+    return damage.file != CURRENT and tail not in (MANIFEST, PASSAGES_FILE)

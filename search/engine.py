@@ -7,19 +7,27 @@
 
 An `Engine` follows the index's CURRENT generation: each call takes the snapshot published at that
 moment, so a search is always answered from one complete generation, and a new one is picked up
-without a restart.
+without a restart. Generations are told apart by their identity, not their number: an index folder
+removed and built again starts at 000001 once more.
+
+A snapshot is checked when it is opened (every file of the size its manifest recorded, the passage counts
+of the three stores agree); a damaged one raises `IndexDamaged` naming the file, which the server answers
+with 503 and the CLI prints in one line. Checksums are not read here: hashing a million-passage generation
+(gigabytes) on every publish would stall the first search after each write; `semsearch index` and
+`semsearch info --verify` read them.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -29,9 +37,10 @@ from index.config import IndexSettings, default_index_dir
 from index.documents import Document
 from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
-from index.generations import IndexDir, IndexFolderError
+from index.generations import IndexDir, IndexFolderError, Pointer
 from index.stores.base import KeywordStore, VectorStore
-from index.stores.factory import load_keyword_store, load_vector_store
+from index.stores.factory import open_keyword_store, open_passages, open_vector_store
+from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import Filters, PassageStore
 from search.dedupe import NearDuplicateFolder
 from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight, word_shares
@@ -59,11 +68,34 @@ class ModelMismatch(IndexFolderError):
     """The index was built with another model than the one configured for searching it."""
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _reports_damage(method: Callable[P, R]) -> Callable[P, R]:
+    """An Engine method whose SQLite errors mean a damaged passage store: a file overwritten after its
+    generation was opened, or damage past the pages the opening checks read. Raised as `IndexDamaged`."""
+
+    @functools.wraps(method)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            engine: Engine = args[0]  # type: ignore[assignment]
+            snap = engine._snapshot
+            if snap is None:
+                raise
+            raise engine.dir.damaged(snap.name, PASSAGES_FILE, f"cannot be read ({exc})") from exc
+
+    return checked
+
+
 @dataclass
 class Snapshot:
     """Everything of one published generation, opened read-only."""
 
     name: str
+    key: str  # the generation's identity (`Pointer.key`): what answers are cached by
     folder: Path
     manifest: dict[str, Any]
     passages: PassageStore
@@ -71,18 +103,18 @@ class Snapshot:
     keywords: KeywordStore | None
 
     @classmethod
-    def open(cls, index: IndexDir, name: str) -> Snapshot:
-        folder = index.path(name)
-        manifest = index.manifest(name)
-        settings = manifest["settings"]
-        return cls(
-            name=name,
-            folder=folder,
-            manifest=manifest,
-            passages=PassageStore.open(folder),
-            vectors=load_vector_store(settings["vector_store"], folder),
-            keywords=load_keyword_store(settings["keyword_store"], folder),
-        )
+    def open(cls, index: IndexDir, pointer: Pointer) -> Snapshot:
+        """Open and check a generation (sizes and counts, see the module doc); `IndexDamaged` if it fails."""
+        name = pointer.name
+        manifest = index.verify(name, checksums=False, pointer=pointer)
+        passages = open_passages(index, name, manifest)
+        try:
+            vectors = open_vector_store(index, name, manifest)
+            keywords = open_keyword_store(index, name, manifest)
+        except BaseException:
+            passages.close()
+            raise
+        return cls(name, pointer.key, index.path(name), manifest, passages, vectors, keywords)
 
     @functools.cached_property
     def stats(self) -> dict[str, int]:
@@ -102,21 +134,23 @@ class Engine:
         self.dir = IndexDir(index_dir)
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
-        current = self.dir.current()
-        if current is None:
+        if not self.dir.published():
             raise IndexFolderError(
                 f"no index at {self.dir.root}: build one with `semsearch index PATH --index {self.dir.root}`"
             )
-        self.settings = IndexSettings.from_dict(self.dir.manifest(current)["settings"])
-        if model and model != self.settings.embedder.model:
+        built = self.dir.readable_manifest()
+        # No readable manifest at all: searches answer with the damage (503) until the index is repaired.
+        self.settings = IndexSettings.from_dict(built["settings"]) if built else IndexSettings.from_env()
+        if built and model and model != self.settings.embedder.model:
             raise ModelMismatch(
                 f"index {self.dir.root} was built with model {self.settings.embedder.model!r}; it cannot be "
                 f"searched with {model!r} (the vectors would not be comparable). Re-index with that model "
                 f"into another folder, or drop the model setting."
             )
         self._embedder: Embedder | None = None
-        # Answers by (generation, query, k, mode, filters, offset): a new generation has a new name, so
-        # nothing cached can outlive the index it came from. Query vectors by text: paging and other
+        # Answers by (generation identity, query, k, mode, filters, offset): a new generation has a new
+        # identity, even where an index rebuilt from scratch reuses a number, so nothing cached can outlive
+        # the index it came from. Query vectors by text: paging and other
         # modes or filters of one query embed it once.
         self._answers: LRU = LRU(QUERY_CACHE_SIZE)
         self._query_vectors: LRU = LRU(QUERY_CACHE_SIZE)
@@ -133,24 +167,39 @@ class Engine:
         return self._embedder
 
     def snapshot(self) -> Snapshot:
-        """The current generation, reopened when CURRENT has moved on since the last call."""
-        current = self.dir.current()
+        """The current generation, reopened when CURRENT has moved on since the last call.
+
+        CURRENT is compared by identity, so a folder removed and rebuilt (000001 again) is picked up too. A
+        damaged generation raises `IndexDamaged` on every call until CURRENT names a repaired one.
+        """
+        pointer = self.dir.pointer()
+        if pointer is None:
+            raise IndexFolderError(f"the index at {self.dir.root} has no published generation")
         snap = self._snapshot
-        if snap is not None and snap.name == current:
+        if snap is not None and snap.key == pointer.key:
             return snap
         with self._lock:
-            if self._snapshot is None or self._snapshot.name != current:
-                if current is None:
-                    raise IndexFolderError(f"the index at {self.dir.root} has no published generation")
-                self._snapshot = Snapshot.open(self.dir, current)
+            if self._snapshot is None or self._snapshot.key != pointer.key:
+                self._snapshot = Snapshot.open(self.dir, pointer)
             return self._snapshot
 
+    def verify(self) -> dict[str, Any]:
+        """Check every file of the current generation against the checksums written at publish time;
+        `IndexDamaged` names the first that differs (`semsearch info --verify`)."""
+        pointer = self.dir.pointer()
+        if pointer is None:
+            raise IndexFolderError(f"the index at {self.dir.root} has no published generation")
+        manifest = self.dir.verify(pointer.name, checksums=True, pointer=pointer)
+        return {"generation": pointer.name, "files": len(manifest.get("files", {})), "verified": True}
+
+    @_reports_damage
     def info(self) -> dict[str, Any]:
         snap = self.snapshot()
         stats = snap.stats
         return {
             "index": str(self.dir.root),
             "generation": snap.name,
+            "generation_id": snap.manifest.get("id"),
             "created": snap.manifest.get("created"),
             "documents": stats["documents"],
             "passages": stats["passages"],
@@ -162,6 +211,7 @@ class Engine:
         }
 
     # --- search ---------------------------------------------------------------------------------
+    @_reports_damage
     def search(
         self,
         query: str,
@@ -178,7 +228,7 @@ class Engine:
             raise QueryError("offset must be 0 or more")
         snap = self.snapshot()
         mode = self._mode(snap, mode)
-        key = (snap.name, query, k, mode, _filters_key(filters), offset)
+        key = (snap.key, query, k, mode, _filters_key(filters), offset)
         cached = self._answers.get(key)
         if cached is not None:
             return cached.detached()  # callers may change what they get; the cache stays intact
@@ -226,6 +276,7 @@ class Engine:
             self._query_vectors.put(query, vector)
         return vector
 
+    @_reports_damage
     def similar(
         self,
         *,
@@ -344,6 +395,7 @@ class Engine:
             )
         return results
 
+    @_reports_damage
     def similar_texts(
         self, texts: Sequence[str], k: int = 10, *, filters: Filters | None = None
     ) -> list[list[SearchResult]]:
@@ -365,6 +417,7 @@ class Engine:
         return out
 
     # --- questions (delegated to search.answer and search.generate) -----------------------------
+    @_reports_damage
     def ask(
         self,
         question: str,
@@ -397,6 +450,7 @@ class Engine:
 
         return generate_stream(self, question, k, filters=filters)
 
+    @_reports_damage
     def facets(self) -> dict[str, Any]:
         """Sources and categories with document counts, and the date range (the page's filter choices)."""
         return self.snapshot().passages.facets()
@@ -409,6 +463,7 @@ class Engine:
         """Add or replace documents; searches see them once the new generation is published."""
         return self._builder().upsert(documents)
 
+    @_reports_damage
     def delete_documents(self, doc_ids: Sequence[str]) -> BuildSummary:
         snap = self.snapshot()
         missing = [d for d in doc_ids if snap.passages.document(d) is None]
@@ -421,6 +476,7 @@ class Engine:
         return self._builder().index_paths(paths)
 
     # --- documents and passages ----------------------------------------------------------------
+    @_reports_damage
     def document(self, doc_id: str) -> dict[str, Any]:
         snap = self.snapshot()
         doc = snap.passages.document(doc_id)
@@ -433,6 +489,7 @@ class Engine:
         doc["passages"].sort(key=lambda p: p["start"])
         return doc
 
+    @_reports_damage
     def passage(self, passage_id: int, neighbours: int = 1) -> dict[str, Any]:
         """A passage with its document's metadata and the passages just before and after it."""
         snap = self.snapshot()
@@ -450,6 +507,7 @@ class Engine:
             "after": [vars(around[i]) for i in ids[at + 1 : at + neighbours + 1]],
         }
 
+    @_reports_damage
     def documents(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         snap = self.snapshot()
         return {

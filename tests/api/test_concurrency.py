@@ -273,7 +273,7 @@ def check_answers(server: LiveServer, answers: list[Answer], lives: list[Life], 
     assert not inconsistent, f"{len(inconsistent)} answers mix generations, e.g. {inconsistent[:3]}"
 
     # the latest generation is served, without a restart, and has the re-index's file
-    current = (server.index / "CURRENT").read_text().strip()
+    current = (server.index / "CURRENT").read_text().split()[0]  # "000005 <identity>"
     with httpx.Client(base_url=server.url, timeout=60) as client:
         assert client.get("/health").json()["generation"] == current
         latest_file = lives[-1]  # each round adds (API document, queued document, re-indexed file)

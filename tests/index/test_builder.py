@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -100,6 +101,11 @@ def test_highlights_read_stored_word_bounds_and_older_indexes_still_work(tmp_pat
     generation = engine.dir.path(engine.snapshot().name)
     with sqlite3.connect(generation / "passages.sqlite") as conn:
         conn.execute("ALTER TABLE passages DROP COLUMN bounds")
+    # ... whose manifest had no file table or identity either (else the change reads as damage)
+    manifest = json.loads((generation / "manifest.json").read_text())
+    del manifest["files"], manifest["id"]
+    (generation / "manifest.json").write_text(json.dumps(manifest))
+    (index / "CURRENT").write_text(generation.name + "\n")
     (corpus / "doc9.txt").write_text("新增文档：中国声谷正在崛起。", encoding="utf-8")
     assert IndexBuilder(index).index_paths([corpus]).added == 1
     engine = Engine.open(index)
