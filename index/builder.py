@@ -153,6 +153,12 @@ class IndexBuilder:
         rebuild: bool = False,
     ) -> None:
         self.dir = IndexDir(index_dir)
+        self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild)
+
+    def _setup(
+        self, settings: IndexSettings | None, *, embedder: Embedder | None, progress: bool, rebuild: bool
+    ) -> None:
+        """The settings to build with: the index's own, and `settings` only where they agree with them."""
         self.progress = progress
         self.rebuild = rebuild
         self._embedder = embedder
@@ -251,26 +257,9 @@ class IndexBuilder:
                 prev_manifest.get("settings", {}).get("chunks") == self.settings.to_dict()["chunks"]
             )
 
-            changed: dict[str, Document] = {}
-            for doc_id, doc in upserts.items():
-                old = prev_docs.get(doc_id)
-                if old is not None and old[0] == doc.content_hash() and same_chunking:
-                    summary.unchanged += 1
-                    continue
-                changed[doc_id] = doc
-                if old is None:
-                    summary.added += 1
-                else:
-                    summary.updated += 1
-            gone = {d for d in delete if d in prev_docs}
-            for doc_id, (_hash, path) in prev_docs.items():
-                if doc_id in upserts or path is None:
-                    continue
-                if any(Path(path).is_relative_to(folder) for folder in deleted_under):
-                    gone.add(doc_id)
-            summary.deleted = len(gone)
-            keep = [d for d in prev_docs if d not in changed and d not in gone]
-            summary.documents = len(keep) + len(changed)
+            changed, gone, keep = plan_changes(
+                prev_docs, upserts, delete, deleted_under, same_chunking, summary
+            )
 
             if previous and not changed and not gone and not base.repaired:
                 summary.generation = previous
@@ -410,7 +399,7 @@ class IndexBuilder:
         vstore.add(np.asarray(new_ids, dtype=np.int64), vectors)
         vstore.save(tmp)
         # The index layout actually chosen (exact / ivf / hnsw with its parameters) and what it cost.
-        vector_index = dict(vstore.describe()) if hasattr(vstore, "describe") else {}
+        vector_index = dict(vstore.describe())
         vector_index["seconds"] = round(time.perf_counter() - t_vectors, 3)
 
         all_rows = list(store.conn.execute("SELECT passage_id, text FROM passages ORDER BY passage_id"))
@@ -494,6 +483,40 @@ class IndexBuilder:
         finally:
             summary.warnings += cache.set_aside
             cache.close()
+
+
+def plan_changes(
+    prev_docs: dict[str, tuple[str, str | None]],
+    upserts: dict[str, Document],
+    delete: set[str],
+    deleted_under: Sequence[Path],
+    same_chunking: bool,
+    summary: BuildSummary,
+) -> tuple[dict[str, Document], set[str], list[str]]:
+    """What a write does to the documents indexed now (doc_id -> (content hash, path)): the documents to
+    (re)write, those to remove, and those kept as they are; counted into `summary`. Every back end's writer
+    decides by this, so re-indexing an unchanged folder writes nothing anywhere."""
+    changed: dict[str, Document] = {}
+    for doc_id, doc in upserts.items():
+        old = prev_docs.get(doc_id)
+        if old is not None and old[0] == doc.content_hash() and same_chunking:
+            summary.unchanged += 1
+            continue
+        changed[doc_id] = doc
+        if old is None:
+            summary.added += 1
+        else:
+            summary.updated += 1
+    gone = {d for d in delete if d in prev_docs}
+    for doc_id, (_hash, path) in prev_docs.items():
+        if doc_id in upserts or path is None:
+            continue
+        if any(Path(path).is_relative_to(folder) for folder in deleted_under):
+            gone.add(doc_id)
+    summary.deleted = len(gone)
+    keep = [d for d in prev_docs if d not in changed and d not in gone]
+    summary.documents = len(keep) + len(changed)
+    return changed, gone, keep
 
 
 def _store_file(damage: Damage) -> bool:

@@ -25,23 +25,22 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from index.analysis import is_gram, query_terms, query_tokens, term_spans
+from index.backends import IndexLocation, as_location
 from index.builder import BuildSummary, IndexBuilder
-from index.config import IndexSettings, default_index_dir
+from index.config import IndexSettings
 from index.documents import Document
 from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
-from index.generations import IndexDir, IndexFolderError, Pointer
-from index.stores.base import KeywordStore, VectorStore
-from index.stores.factory import open_keyword_store, open_passages, open_vector_store
+from index.generations import IndexFolderError
+from index.stores.base import Generation
 from index.stores.passages import FILE as PASSAGES_FILE
-from index.stores.passages import Filters, PassageStore
+from index.stores.passages import Filters
 from search.dedupe import NearDuplicateFolder
 from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight, word_shares
 from search.models import SearchResponse, SearchResult
@@ -90,48 +89,15 @@ def _reports_damage(method: Callable[P, R]) -> Callable[P, R]:
     return checked
 
 
-@dataclass
-class Snapshot:
-    """Everything of one published generation, opened read-only."""
-
-    name: str
-    key: str  # the generation's identity (`Pointer.key`): what answers are cached by
-    folder: Path
-    manifest: dict[str, Any]
-    passages: PassageStore
-    vectors: VectorStore
-    keywords: KeywordStore | None
-
-    @classmethod
-    def open(cls, index: IndexDir, pointer: Pointer) -> Snapshot:
-        """Open and check a generation (sizes and counts, see the module doc); `IndexDamaged` if it fails."""
-        name = pointer.name
-        manifest = index.verify(name, checksums=False, pointer=pointer)
-        passages = open_passages(index, name, manifest)
-        try:
-            vectors = open_vector_store(index, name, manifest)
-            keywords = open_keyword_store(index, name, manifest)
-        except BaseException:
-            passages.close()
-            raise
-        return cls(name, pointer.key, index.path(name), manifest, passages, vectors, keywords)
-
-    @functools.cached_property
-    def stats(self) -> dict[str, int]:
-        """Documents, passages and bytes on disk, read once: a published generation never changes, and
-        `/health` (which load balancers poll) would otherwise count and stat them on every call."""
-        return {
-            "documents": self.passages.count_documents(),
-            "passages": self.passages.count_passages(),
-            "size_bytes": sum(f.stat().st_size for f in self.folder.rglob("*") if f.is_file()),
-        }
+# One published generation, whatever holds it (an index folder or a Milvus collection; `index.backends`).
+Snapshot = Generation
 
 
 class Engine:
-    """Search over one index folder."""
+    """Search over one index: a folder, or any other `IndexLocation` (a Milvus collection)."""
 
-    def __init__(self, index_dir: Path | str, *, model: str | None = None) -> None:
-        self.dir = IndexDir(index_dir)
+    def __init__(self, index_dir: Path | str | IndexLocation, *, model: str | None = None) -> None:
+        self.dir = as_location(index_dir)
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         if not self.dir.published():
@@ -156,8 +122,9 @@ class Engine:
         self._query_vectors: LRU = LRU(QUERY_CACHE_SIZE)
 
     @classmethod
-    def open(cls, index_dir: Path | str | None = None, *, model: str | None = None) -> Engine:
-        return cls(index_dir if index_dir is not None else default_index_dir(), model=model)
+    def open(cls, index_dir: Path | str | IndexLocation | None = None, *, model: str | None = None) -> Engine:
+        """The index given, else the one the environment names (`$SEMSEARCH_STORE`, `$SEMSEARCH_INDEX` …)."""
+        return cls(as_location(index_dir), model=model)
 
     # --- state ----------------------------------------------------------------------------------
     @property
@@ -180,7 +147,7 @@ class Engine:
             return snap
         with self._lock:
             if self._snapshot is None or self._snapshot.key != pointer.key:
-                self._snapshot = Snapshot.open(self.dir, pointer)
+                self._snapshot = self.dir.open_generation(pointer)
             return self._snapshot
 
     def verify(self) -> dict[str, Any]:
@@ -457,7 +424,7 @@ class Engine:
 
     # --- writing (delegated to the index builder; one writer per index, others get IndexLocked) ----
     def _builder(self) -> IndexBuilder:
-        return IndexBuilder(self.dir.root, self.settings, embedder=self.embedder)
+        return self.dir.builder(self.settings, embedder=self.embedder)
 
     def add_documents(self, documents: Sequence[Document]) -> BuildSummary:
         """Add or replace documents; searches see them once the new generation is published."""

@@ -1,17 +1,35 @@
-"""Protocols of the stores a generation is made of.
+"""Protocols of the stores a generation is made of, and of the generation readers open.
 
 A vector store maps int64 passage ids to unit vectors and answers inner-product top-k; a keyword store
-answers lexical top-k. Both are written once per generation and then only read, which is what makes
-switching generations atomic and readers lock-free.
+answers lexical top-k; a passage reader gives passages, documents and filters. In an index folder the
+three are files written once per generation (FAISS, BM25, SQLite) and then only read, which is what makes
+switching generations atomic and readers lock-free; in Milvus (`index.stores.milvus_store`) they are views
+of one collection at a published generation. The engine sees only these protocols.
+
+A filter resolves to a `Selection`: whatever the back end's searches accept as `allowed` (the matching
+passage ids for FAISS and BM25, a filter expression for Milvus); `len()` of it is the number of passages
+it admits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from index.stores.passages import Filters, PassageRow
+
+
+@runtime_checkable
+class Selection(Protocol):
+    """The passages a filter admits, in the form the back end's searches take (see the module doc)."""
+
+    def __len__(self) -> int: ...
 
 
 @runtime_checkable
@@ -29,7 +47,7 @@ class VectorStore(Protocol):
         ...
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, allowed: Selection | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of shape (nq, k), best first; id -1 pads missing results.
 
@@ -40,6 +58,10 @@ class VectorStore(Protocol):
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of these ids (for "more like this")."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """The layout actually chosen and its parameters (recorded in the manifest)."""
         ...
 
     def save(self, folder: Path) -> None: ...
@@ -57,7 +79,7 @@ class KeywordStore(Protocol):
         instead of tokenising the whole corpus again."""
         ...
 
-    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, query: str, k: int, allowed: Selection | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) 1-d arrays, best first, only passages that match at least one term."""
         ...
 
@@ -75,3 +97,59 @@ class KeywordStore(Protocol):
     def save(self, folder: Path) -> None: ...
 
     def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class PassageReader(Protocol):
+    """Passages, documents and filters of one generation (read side of `index.stores.passages`)."""
+
+    def count_documents(self) -> int: ...
+
+    def count_passages(self) -> int: ...
+
+    def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]: ...
+
+    def word_bounds(self, ids: Sequence[int]) -> dict[int, frozenset[int]]:
+        """Stored word bounds for highlighting; passages without them are left out."""
+        ...
+
+    def passage_ids_of(self, doc_id: str) -> list[int]:
+        """The document's passages in reading order."""
+        ...
+
+    def document(self, doc_id: str) -> dict[str, Any] | None: ...
+
+    def documents_meta(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
+
+    def list_documents(self, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]: ...
+
+    def filter_ids(self, filters: Filters) -> Selection:
+        """The passages whose document matches every filter."""
+        ...
+
+    def facets(self) -> dict[str, list[dict[str, Any]]]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Generation:
+    """Everything of one published generation, opened read-only: what a search is answered from."""
+
+    name: str
+    key: str  # the generation's identity: what answers are cached by
+    manifest: dict[str, Any]
+    passages: PassageReader
+    vectors: VectorStore
+    keywords: KeywordStore | None
+    size_bytes: Callable[[], int]  # bytes it takes where it is stored
+
+    @functools.cached_property
+    def stats(self) -> dict[str, int]:
+        """Documents, passages and bytes, read once: a published generation never changes, and `/health`
+        (which load balancers poll) would otherwise count them on every call."""
+        return {
+            "documents": self.passages.count_documents(),
+            "passages": self.passages.count_passages(),
+            "size_bytes": self.size_bytes(),
+        }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,48 +12,42 @@ from index.stores.base import KeywordStore, VectorStore
 from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import PassageStore
 
-VECTOR_STORES = ("faiss",)
-KEYWORD_STORES = ("bm25", "none")
+# Store name -> "module:Class", imported only when that store is used (faiss and bm25s load slowly). Every
+# class is created with `Class(dim, options=...)` / `Class()` and read back with `Class.load(folder, ...)`.
+VECTOR_STORES: dict[str, str] = {"faiss": "index.stores.faiss_store:FaissStore"}
+KEYWORD_STORES: dict[str, str | None] = {"bm25": "index.stores.bm25_store:BM25Store", "none": None}
 # What a store's files are called in messages about a damaged generation.
 STORE_FILES = {"faiss": "vectors.faiss", "bm25": "keywords/"}
 
 
+def _store_class(kind: str, name: str, registry: dict[str, Any]) -> Any:
+    if name not in registry:
+        raise ValueError(f"unknown {kind} store {name!r}; choose one of {', '.join(registry)}")
+    target = registry[name]
+    if target is None:
+        return None
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 def create_vector_store(name: str, dim: int, options: Any = None) -> VectorStore:
     """A new, empty store; `options` are the store's own settings (`IndexSettings.faiss` for faiss)."""
-    if name == "faiss":
-        from index.stores.faiss_store import FaissStore
-
-        return FaissStore(dim, options=options)
-    raise ValueError(f"unknown vector store {name!r}; choose one of {', '.join(VECTOR_STORES)}")
+    return _store_class("vector", name, VECTOR_STORES)(dim, options=options)
 
 
 def load_vector_store(name: str, folder: Path, options: Any = None) -> VectorStore:
     """A saved store; `options` (the builder's settings) shape what is added to it from now on."""
-    if name == "faiss":
-        from index.stores.faiss_store import FaissStore
-
-        return FaissStore.load(folder, options=options)
-    raise ValueError(f"unknown vector store {name!r}; choose one of {', '.join(VECTOR_STORES)}")
+    return _store_class("vector", name, VECTOR_STORES).load(folder, options=options)
 
 
 def create_keyword_store(name: str) -> KeywordStore | None:
-    if name == "bm25":
-        from index.stores.bm25_store import BM25Store
-
-        return BM25Store()
-    if name == "none":
-        return None
-    raise ValueError(f"unknown keyword store {name!r}; choose one of {', '.join(KEYWORD_STORES)}")
+    cls = _store_class("keyword", name, KEYWORD_STORES)
+    return cls() if cls is not None else None
 
 
 def load_keyword_store(name: str, folder: Path) -> KeywordStore | None:
-    if name == "bm25":
-        from index.stores.bm25_store import BM25Store
-
-        return BM25Store.load(folder)
-    if name == "none":
-        return None
-    raise ValueError(f"unknown keyword store {name!r}; choose one of {', '.join(KEYWORD_STORES)}")
+    cls = _store_class("keyword", name, KEYWORD_STORES)
+    return cls.load(folder) if cls is not None else None
 
 
 # --- opening a published generation ------------------------------------------------------------------

@@ -1,0 +1,313 @@
+"""An index in Milvus: the location the engine reads through, and the writer that publishes generations.
+
+How a write becomes visible (Milvus has no multi-row transaction; one row's upsert is atomic):
+
+1. Recover: rows a killed write replaced are deleted, and rows it wrote but never published (`born` > the
+   published generation G) are deleted too.
+2. The new rows — every passage and document row of the added and changed documents — are inserted with
+   `born = G + 1`. Readers filter on `born <= G`: they do not see them.
+3. The state row is upserted, naming generation G + 1 and listing the rows of the old versions (of the
+   changed and deleted documents) as replaced. This one write is the switch: from now on readers see
+   `born <= G + 1` minus the replaced rows — every new version, no old one.
+4. After a grace period (`$SEMSEARCH_MILVUS_GRACE`, default 1 s: searches that read the state before the
+   switch finish against G), the replaced rows are deleted and the state row's list is emptied.
+
+A reader therefore always sees exactly one published generation: each document whole, in one version, once.
+A crash before 3 leaves G as it was (plus invisible rows the next write removes); a crash after 3 leaves
+G + 1 (plus invisible replaced rows the next write removes). Re-running the same `semsearch index` then
+converges to exactly the documents given. Large writes are published in groups of `GROUP_DOCS`
+documents, each group one generation, so the replaced list stays short.
+
+Writers: one at a time per index. A local lock (the `--index` folder's `write.lock`) serialises the
+writers of one machine; Milvus offers no compare-and-set to lock across machines, so writes from several
+machines at once must be serialised by the deployment (see docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.backends import StoreConfig
+from index.builder import BuildSummary, IndexBuilder, plan_changes
+from index.config import FORMAT_VERSION, IndexSettings, default_index_dir
+from index.documents import Chunk, Document
+from index.embedders.base import Embedder
+from index.generations import Damage, IndexDamaged, IndexFolderError, Pointer, WriteLock, now_iso
+from index.stores.base import Generation
+from index.stores.milvus_store import (
+    DOCS_SUFFIX,
+    STATE_SUFFIX,
+    MilvusKeywords,
+    MilvusPassages,
+    MilvusVectors,
+    MilvusView,
+    State,
+    connect,
+    create_collections,
+    document_rows,
+    passage_row,
+    query_in,
+    read_state,
+)
+
+GROUP_DOCS = 200  # documents per published generation in a large write
+INSERT_ROWS = 256  # rows per insert call
+
+
+class MilvusIndex:
+    """An index kept in one Milvus collection (and its `__docs` and `__state` companions)."""
+
+    def __init__(
+        self, uri: str, collection: str, *, token: str | None = None, root: Path | None = None
+    ) -> None:
+        self.uri, self.collection, self.token = uri, collection, token
+        # Local to this machine: the embedding cache of writes made here and the server's job journal.
+        self.root = Path(root or default_index_dir())
+        self._client: Any = None
+
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> MilvusIndex:
+        if not config.milvus_uri:
+            raise IndexFolderError(
+                "the milvus store needs a server: give --milvus-uri or $SEMSEARCH_MILVUS_URI "
+                "(e.g. http://127.0.0.1:19530)"
+            )
+        return cls(config.milvus_uri, config.collection, token=config.milvus_token, root=config.index)
+
+    def __str__(self) -> str:
+        return f"milvus {self.uri} collection {self.collection}"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                self._client = connect(self.uri, self.token)
+            except Exception as exc:  # pymilvus raises MilvusException for a server it cannot reach
+                raise IndexFolderError(f"cannot reach Milvus at {self.uri}: {exc}") from exc
+        return self._client
+
+    # --- reading ---------------------------------------------------------------------------------
+    def state(self) -> State | None:
+        return read_state(self.client, self.collection)
+
+    def published(self) -> list[str]:
+        state = self.state()
+        return [_name(state.generation)] if state is not None and state.generation > 0 else []
+
+    def pointer(self) -> Pointer | None:
+        state = self.state()
+        if state is None or state.generation == 0:
+            return None
+        return Pointer(_name(state.generation), state.uid)
+
+    def readable_manifest(self) -> dict[str, Any] | None:
+        state = self.state()
+        return state.manifest if state is not None and state.generation > 0 else None
+
+    def open_generation(self, pointer: Pointer) -> Generation:
+        state = self.state()
+        if state is None or state.generation == 0:
+            raise IndexFolderError(f"{self} has no published generation")
+        view = MilvusView(self.client, self.collection, state)
+        name = _name(state.generation)
+        manifest = state.manifest
+        if view.passage_count != manifest["passages"]:
+            raise self.damaged(name, self.collection, f"holds {view.passage_count} passages, its manifest "
+                                                      f"{manifest['passages']}")
+        keywords = MilvusKeywords(view) if manifest["settings"].get("keyword_store") != "none" else None
+        return Generation(
+            name, Pointer(name, state.uid).key, manifest, MilvusPassages(view),
+            MilvusVectors(view, manifest["dim"]), keywords, size_bytes=lambda: 0,
+        )
+
+    def verify(self, name: str, *, checksums: bool, pointer: Pointer | None = None) -> dict[str, Any]:
+        """Counts of passages and documents against the manifest (Milvus checks its own segments)."""
+        generation = self.open_generation(pointer or Pointer(name, None))
+        documents = generation.passages.count_documents()
+        if documents != generation.manifest["documents"]:
+            expected = generation.manifest["documents"]
+            raise self.damaged(name, self.collection + DOCS_SUFFIX,
+                               f"holds {documents} documents, its manifest {expected}")
+        return generation.manifest
+
+    def damaged(self, name: str, file: str, problem: str) -> IndexDamaged:
+        return IndexDamaged(Path(str(self)), Damage(f"{file} at generation {name}", problem))
+
+    def builder(
+        self, settings: IndexSettings | None = None, *, embedder: Embedder | None = None, **options: Any
+    ) -> MilvusWriter:
+        return MilvusWriter(self, settings, embedder=embedder, **options)
+
+    # --- writing (the writer's steps; see the module doc) ----------------------------------------
+    def recover(self) -> State | None:
+        """Finish or undo what a killed write left: step 4's deletions, step 2's unpublished rows."""
+        client, name = self.client, self.collection
+        state = self.state()
+        if state is None:
+            return None
+        if state.replaced_passages or state.replaced_docs:
+            self._delete(state)
+            state.replaced_passages, state.replaced_docs = [], []
+            client.upsert(name + STATE_SUFFIX, [state.to_row()])
+        client.delete(name, filter=f"born > {state.generation}")
+        client.delete(name + DOCS_SUFFIX, filter=f"born > {state.generation}")
+        return state
+
+    def _delete(self, state: State) -> None:
+        if state.replaced_passages:
+            self.client.delete(self.collection, ids=state.replaced_passages)
+        if state.replaced_docs:
+            self.client.delete(self.collection + DOCS_SUFFIX, ids=state.replaced_docs)
+
+    def drop(self) -> None:
+        """Remove the index's collections (tests, `--rebuild` of a test index)."""
+        for suffix in ("", DOCS_SUFFIX, STATE_SUFFIX):
+            if self.client.has_collection(self.collection + suffix):
+                self.client.drop_collection(self.collection + suffix)
+
+
+def _name(generation: int) -> str:
+    return f"{generation:06d}"
+
+
+def grace_seconds() -> float:
+    return float(os.environ.get("SEMSEARCH_MILVUS_GRACE") or 1.0)
+
+
+class MilvusWriter(IndexBuilder):
+    """`IndexBuilder`'s entry points (`index_paths`, `upsert`, `delete`) writing to Milvus: the same loading,
+    change detection, chunking and embedding cache; generations published as the module doc says."""
+
+    def __init__(
+        self,
+        index: MilvusIndex,
+        settings: IndexSettings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        progress: bool = False,
+        rebuild: bool = False,
+    ) -> None:
+        self.dir = index  # type: ignore[assignment]  # the parts of IndexDir the shared steps use: root, manifest
+        self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild)
+
+    @property
+    def index(self) -> MilvusIndex:
+        return self.dir  # type: ignore[return-value]
+
+    def _commit(
+        self,
+        upserts: dict[str, Document],
+        *,
+        delete: set[str] | None = None,
+        deleted_under: Sequence[Path] = (),
+        started: float,
+        from_files: bool = False,
+    ) -> BuildSummary:
+        with WriteLock(self.index.root):
+            return self._write(upserts, delete or set(), deleted_under, started)
+
+    def _write(
+        self, upserts: dict[str, Document], delete: set[str], deleted_under: Sequence[Path], started: float
+    ) -> BuildSummary:
+        index, summary = self.index, BuildSummary()
+        state = index.recover()
+        view = MilvusView(index.client, index.collection, state) if state is not None else None
+        prev_docs = MilvusPassages(view).document_hashes() if view is not None else {}
+        same_chunking = state is None or state.manifest.get("settings", {}).get("chunks") == \
+            self.settings.to_dict()["chunks"]
+        if self.rebuild:
+            delete = delete | (set(prev_docs) - set(upserts))
+            same_chunking = False
+        changed, gone, _keep = plan_changes(prev_docs, upserts, delete, deleted_under, same_chunking, summary)
+        if state is not None and state.generation > 0 and not changed and not gone:
+            summary.generation = _name(state.generation)
+            summary.passages = view.passage_count if view is not None else 0
+            summary.seconds = time.perf_counter() - started
+            return summary
+
+        chunks = {doc_id: self._chunk(doc) for doc_id, doc in changed.items()}
+        flat = [c for cs in chunks.values() for c in cs]
+        vectors = self._vectors([c.content_hash() for c in flat], [c.text for c in flat], summary)
+        if state is None:
+            create_collections(index.client, index.collection, self.embedder.dim)
+            state = State(uid=uuid.uuid4().hex)
+            index.client.upsert(index.collection + STATE_SUFFIX, [state.to_row()])
+        passages = view.passage_count if view is not None else 0
+        documents = len(prev_docs)
+        at = 0
+        items: list[tuple[Document, list[Chunk], np.ndarray]] = []
+        for doc_id, doc in changed.items():
+            n = len(chunks[doc_id])
+            items.append((doc, chunks[doc_id], vectors[at : at + n]))
+            at += n
+        gone_list = sorted(gone)
+        groups = max(1, -(-len(items) // GROUP_DOCS), -(-len(gone_list) // GROUP_DOCS))
+        for g in range(groups):
+            part = items[g * GROUP_DOCS : (g + 1) * GROUP_DOCS]
+            removed = gone_list[g * GROUP_DOCS : (g + 1) * GROUP_DOCS]
+            state, passages, documents = self._publish(state, part, removed, passages, documents, prev_docs)
+        summary.generation = _name(state.generation)
+        summary.passages = passages
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    def _publish(
+        self,
+        state: State,
+        items: list[tuple[Document, list[Chunk], np.ndarray]],
+        gone: list[str],
+        passages: int,
+        documents: int,
+        prev_docs: dict[str, Any],
+    ) -> tuple[State, int, int]:
+        """One generation: steps 2–4 of the module doc. Returns the new state and counts."""
+        index = self.index
+        client, name, g = index.client, index.collection, state.generation
+        born, next_id = g + 1, state.next_id
+        rows_p: list[dict[str, Any]] = []
+        rows_d: list[dict[str, Any]] = []
+        for doc, chunks, vecs in items:
+            for chunk, vec in zip(chunks, vecs, strict=True):
+                rows_p.append(passage_row(next_id, doc, chunk, vec, born))
+                next_id += 1
+            doc_rows = document_rows(next_id, doc, len(chunks), born)
+            rows_d += doc_rows
+            next_id += len(doc_rows)
+        for lo in range(0, len(rows_d), INSERT_ROWS):
+            client.insert(name + DOCS_SUFFIX, rows_d[lo : lo + INSERT_ROWS])
+        for lo in range(0, len(rows_p), INSERT_ROWS):
+            client.insert(name, rows_p[lo : lo + INSERT_ROWS])
+        touched = [doc.doc_id for doc, _, _ in items] + gone
+        visible = f"born <= {g}"
+        old_p = [r["passage_id"] for r in query_in(client, name, "doc_id", touched, visible, ["passage_id"])]
+        old_d = [r["row"] for r in query_in(client, name + DOCS_SUFFIX, "doc_id", touched, visible, ["row"])]
+        passages += len(rows_p) - len(old_p)
+        documents += len(items) - sum(1 for d in touched if d in prev_docs)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "generation": _name(born),
+            "id": state.uid,
+            "created": now_iso(),
+            "model": self.embedder.name if items or not state.manifest else state.manifest["model"],
+            "dim": self.embedder.dim if items or not state.manifest else state.manifest["dim"],
+            "settings": self.settings.to_dict() | {"vector_store": "milvus", "keyword_store": "milvus-bm25"},
+            "documents": documents,
+            "passages": passages,
+            "next_passage_id": next_id,
+            "store": {"name": "milvus", "uri": index.uri, "collection": name},
+        }
+        new = State(state.uid, born, next_id, old_p, old_d, manifest)
+        client.upsert(name + STATE_SUFFIX, [new.to_row()])  # the switch (step 3)
+        if old_p or old_d:
+            time.sleep(grace_seconds())
+            index._delete(new)
+            new.replaced_passages, new.replaced_docs = [], []
+            client.upsert(name + STATE_SUFFIX, [new.to_row()])
+        return new, passages, documents
