@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("--index", type=Path, help="index folder (default $SEMSEARCH_INDEX or ./.index)")
+        p.add_argument("--store", choices=["faiss", "milvus"],
+                       help="where the index lives (default $SEMSEARCH_STORE or faiss: the --index folder)")
+        p.add_argument("--milvus-uri", help="Milvus server, http://HOST:19530 ($SEMSEARCH_MILVUS_URI)")
+        p.add_argument("--milvus-token", help="Milvus token, user:password ($SEMSEARCH_MILVUS_TOKEN)")
+        p.add_argument("--collection", help="Milvus collection ($SEMSEARCH_MILVUS_COLLECTION or semsearch)")
         return p
 
     p = command("index", "index files and folders (.txt .md .html .jsonl), incrementally")
@@ -175,14 +180,29 @@ def _index_dir(args: argparse.Namespace) -> Path:
     return args.index or default_index_dir()
 
 
+def _store(args: argparse.Namespace) -> Any:
+    """The store settings: flags over the environment (`index.backends.StoreConfig`)."""
+    from index.backends import StoreConfig
+
+    return StoreConfig.from_env(
+        store=args.store, index=args.index, milvus_uri=args.milvus_uri, milvus_token=args.milvus_token,
+        collection=args.collection,
+    )
+
+
+def _location(args: argparse.Namespace) -> Any:
+    from index.backends import open_index
+
+    return open_index(_store(args))
+
+
 def _engine(args: argparse.Namespace) -> Any:
     from search.engine import Engine
 
-    return Engine.open(_index_dir(args))
+    return Engine.open(_location(args))
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from index.builder import IndexBuilder
     from index.config import IndexSettings
 
     for path in args.paths:
@@ -193,8 +213,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.model:
         settings = IndexSettings.from_env()
         settings.embedder.model = args.model
-    builder = IndexBuilder(
-        _index_dir(args), settings, progress=not args.quiet and sys.stderr.isatty(), rebuild=args.rebuild
+    builder = _location(args).builder(
+        settings, progress=not args.quiet and sys.stderr.isatty(), rebuild=args.rebuild
     )
     summary = builder.index_paths(args.paths)
     if args.json:
@@ -343,7 +363,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     security = SecuritySettings.from_env().serving(args.host)
     check_bind(args.host, security)  # before the model loads: refuse at once, with the reason
     os.environ["SEMSEARCH_INDEX"] = str(_index_dir(args))
-    app = create_app(_index_dir(args), security=security)
+    app = create_app(_location(args), security=security)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from index.config import IndexSettings, default_index_dir
-from index.generations import IndexDamaged, IndexDir, Pointer
+from index.generations import IndexDamaged, IndexDir, IndexFolderError, Pointer
 from index.stores.base import Generation
 from index.stores.factory import open_keyword_store, open_passages, open_vector_store
 
@@ -57,7 +57,7 @@ class StoreConfig:
             env["index"] = Path(env["index"])
         config = cls(**env)
         if config.store not in BACKENDS:
-            raise ValueError(f"unknown store {config.store!r}; choose one of {', '.join(BACKENDS)}")
+            raise IndexFolderError(f"unknown store {config.store!r}; choose one of {', '.join(BACKENDS)}")
         return config
 
 
