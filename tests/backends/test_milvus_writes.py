@@ -1,0 +1,235 @@
+"""Writes you can trust on a live Milvus: `semsearch index` killed with SIGKILL at random moments while
+searches run, then re-run; and two `semsearch serve` processes sharing one collection."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.backends.conftest import free_port
+from tests.conftest import ROOT
+
+KILLS = 10
+VERSION = re.compile(r"版本(\d+)")
+
+
+def _write_doc(folder: Path, i: int, version: int) -> None:
+    paragraphs = [
+        f"第{i}号文档的第{p}段，版本{version}。" + "区域创新中心建设持续推进，研发投入强度稳步提高，" * 6
+        for p in range(3)
+    ]
+    (folder / f"doc{i:02d}.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "api.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _env() -> dict[str, str]:
+    # A second between the switch and the removal of the replaced rows, as in production: a kill often
+    # lands there, and the readers have time to see the state in between.
+    return os.environ | {"SEMSEARCH_MILVUS_GRACE": "1.0", "PYTHONPATH": str(ROOT)}
+
+
+def _whole_and_one_version(snap: Any, doc_ids: set[str]) -> None:
+    """Every document of this snapshot is there whole, in one version, once."""
+    for doc_id in doc_ids:
+        doc = snap.passages.document(doc_id)
+        assert doc is not None, f"{doc_id} is listed but has no document row"
+        versions = set(VERSION.findall(doc["text"]))
+        assert len(versions) == 1, f"{doc_id} holds versions {versions}"
+        rows = snap.passages.passages(snap.passages.passage_ids_of(doc_id))
+        assert rows, f"{doc_id} has no passages"
+        covered = 0
+        for row in rows.values():
+            assert doc["text"][row.start : row.end] == row.text
+            assert set(VERSION.findall(row.text)) <= versions
+            covered += len(row.text)
+        assert covered >= len(doc["text"]) - 4 * len(doc["paragraphs"]), f"{doc_id} is missing passages"
+
+
+def _left_midway(location: Any) -> int:
+    """1 when a killed write left rows behind: unpublished ones, or replaced ones not yet removed."""
+    from index.stores.milvus_store import DOCS_SUFFIX, count
+
+    state = location.state()
+    if state.replaced_passages or state.replaced_docs:
+        return 1
+    unpublished = f"born > {state.generation}"
+    client, name = location.client, location.collection
+    return int(count(client, name, unpublished) + count(client, name + DOCS_SUFFIX, unpublished) > 0)
+
+
+def test_sigkill_at_random_moments_then_a_rerun_converges(milvus_uri: str, tmp_path: Path,
+                                                          shared_embedder: Any) -> None:
+    from index.milvus_index import MilvusIndex
+    from search.engine import Engine
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(6):
+        _write_doc(folder, i, 0)
+    collection = f"kill_{uuid.uuid4().hex[:10]}"
+    local = tmp_path / "local"
+    args = ["index", str(folder), "--store", "milvus", "--milvus-uri", milvus_uri, "--collection", collection,
+            "--index", str(local), "--quiet"]
+    env = _env()
+    first = _cli(*args, env=env)
+    assert first.wait(120) == 0, first.stderr.read().decode() if first.stderr else ""
+
+    location = MilvusIndex(milvus_uri, collection, root=tmp_path / "reader")
+    engine = Engine(location)
+    engine._embedder = shared_embedder
+    errors: list[str] = []
+    searches = 0
+    stop = threading.Event()
+
+    def read() -> None:
+        nonlocal searches
+        while not stop.is_set():
+            try:
+                for mode in ("dense", "keyword", "hybrid"):
+                    results = engine.search("区域创新中心的版本", k=10, mode=mode).results
+                    seen: dict[str, set[str]] = {}
+                    for r in results:
+                        seen.setdefault(r.doc_id, set()).update(VERSION.findall(r.text))
+                    twice = {d: v for d, v in seen.items() if len(v) > 1}
+                    assert not twice, f"one answer holds two versions of a document: {twice}"
+                    searches += 1
+                snap = engine.snapshot()
+                _whole_and_one_version(snap, {d["doc_id"] for d in snap.passages.list_documents(0, 100)})
+            except Exception as exc:  # every failure is reported, the reading goes on
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    rng = random.Random(13)
+    killed = midway = 0
+    try:
+        for round_ in range(1, 40):
+            if killed >= KILLS:
+                break
+            # Each round changes the folder: four documents updated or brought back, one deleted.
+            for i in rng.sample(range(8), 4):
+                _write_doc(folder, i, round_)
+            victim = folder / f"doc{rng.randrange(8):02d}.txt"
+            if victim.exists() and len(list(folder.iterdir())) > 3:
+                victim.unlink()
+            writer = _cli(*args, env=env)
+            if round_ % 2:  # anywhere: starting, reading the folder, embedding, writing
+                time.sleep(rng.uniform(0.5, 3.5))
+            else:  # inside the Milvus write: once it has left rows behind, a little later
+                deadline = time.monotonic() + 30
+                while writer.poll() is None and time.monotonic() < deadline and not _left_midway(location):
+                    time.sleep(0.02)
+                time.sleep(rng.uniform(0.0, 0.6))
+            if writer.poll() is None:
+                os.kill(writer.pid, signal.SIGKILL)
+                killed += 1
+                writer.wait(30)
+                midway += _left_midway(location)
+            writer.wait(30)
+        final = _cli(*args, env=env)
+        assert final.wait(120) == 0, final.stderr.read().decode() if final.stderr else ""
+    finally:
+        stop.set()
+        reader.join(60)
+    assert killed >= KILLS
+    assert midway >= 2, "too few kills landed inside a Milvus write to prove anything"
+    assert not errors, errors[:5]
+    assert searches > 0
+
+    # Exactly the folder's documents, each with the file's text.
+    snap = engine.snapshot()
+    listed = {d["doc_id"] for d in snap.passages.list_documents(0, 100)}
+    assert listed == {f.name for f in folder.iterdir()}
+    for name in listed:
+        assert snap.passages.document(name)["text"] == (folder / name).read_text(encoding="utf-8")
+    _whole_and_one_version(snap, listed)
+    assert snap.manifest["documents"] == len(listed)
+    assert snap.manifest["passages"] == sum(len(snap.passages.passage_ids_of(d)) for d in listed)
+
+
+def _serve(port: int, milvus_uri: str, collection: str, local: Path) -> subprocess.Popen:
+    env = os.environ | {"PYTHONPATH": str(ROOT), "SEMSEARCH_MILVUS_GRACE": "0.05"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--store",
+         "milvus", "--milvus-uri", milvus_uri, "--collection", collection, "--index", str(local)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "semsearch serve exited"
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not become ready")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _wait_job(client: httpx.Client, response: httpx.Response) -> None:
+    assert response.status_code in (200, 202), response.text
+    location = response.headers["location"]
+    for _ in range(600):
+        job = client.get(location).json()
+        if job["state"] not in ("queued", "running"):
+            assert job["state"] == "done", job
+            return
+        time.sleep(0.1)
+    raise AssertionError("the job did not finish")
+
+
+def test_two_servers_share_one_collection(milvus_uri: str, tmp_path: Path, contract_corpus: Path,
+                                          shared_embedder: Any) -> None:
+    from index.milvus_index import MilvusIndex
+
+    collection = f"serve_{uuid.uuid4().hex[:10]}"
+    MilvusIndex(milvus_uri, collection, root=tmp_path / "seed").builder(embedder=shared_embedder) \
+        .index_paths([contract_corpus])
+    ports = [free_port(), free_port()]
+    procs = [_serve(p, milvus_uri, collection, tmp_path / f"local{i}") for i, p in enumerate(ports)]
+    try:
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        for url, proc in zip(urls, procs, strict=True):
+            _wait_ready(url, proc)
+        one, other = httpx.Client(base_url=urls[0], timeout=60), httpx.Client(base_url=urls[1], timeout=60)
+        doc = {"doc_id": "shared-1", "title": "冰川", "text": "青藏高原冰川面积三十年减少了百分之十五。"}
+        _wait_job(one, one.post("/documents", json={"documents": [doc]}))
+        for client in (one, other):
+            hits = client.get("/search", params={"q": "青藏高原冰川减少了多少", "k": 3}).json()["results"]
+            assert hits[0]["doc_id"] == "shared-1"
+        _wait_job(other, other.delete("/documents/shared-1"))
+        for client in (one, other):
+            hits = client.get("/search", params={"q": "青藏高原冰川减少了多少", "k": 10}).json()["results"]
+            assert all(h["doc_id"] != "shared-1" for h in hits)
+            assert client.get("/documents/shared-1").status_code == 404
+    finally:
+        for proc in procs:
+            _stop(proc)
