@@ -118,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_ask)
 
+    p = command("migrate", "copy a folder index into Milvus as it is: its passages and vectors, nothing "
+                           "embedded again (the destination is --milvus-uri / --collection)")
+    p.add_argument("source", type=Path, help="the index folder to copy")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_migrate)
+
     p = command("info", "documents, passages, model and size of the index")
     p.add_argument("--verify", action="store_true",
                    help="also check every file against the checksums written when it was published")
@@ -221,6 +227,24 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
         print(summary.describe())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from index.backends import FolderIndex, open_index
+    from index.config import IndexSettings
+    from index.generations import IndexFolderError
+
+    source = FolderIndex(args.source)
+    pointer = source.pointer()
+    if pointer is None:
+        raise IndexFolderError(f"no index at {args.source} to copy")
+    generation = source.open_generation(pointer)
+    config = _store(args)
+    config.store = "milvus"
+    settings = IndexSettings.from_dict(generation.manifest["settings"])
+    summary = open_index(config).builder(settings).copy_from(generation)
+    print(json.dumps(summary.to_dict(), ensure_ascii=False) if args.json else summary.describe())
     return 0
 
 

@@ -197,6 +197,14 @@ class MilvusWriter(IndexBuilder):
         self.dir = index  # type: ignore[assignment]  # the parts of IndexDir the shared steps use: root, manifest
         self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild)
 
+    _source: dict[str, Any] | None = None  # the manifest of the generation `copy_from` copies
+
+    def _model(self) -> tuple[str, int]:
+        """The model's name and dimension: the copied generation's, else the embedder's (loaded for it)."""
+        if self._source is not None:
+            return self._source["model"], int(self._source["dim"])
+        return self.embedder.name, self.embedder.dim
+
     @property
     def index(self) -> MilvusIndex:
         return self.dir  # type: ignore[return-value]
@@ -213,8 +221,43 @@ class MilvusWriter(IndexBuilder):
         with WriteLock(self.index.root):
             return self._write(upserts, delete or set(), deleted_under, started)
 
+    def copy_from(self, source: Generation) -> BuildSummary:
+        """Write the documents of another back end's generation with its passages and vectors as they are:
+        nothing is chunked or embedded again (`semsearch migrate`). Documents already here unchanged are
+        skipped, so a re-run after an interruption finishes the copy."""
+        started = time.perf_counter()
+        docs: dict[str, Document] = {}
+        prepared: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+        total = source.passages.count_documents()
+        for offset in range(0, total, 500):
+            for listed in source.passages.list_documents(offset, 500):
+                doc_id = listed["doc_id"]
+                row = source.passages.document(doc_id)
+                assert row is not None
+                docs[doc_id] = Document(
+                    doc_id=doc_id, text=row["text"], paragraphs=[tuple(p) for p in row["paragraphs"]],
+                    title=row["title"], date=row["date"], author=row["author"], source=row["source"],
+                    url=row["url"], categories=list(row["categories"]), path=row["path"],
+                )
+                ids = source.passages.passage_ids_of(doc_id)
+                rows = source.passages.passages(ids)
+                chunks = [Chunk(doc_id, r.ordinal, r.paragraph, r.start, r.end, r.text)
+                          for r in (rows[i] for i in ids)]
+                prepared[doc_id] = (chunks, source.vectors.vectors(np.asarray(ids, dtype=np.int64)))
+        self._source = source.manifest
+        with WriteLock(self.index.root):
+            summary = self._write(docs, set(), (), started, prepared=prepared)
+        summary.reused = sum(len(c) for c, _ in prepared.values())
+        return summary
+
     def _write(
-        self, upserts: dict[str, Document], delete: set[str], deleted_under: Sequence[Path], started: float
+        self,
+        upserts: dict[str, Document],
+        delete: set[str],
+        deleted_under: Sequence[Path],
+        started: float,
+        *,
+        prepared: dict[str, tuple[list[Chunk], np.ndarray]] | None = None,
     ) -> BuildSummary:
         index, summary = self.index, BuildSummary()
         state = index.recover()
@@ -232,11 +275,16 @@ class MilvusWriter(IndexBuilder):
             summary.seconds = time.perf_counter() - started
             return summary
 
-        chunks = {doc_id: self._chunk(doc) for doc_id, doc in changed.items()}
-        flat = [c for cs in chunks.values() for c in cs]
-        vectors = self._vectors([c.content_hash() for c in flat], [c.text for c in flat], summary)
+        if prepared is None:
+            chunks = {doc_id: self._chunk(doc) for doc_id, doc in changed.items()}
+            flat = [c for cs in chunks.values() for c in cs]
+            vectors = self._vectors([c.content_hash() for c in flat], [c.text for c in flat], summary)
+        else:
+            chunks = {doc_id: prepared[doc_id][0] for doc_id in changed}
+            parts = [prepared[doc_id][1] for doc_id in changed]
+            vectors = np.vstack(parts) if parts else np.zeros((0, self._model()[1]), np.float32)
         if state is None:
-            create_collections(index.client, index.collection, self.embedder.dim)
+            create_collections(index.client, index.collection, self._model()[1])
             state = State(uid=uuid.uuid4().hex)
             index.client.upsert(index.collection + STATE_SUFFIX, [state.to_row()])
         passages = view.passage_count if view is not None else 0
@@ -295,8 +343,8 @@ class MilvusWriter(IndexBuilder):
             "generation": _name(born),
             "id": state.uid,
             "created": now_iso(),
-            "model": self.embedder.name if items or not state.manifest else state.manifest["model"],
-            "dim": self.embedder.dim if items or not state.manifest else state.manifest["dim"],
+            "model": self._model()[0] if items or not state.manifest else state.manifest["model"],
+            "dim": self._model()[1] if items or not state.manifest else state.manifest["dim"],
             "settings": self.settings.to_dict() | {"vector_store": "milvus", "keyword_store": "milvus-bm25"},
             "documents": documents,
             "passages": passages,

@@ -1,0 +1,53 @@
+"""`semsearch migrate`: a folder index moves to Milvus with its vectors, nothing embedded again."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from api.cli import main
+from tests.backends.test_contract import README_QUERIES
+
+
+def test_a_folder_index_moves_to_milvus_and_answers_as_before(
+    built: Any, milvus_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_embedder: Any
+) -> None:
+    from index.milvus_index import MilvusIndex
+    from search.engine import Engine
+
+    reference = built("faiss")
+    collection = f"moved_{uuid.uuid4().hex[:10]}"
+    args = ["migrate", str(reference.dir.root), "--milvus-uri", milvus_uri, "--collection", collection,
+            "--index", str(tmp_path / "local"), "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["embedded"] == 0 and summary["added"] == reference.info()["documents"]
+    assert not (tmp_path / "local" / "embeddings.sqlite").exists()  # no vector came from the model
+
+    moved = Engine(MilvusIndex(milvus_uri, collection, root=tmp_path / "reader"))
+    moved._embedder = shared_embedder
+    for query in README_QUERIES:
+        for mode in ("dense", "hybrid"):
+            got = moved.search(query, k=5, mode=mode).results
+            want = reference.search(query, k=5, mode=mode).results
+            if mode == "dense":  # the same vectors: the same ranking
+                assert [r.text for r in got] == [r.text for r in want], query
+            else:  # Milvus' BM25 (jieba) weighs words a little differently from the folder's
+                assert got[0].text == want[0].text, query
+                assert len({r.text for r in got[:3]} & {r.text for r in want[:3]}) >= min(2, len(want)), query
+            assert got[0].dense_score == pytest.approx(want[0].dense_score, abs=1e-5)
+    first = reference.search(README_QUERIES[0], k=1).results[0]
+    same = moved.search(README_QUERIES[0], k=1).results[0]
+    assert same.text == first.text
+    a = reference.snapshot().vectors.vectors(np.asarray([first.passage_id]))
+    b = moved.snapshot().vectors.vectors(np.asarray([same.passage_id]))
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+    assert main(args) == 0  # again: everything is there unchanged, nothing is written
+    again = json.loads(capsys.readouterr().out)
+    assert again["added"] == again["updated"] == 0 and again["generation"] == summary["generation"]
