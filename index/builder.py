@@ -151,14 +151,23 @@ class IndexBuilder:
         embedder: Embedder | None = None,
         progress: bool = False,
         rebuild: bool = False,
+        ray: str | None = None,
     ) -> None:
         self.dir = IndexDir(index_dir)
-        self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild)
+        self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild, ray=ray)
 
     def _setup(
-        self, settings: IndexSettings | None, *, embedder: Embedder | None, progress: bool, rebuild: bool
+        self,
+        settings: IndexSettings | None,
+        *,
+        embedder: Embedder | None,
+        progress: bool,
+        rebuild: bool,
+        ray: str | None = None,
     ) -> None:
-        """The settings to build with: the index's own, and `settings` only where they agree with them."""
+        """The settings to build with: the index's own, and `settings` only where they agree with them.
+        `ray`: the address of a Ray cluster that embeds what the cache does not hold (`ray_pool`)."""
+        self.ray = ray
         self.progress = progress
         self.rebuild = rebuild
         self._embedder = embedder
@@ -468,9 +477,7 @@ class IndexBuilder:
                 bar = tqdm(total=len(missing), unit="passage", desc="embedding", smoothing=0.05)
             t0 = time.perf_counter()
             try:
-                for lo in range(0, len(missing), EMBED_SLICE):
-                    part = missing[lo : lo + EMBED_SLICE]
-                    vecs = embedder.encode_passages([text_of[h] for h in part])
+                for part, vecs in self._embed(missing, text_of):
                     cache.put(part, vecs)  # committed now: a killed build resumes from here
                     known.update(zip(part, vecs, strict=True))
                     if bar is not None:
@@ -483,6 +490,19 @@ class IndexBuilder:
         finally:
             summary.warnings += cache.set_aside
             cache.close()
+
+
+    def _embed(self, missing: list[str], text_of: dict[str, str]) -> Iterable[tuple[list[str], np.ndarray]]:
+        """(hashes, vectors) slices of these passages as they are embedded, here or on the Ray cluster."""
+        if self.ray and missing:
+            from index.embedders.ray_pool import RayEmbedding
+
+            pool = RayEmbedding(self.ray, self.settings.embedder)
+            yield from pool.embed(missing, [text_of[h] for h in missing])
+            return
+        for lo in range(0, len(missing), EMBED_SLICE):
+            part = missing[lo : lo + EMBED_SLICE]
+            yield part, self.embedder.encode_passages([text_of[h] for h in part])
 
 
 def plan_changes(

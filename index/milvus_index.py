@@ -193,9 +193,10 @@ class MilvusWriter(IndexBuilder):
         embedder: Embedder | None = None,
         progress: bool = False,
         rebuild: bool = False,
+        ray: str | None = None,
     ) -> None:
         self.dir = index  # type: ignore[assignment]  # the parts of IndexDir the shared steps use: root, manifest
-        self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild)
+        self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild, ray=ray)
 
     _source: dict[str, Any] | None = None  # the manifest of the generation `copy_from` copies
 

@@ -12,13 +12,16 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from index.backends import IndexLocation, StoreConfig, open_index
 from index.builder import IndexBuilder
 from index.config import IndexSettings
 from index.embedders.base import Embedder
@@ -40,17 +43,28 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def eval_index(folder: Path, settings: IndexSettings, *, progress: bool = False) -> tuple[Path, float]:
+def eval_index(
+    folder: Path, settings: IndexSettings, *, progress: bool = False, store: StoreConfig | None = None
+) -> tuple[Path | IndexLocation, float]:
     """The index of `folder/corpus.jsonl` under these settings, built once and reused.
 
-    Returns the index folder and the passages/s of the build that embedded it (recorded beside it, so a
-    reused index still reports the throughput it was built at).
+    Returns the index (a folder, or with a non-folder `store` its collection `COLLECTION_<set>_<digest>`)
+    and the passages/s of the build that embedded it (recorded beside it, so a reused index still reports
+    the throughput it was built at).
     """
     corpus = folder / "corpus.jsonl"
     digest = hashlib.sha256(corpus.read_bytes())
     digest.update(json.dumps(settings.to_dict(), sort_keys=True).encode())
     target = eval_cache_dir() / f"{folder.name}-{digest.hexdigest()[:16]}"
     stats = target / "build.json"
+    if store is not None and store.store != "faiss":
+        name = re.sub(r"\W", "_", f"{store.collection}_{folder.name}_{digest.hexdigest()[:12]}")
+        location = open_index(replace(store, collection=name, index=target))
+        summary = location.builder(settings, progress=progress).index_paths([corpus])
+        if summary.embedded or not stats.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            stats.write_text(json.dumps(summary.to_dict()))
+        return location, json.loads(stats.read_text())["passages_per_s"]
     if stats.exists():
         return target, json.loads(stats.read_text())["passages_per_s"]
     summary = IndexBuilder(target, settings, progress=progress).index_paths([corpus])
@@ -302,6 +316,7 @@ def evaluate(
     progress: bool = False,
     answers: bool = False,
     skip: int = 0,
+    store: StoreConfig | None = None,
 ) -> dict[str, Any]:
     """All figures for one set folder, with exactly the keys the README of the sets defines.
 
@@ -316,7 +331,7 @@ def evaluate(
     settings = settings or IndexSettings.from_env()
     out: dict[str, Any] = {}
     if has_queries:
-        index_dir, rate = eval_index(folder, settings, progress=progress)
+        index_dir, rate = eval_index(folder, settings, progress=progress, store=store)
         engine = Engine.open(index_dir)
         queries = read_jsonl(folder / "queries.jsonl")[skip:]
         queries = queries[:limit] if limit is not None else queries
