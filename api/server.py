@@ -10,7 +10,7 @@ same kind that renders `/openapi.json` (no Swagger UI, whose assets come from a 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from api.security import (
     security_openapi,
 )
 from api.security import max_body_from_env as _max_body_from_env
+from index.watch import FolderWatcher
 from search.engine import Engine
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -83,21 +84,32 @@ def create_app(
     engine: Engine | None = None,
     max_body_bytes: int | None = None,
     security: SecuritySettings | None = None,
+    watch: Sequence[Path | str] = (),
+    watch_options: dict[str, Any] | None = None,
 ) -> FastAPI:
     """The app for one index folder; the model is loaded here, before the first request.
 
     `security` (keys, rate limit, body limit, CORS; see `api.security`) defaults to the environment's.
+    `watch`: folders kept in sync while the app runs (`index.watch`; `watch_options` are its timings).
     """
     security = security or SecuritySettings.from_env()  # before the model loads: a bad setting fails fast
     engine = engine or Engine.open(index_dir)
     jobs = JobQueue()
+    # API writes and the watcher's syncs both take the index's write lock; whichever finds it held
+    # retries later (the job queue for a while, the watcher on its next tick).
+    watcher = (FolderWatcher(watch, engine.index_paths, index_dir=engine.dir.root, **(watch_options or {}))
+               if watch else None)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         jobs.start()
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             jobs.stop()
 
     app = FastAPI(
@@ -114,6 +126,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.jobs = jobs
+    app.state.watcher = watcher
     app.state.max_body_bytes = max_body_bytes if max_body_bytes is not None else security.max_body_bytes
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.max_body_bytes)

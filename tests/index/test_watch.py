@@ -1,0 +1,159 @@
+"""Folder sync: changes to watched files show up in search within seconds, with the real model."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from index.builder import IndexBuilder
+from index.generations import IndexDir, WriteLock
+from index.watch import FolderWatcher, is_temporary
+from search.engine import Engine
+
+DEADLINE = 10.0  # the issue's promise: a change is searchable within 10 s
+
+ALPHA = "紫藤湖畔的量子咖啡馆每天清晨六点开门，招牌饮品是桂花拿铁。"
+ALPHA_EDITED = "紫藤湖畔的量子咖啡馆改为每天上午九点开门，新推出了陈皮冷萃。"
+BETA = "青石板巷里的古籍修复工坊收藏了三百多部明代刻本。"
+GAMMA = "北极圈科考站的越冬队员用风力发电机给温室蔬菜补光。"
+
+
+def doc_ids_for(engine: Engine, query: str) -> list[str]:
+    return [r.doc_id for r in engine.search(query, k=5, mode="keyword").results]
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = DEADLINE) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+
+
+@pytest.fixture
+def setup(tmp_path: Path, engine: Engine) -> tuple[Path, Path]:
+    """A watched folder with one file, and an index of it (the session's model is shared)."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "beta.txt").write_text(BETA, encoding="utf-8")
+    index = tmp_path / "index"
+    IndexBuilder(index, embedder=engine.embedder).index_paths([folder])
+    return folder, index
+
+
+def watcher_for(folder: Path, index: Path, engine: Engine, **options: float) -> FolderWatcher:
+    builder = IndexBuilder(index, embedder=engine.embedder)
+    return FolderWatcher([folder], builder.index_paths, index_dir=index, **({"rescan": 60.0} | options))
+
+
+def test_add_edit_rename_delete_and_restart(setup: tuple[Path, Path], engine: Engine,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    folder, index = setup
+    search = Engine.open(index)
+    caplog.set_level(logging.INFO, logger="semsearch.watch")
+    with watcher_for(folder, index, engine) as watcher:
+        wait_until(lambda: watcher.status.outcome == "ok", "the catch-up sync at start")
+
+        (folder / "alpha.txt").write_text(ALPHA, encoding="utf-8")
+        wait_until(lambda: "alpha.txt" in doc_ids_for(search, "桂花拿铁"), "a new file is found")
+
+        # an editor's save: write a temporary file, then rename it over the document
+        (folder / "alpha.txt.tmp").write_text(ALPHA_EDITED, encoding="utf-8")
+        os.replace(folder / "alpha.txt.tmp", folder / "alpha.txt")
+        wait_until(lambda: "alpha.txt" in doc_ids_for(search, "陈皮冷萃"), "an edited file is found")
+        assert "alpha.txt" not in doc_ids_for(search, "桂花拿铁"), "the old text is still found"
+
+        (folder / "sub").mkdir()
+        os.rename(folder / "alpha.txt", folder / "sub" / "renamed.txt")
+        wait_until(lambda: doc_ids_for(search, "陈皮冷萃")[:1] == ["sub/renamed.txt"], "a renamed file")
+        assert "alpha.txt" not in [d["doc_id"] for d in search.documents()["documents"]]
+
+        (folder / "beta.txt").unlink()
+        wait_until(lambda: "beta.txt" not in doc_ids_for(search, "古籍修复"), "a deleted file is gone")
+    assert any("deleted beta.txt" in r.getMessage() for r in caplog.records), "the log names the change"
+
+    # stopped: the folder changes meanwhile, and a restart catches up by content hash
+    (folder / "gamma.txt").write_text(GAMMA, encoding="utf-8")
+    (folder / "sub" / "renamed.txt").unlink()
+    generation = IndexDir(index).current()
+    time.sleep(0.5)
+    assert IndexDir(index).current() == generation, "a stopped watcher still syncs"
+    with watcher_for(folder, index, engine):
+        wait_until(lambda: "gamma.txt" in doc_ids_for(search, "温室蔬菜"), "a file added while stopped")
+        wait_until(lambda: not doc_ids_for(search, "陈皮冷萃"), "a file deleted while stopped")
+
+
+def test_burst_is_one_generation_and_temp_files_are_ignored(setup: tuple[Path, Path], engine: Engine) -> None:
+    folder, index = setup
+    with watcher_for(folder, index, engine) as watcher:
+        wait_until(lambda: watcher.status.syncs >= 1, "the catch-up sync")
+        before = int(IndexDir(index).current() or 0)
+        for i in range(5):  # a burst: five files within a second
+            text = f"第{i}份批量写入的备忘录，主题是湿地候鸟观测。"
+            (folder / f"burst{i}.txt").write_text(text, encoding="utf-8")
+            time.sleep(0.1)
+        wait_until(lambda: len(Engine.open(index).documents()["documents"]) == 6, "the burst is indexed")
+        assert int(IndexDir(index).current() or 0) == before + 1, "a burst made more than one generation"
+
+        syncs = watcher.status.syncs
+        for name in ("notes.txt~", ".notes.txt.swp", "draft.tmp", ".#notes.txt", "4913", ".hidden.txt"):
+            (folder / name).write_text("临时文件", encoding="utf-8")
+        time.sleep(2.5)  # longer than quiet + max delay
+        assert watcher.status.syncs == syncs, "editor temporary files triggered a sync"
+
+
+def test_missing_folder_keeps_its_documents_until_it_is_back(setup: tuple[Path, Path],
+                                                             engine: Engine) -> None:
+    folder, index = setup
+    search = Engine.open(index)
+    with watcher_for(folder, index, engine, rescan=1.0) as watcher:
+        wait_until(lambda: watcher.status.outcome == "ok", "the catch-up sync")
+        aside = folder.with_name("aside")
+        os.rename(folder, aside)  # an unmounted share, a folder moved away
+        wait_until(lambda: watcher.status.unavailable == [str(folder)], "the folder is seen as unavailable")
+        time.sleep(1.5)  # a rescan or two without the folder
+        assert "beta.txt" in doc_ids_for(search, "古籍修复"), "documents of a missing folder were deleted"
+
+        (aside / "gamma.txt").write_text(GAMMA, encoding="utf-8")
+        os.rename(aside, folder)  # back, with a change made while it was away
+        wait_until(lambda: "gamma.txt" in doc_ids_for(search, "温室蔬菜"), "the folder is followed again")
+        assert watcher.status.unavailable == []
+        (folder / "beta.txt").unlink()  # and its events are watched again
+        wait_until(lambda: not doc_ids_for(search, "古籍修复"), "a deletion after the folder came back")
+
+
+def test_a_locked_index_is_synced_once_the_other_writer_is_done(setup: tuple[Path, Path],
+                                                                engine: Engine) -> None:
+    folder, index = setup
+    search = Engine.open(index)
+    with watcher_for(folder, index, engine, retry=0.5) as watcher:
+        wait_until(lambda: watcher.status.outcome == "ok", "the catch-up sync")
+        with WriteLock(index):  # another writer (an API upload, the CLI) holds the index
+            (folder / "gamma.txt").write_text(GAMMA, encoding="utf-8")
+            wait_until(lambda: watcher.status.outcome == "locked", "the sync found the index locked")
+        wait_until(lambda: "gamma.txt" in doc_ids_for(search, "温室蔬菜"), "the retried sync")
+        assert watcher.status.outcome == "ok"
+
+
+def test_temporary_names() -> None:
+    for name in ("a.txt~", ".a.txt.swp", "a.swp", "x.tmp", ".#a.txt", "4913", ".git/config", "d/.cache/x.md"):
+        assert is_temporary(name), name
+    for name in ("a.txt", "sub/b.md", "4913.txt", "notes.jsonl"):
+        assert not is_temporary(name), name
+
+
+def test_watched_root_inside_a_hidden_folder_is_followed(tmp_path: Path, engine: Engine) -> None:
+    folder = tmp_path / ".config" / "notes"  # only names below the root count as hidden
+    folder.mkdir(parents=True)
+    index = tmp_path / "index"
+    with watcher_for(folder, index, engine) as watcher:
+        wait_until(lambda: watcher.status.outcome == "ok", "the first sync makes the (empty) index")
+        (folder / "gamma.txt").write_text(GAMMA, encoding="utf-8")
+        search = Engine.open(index)
+        wait_until(lambda: "gamma.txt" in doc_ids_for(search, "温室蔬菜"), "a file under a hidden parent")
