@@ -125,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
 
+    p = command("export", "write the current generation to a portable dump (a tar; see README)")
+    p.add_argument("out", type=Path, help="the dump file to write, e.g. index.tar")
+    p.add_argument("--json", action="store_true", help="print the dump's manifest as JSON")
+    p.set_defaults(func=cmd_export)
+
+    p = command("import", "restore a dump into a new index folder, without embedding anything")
+    p.add_argument("dump", type=Path, help="a dump written by `semsearch export`")
+    p.add_argument("--model", help="the model the new index is for (default $SEMSEARCH_MODEL or e5-small); "
+                                   "must be the dump's")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_import)
+
     p = command("watch", "keep the index in sync with folders: changes are indexed within seconds")
     p.add_argument("paths", nargs="+", type=Path, help="folders to follow, recursively")
     p.add_argument("--model", help="sentence-transformers model name or folder (new indexes only)")
@@ -347,6 +359,30 @@ def print_answer(response: Any, *, answer_printed: bool = False) -> None:
     if response.passages:
         print("\npassages:\n")
         print_results(response.passages)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from index.dump import describe_dump, export_index
+
+    manifest = export_index(_index_dir(args), args.out)
+    if args.json:
+        print(json.dumps(manifest | {"settings": None}, ensure_ascii=False))
+    else:
+        print(f"exported {describe_dump(manifest)} to {args.out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from index.dump import import_index
+
+    summary = import_index(args.dump, _index_dir(args), model=args.model)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(f"imported {summary['documents']} documents, {summary['passages']} passages "
+              f"(generation {summary['from_generation']} of the dump) into {_index_dir(args)} as generation "
+              f"{summary['generation']}; nothing embedded, {summary['seconds']:.1f}s")
+    return 0
 
 
 def _check_watched(paths: list[Path]) -> None:
