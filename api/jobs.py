@@ -97,6 +97,7 @@ class JobQueue:
     """A FIFO of index writes run by one daemon thread."""
 
     def __init__(self, keep: int = KEEP_FINISHED, lock_retry_seconds: float = LOCK_RETRY_SECONDS) -> None:
+        self.on_finished: Callable[[Job], None] | None = None  # e.g. metrics (api.metrics)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._pending: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -168,6 +169,8 @@ class JobQueue:
                 job.run = _finished  # drop the documents the closure holds; only the summary is kept
                 job.finished = time.time()
                 job.done.set()
+                if self.on_finished is not None:
+                    self.on_finished(job)
 
     def _run(self, job: Job) -> dict[str, Any]:
         """Run a job, waiting a while for a writer in another process (the CLI) to finish first."""

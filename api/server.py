@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import BodySizeLimit, error_openapi, install_error_handlers
 from api.jobs import JobQueue
+from api.metrics import install_metrics
 from api.routers import documents, meta, search
 from api.routers.schemas import DocumentsIn
 from api.security import (
@@ -95,14 +96,11 @@ def create_app(
     security = security or SecuritySettings.from_env()  # before the model loads: a bad setting fails fast
     engine = engine or Engine.open(index_dir)
     jobs = JobQueue()
-    # API writes and the watcher's syncs both take the index's write lock; whichever finds it held
-    # retries later (the job queue for a while, the watcher on its next tick).
-    watcher = (FolderWatcher(watch, engine.index_paths, index_dir=engine.dir.root, **(watch_options or {}))
-               if watch else None)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         jobs.start()
+        watcher = app.state.watcher
         if watcher is not None:
             watcher.start()
         try:
@@ -126,11 +124,19 @@ def create_app(
     )
     app.state.engine = engine
     app.state.jobs = jobs
-    app.state.watcher = watcher
     app.state.max_body_bytes = max_body_bytes if max_body_bytes is not None else security.max_body_bytes
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.max_body_bytes)
     app.add_middleware(PageHeaders)
+    metrics = install_metrics(app)  # inside CORS, outside the rest: every answer is counted
+    jobs.on_finished = metrics.job_finished
+    # API writes and the watcher's syncs both take the index's write lock; whichever finds it held
+    # retries later (the job queue for a while, the watcher on its next tick).
+    app.state.watcher = None
+    if watch:
+        app.state.watcher = FolderWatcher(
+            watch, engine.index_paths, index_dir=engine.dir.root,
+            on_sync=lambda summary: metrics.record_build(summary.to_dict()), **(watch_options or {}))
     install_security(app, security)  # after the others: CORS must be outermost to answer preflights
 
     app.include_router(meta.router)

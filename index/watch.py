@@ -88,6 +88,7 @@ class SyncStatus:
     deleted: int = 0
     generation: str | None = None
     syncs: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)  # syncs by outcome, since the watcher was made
     unavailable: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,9 +132,11 @@ class FolderWatcher:
         max_delay: float = MAX_DELAY_SECONDS,
         rescan: float = RESCAN_SECONDS,
         retry: float = RETRY_SECONDS,
+        on_sync: Callable[[BuildSummary], None] | None = None,
     ) -> None:
         self.roots = [Path(r).resolve() for r in roots]
         self._sync = sync
+        self._on_sync = on_sync  # e.g. metrics counting what each sync embedded
         self.index = IndexDir(index_dir) if index_dir is not None else None
         self.quiet, self.max_delay, self.rescan, self.retry = quiet, max_delay, rescan, retry
         self.status = SyncStatus()
@@ -264,6 +267,8 @@ class FolderWatcher:
         self._finish(status)
         self._next_rescan = time.monotonic() + self.rescan
         self._log(summary, previous)
+        if self._on_sync is not None:
+            self._on_sync(summary)
         return status
 
     def _retry_soon(self) -> None:
@@ -273,6 +278,8 @@ class FolderWatcher:
         status.last_sync_ts = time.time()
         status.last_sync = now_iso()
         status.syncs += 1
+        if status.outcome is not None:
+            status.outcomes[status.outcome] = status.outcomes.get(status.outcome, 0) + 1
 
     def _log(self, summary: BuildSummary, previous: str | None) -> None:
         for skip in summary.skipped:
