@@ -157,3 +157,52 @@ def test_watched_root_inside_a_hidden_folder_is_followed(tmp_path: Path, engine:
         (folder / "gamma.txt").write_text(GAMMA, encoding="utf-8")
         search = Engine.open(index)
         wait_until(lambda: "gamma.txt" in doc_ids_for(search, "温室蔬菜"), "a file under a hidden parent")
+
+
+def test_serve_watch_follows_the_folder_beside_api_writes_and_catches_up_after_a_restart(
+        tmp_path: Path) -> None:
+    import httpx
+
+    from tests.api.conftest import start_server, stop_server
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "beta.txt").write_text(BETA, encoding="utf-8")
+    index = tmp_path / "index"  # new: `serve --watch` builds it before serving
+
+    def found(client: httpx.Client, query: str) -> list[str]:
+        response = client.get("/search", params={"q": query, "k": 5, "mode": "keyword"})
+        return [r["doc_id"] for r in response.json()["results"]]
+
+    server = start_server(index, tmp_path / "server.log", args=["--watch", str(folder)])
+    try:
+        with server.client() as client:
+            wait_until(lambda: (client.get("/health").json()["sync"] or {}).get("outcome") == "ok",
+                       "the first sync is reported by /health")
+            sync = client.get("/health").json()["sync"]
+            assert sync["folders"] == [str(folder.resolve())] and sync["last_sync"]
+            assert "beta.txt" in found(client, "古籍修复")
+
+            # a folder change and an API write at the same time: both take the write lock in turn
+            (folder / "alpha.txt").write_text(ALPHA, encoding="utf-8")
+            job = client.post("/documents?wait=60", json={"documents": [
+                {"doc_id": "api-note", "title": "笔记", "text": GAMMA}]}).json()
+            assert job["state"] == "done", job
+            wait_until(lambda: "alpha.txt" in found(client, "桂花拿铁"), "a file added under serve --watch")
+            assert "api-note" in found(client, "温室蔬菜"), "a sync dropped an API document"
+            metrics = client.get("/metrics").text
+            assert "semsearch_folder_sync_age_seconds" in metrics
+    finally:
+        stop_server(server)
+    assert "added alpha.txt" in server.log.read_text(), "the log does not say what changed"
+
+    # changed while the server was down: the restart catches up
+    (folder / "beta.txt").unlink()
+    (folder / "alpha.txt").write_text(ALPHA_EDITED, encoding="utf-8")
+    server = start_server(index, tmp_path / "server2.log", args=["--watch", str(folder)])
+    try:
+        with server.client() as client:
+            wait_until(lambda: "alpha.txt" in found(client, "陈皮冷萃"), "an edit made while down")
+            wait_until(lambda: "beta.txt" not in found(client, "古籍修复"), "a deletion made while down")
+    finally:
+        stop_server(server)
