@@ -147,7 +147,7 @@ class FolderWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer: Any = None
-        self._watches: dict[Path, Any] = {}
+        self._watches: dict[Path, tuple[Any, tuple[int, int] | None]] = {}  # root: (watch, dev+inode)
         self._handler = _Events(self.roots, self._changed)
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -200,39 +200,53 @@ class FolderWatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._follow_roots()
-            now = time.monotonic()
-            if self._due(now):
-                self.sync_now()
+            try:
+                self._follow_roots()
+                if self._due(time.monotonic()):
+                    self.sync_now()
+            except Exception:  # the watcher must outlive anything one tick runs into
+                log.exception("the folder watcher hit an error; it carries on")
+                self._retry_soon()
             self._stop.wait(TICK_SECONDS)
 
     def _follow_roots(self) -> None:
-        """Watch roots that are there, and notice roots that went away or came back."""
+        """Watch roots that are there, and notice roots that went away, came back or were replaced."""
         unavailable = []
         for root in self.roots:
-            present = root.is_dir()
-            watch = self._watches.get(root)
-            if present and watch is None:
+            try:
+                st = root.stat()
+                identity: tuple[int, int] | None = (st.st_dev, st.st_ino) if root.is_dir() else None
+            except OSError:
+                identity = None
+            watch, watched = self._watches.get(root, (None, None))
+            if identity is not None and identity != watched:
+                # new, back, or replaced by another folder of the same name (the old watch follows the
+                # old folder wherever it was moved)
+                self._unwatch(root)
                 try:
-                    self._watches[root] = self._observer.schedule(
-                        self._handler, str(root), recursive=True, event_filter=EVENTS)
-                except OSError as exc:  # gone again between the check and the watch
-                    log.warning("cannot watch %s: %s", root, exc)
-                    unavailable.append(str(root))
-                    continue
-                if str(root) in self.status.unavailable:
+                    watch = self._observer.schedule(self._handler, str(root), recursive=True,
+                                                    event_filter=EVENTS)
+                except OSError as exc:  # e.g. the inotify watch limit: the rescans still sync it
+                    log.warning("cannot watch %s for changes (%s); it is synced by the rescan every %.0f s",
+                                root, exc, self.rescan)
+                    watch = None
+                self._watches[root] = (watch, identity)
+                if watched is not None or str(root) in self.status.unavailable:
                     log.warning("watched folder %s is back; syncing it", root)
                     self._changed(str(root))
-            elif not present:
+            elif identity is None:
                 unavailable.append(str(root))
-                if watch is not None:
-                    del self._watches[root]
-                    with contextlib.suppress(KeyError, OSError):
-                        self._observer.unschedule(watch)
+                self._unwatch(root)
                 if str(root) not in self.status.unavailable:
                     log.warning("watched folder %s is unavailable; its documents are kept until it is back",
                                 root)
         self.status.unavailable = unavailable
+
+    def _unwatch(self, root: Path) -> None:
+        watch, _identity = self._watches.pop(root, (None, None))
+        if watch is not None:
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(watch)
 
     # --- syncing --------------------------------------------------------------------------------
     def sync_now(self) -> SyncStatus:

@@ -128,6 +128,22 @@ def test_missing_folder_keeps_its_documents_until_it_is_back(setup: tuple[Path, 
         wait_until(lambda: not doc_ids_for(search, "古籍修复"), "a deletion after the folder came back")
 
 
+def test_a_folder_replaced_wholesale_is_followed(setup: tuple[Path, Path], engine: Engine) -> None:
+    folder, index = setup
+    search = Engine.open(index)
+    with watcher_for(folder, index, engine) as watcher:  # no rescan within the test: events only
+        wait_until(lambda: watcher.status.outcome == "ok", "the catch-up sync")
+        fresh = folder.with_name("fresh")
+        fresh.mkdir()
+        (fresh / "gamma.txt").write_text(GAMMA, encoding="utf-8")
+        os.rename(folder, folder.with_name("old"))
+        os.rename(fresh, folder)  # a deploy swaps the folder in one go
+        wait_until(lambda: "gamma.txt" in doc_ids_for(search, "温室蔬菜"), "the new folder's contents")
+        assert not doc_ids_for(search, "古籍修复"), "the old folder's file is still found"
+        (folder / "alpha.txt").write_text(ALPHA, encoding="utf-8")  # events of the new folder are seen
+        wait_until(lambda: "alpha.txt" in doc_ids_for(search, "桂花拿铁"), "a file added to the new folder")
+
+
 def test_a_locked_index_is_synced_once_the_other_writer_is_done(setup: tuple[Path, Path],
                                                                 engine: Engine) -> None:
     folder, index = setup
