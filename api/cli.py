@@ -366,7 +366,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     manifest = export_index(_index_dir(args), args.out)
     if args.json:
-        print(json.dumps(manifest | {"settings": None}, ensure_ascii=False))
+        print(json.dumps(manifest, ensure_ascii=False))
     else:
         print(f"exported {describe_dump(manifest)} to {args.out}")
     return 0

@@ -201,7 +201,22 @@ def import_index(dump: Path | str, index_dir: Path | str, model: str | None = No
         raise DumpError(f"{dump} was made with model {settings.embedder.model!r}, but this index is "
                         f"configured for {wanted!r}: its queries would not match the dump's vectors. "
                         f"Import with --model {settings.embedder.model!r} (or SEMSEARCH_MODEL) instead")
+    created = not index.root.exists()
     index.root.mkdir(parents=True, exist_ok=True)
+    try:
+        name, generation = _restore(dump, index, manifest, settings)
+    except BaseException:
+        if created:  # a refused or failed import leaves nothing behind
+            shutil.rmtree(index.root, ignore_errors=True)
+        raise
+    return {"generation": name, "documents": generation["documents"], "passages": generation["passages"],
+            "model": manifest["model"], "from_generation": manifest["generation"], "embedded": 0,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _restore(dump: Path, index: IndexDir, manifest: dict[str, Any],
+             settings: IndexSettings) -> tuple[str, dict[str, Any]]:
+    """Extract and check the dump, publish its generation and fill the embedding cache."""
     with WriteLock(index.root), tempfile.TemporaryDirectory(prefix=".import-", dir=index.root) as tmp_name:
         files = _extract_checked(dump, Path(tmp_name))
         ids = np.load(files["ids.npy"], allow_pickle=False)
@@ -213,21 +228,20 @@ def import_index(dump: Path | str, index_dir: Path | str, model: str | None = No
         name, gen = index.begin()
         try:
             generation = _write_generation(gen, name, manifest, settings, files, ids, vectors, dump)
+            # the cache before the switch: a published import always has its vectors cached
+            cache = EmbeddingCache(index.root, manifest["model"], dim)
+            try:
+                hashes = [p["hash"] for p in _read_jsonl(files["passages.jsonl"])]
+                for lo in range(0, len(hashes), VECTOR_BATCH):
+                    cache.put(hashes[lo : lo + VECTOR_BATCH], np.asarray(vectors[lo : lo + VECTOR_BATCH]))
+            finally:
+                cache.close()
             index.publish(name, gen, generation)
         except BaseException:
             shutil.rmtree(gen, ignore_errors=True)
             raise
-        cache = EmbeddingCache(index.root, manifest["model"], dim)
-        try:
-            hashes = [p["hash"] for p in _read_jsonl(files["passages.jsonl"])]
-            for lo in range(0, len(hashes), VECTOR_BATCH):
-                cache.put(hashes[lo : lo + VECTOR_BATCH], np.asarray(vectors[lo : lo + VECTOR_BATCH]))
-        finally:
-            cache.close()
         del vectors
-    return {"generation": name, "documents": generation["documents"], "passages": generation["passages"],
-            "model": manifest["model"], "from_generation": manifest["generation"], "embedded": 0,
-            "seconds": round(time.perf_counter() - started, 3)}
+    return name, generation
 
 
 def _canonical(model: str) -> str:
