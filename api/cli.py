@@ -414,8 +414,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         while True:
             time.sleep(3600)
-    finally:
+    except KeyboardInterrupt:  # the normal way to stop: a sync under way finishes first
         watcher.stop()
+        print("stopped watching", file=sys.stderr)
+        return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -222,3 +222,34 @@ def test_serve_watch_follows_the_folder_beside_api_writes_and_catches_up_after_a
             wait_until(lambda: "beta.txt" not in found(client, "古籍修复"), "a deletion made while down")
     finally:
         stop_server(server)
+
+
+def test_watch_command_follows_a_folder_until_interrupted(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    missing = subprocess.run([sys.executable, "-m", "api.cli", "watch", str(tmp_path / "nope"), "--index",
+                              str(tmp_path / "index")], cwd=root, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "beta.txt").write_text(BETA, encoding="utf-8")
+    index = tmp_path / "index"
+    log = (tmp_path / "watch.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "api.cli", "watch", str(folder), "--index", str(index)],
+                               cwd=root, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: IndexDir(index).current() is not None, "the first sync builds the index", 180)
+        search = Engine.open(index)
+        (folder / "alpha.txt").write_text(ALPHA, encoding="utf-8")
+        wait_until(lambda: "alpha.txt" in doc_ids_for(search, "桂花拿铁"), "a file added under `watch`")
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        log.close()
+    output = (tmp_path / "watch.log").read_text()
+    assert "added alpha.txt" in output and "stopped watching" in output and "Traceback" not in output, output
