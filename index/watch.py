@@ -47,6 +47,7 @@ from watchdog.observers import Observer
 
 from index.builder import BuildSummary
 from index.generations import IndexDir, IndexLocked, now_iso
+from index.loaders import LoaderFactory
 from index.stores.passages import PassageStore
 
 log = logging.getLogger("semsearch.watch")
@@ -100,23 +101,33 @@ class SyncStatus:
 
 
 class _Events(FileSystemEventHandler):
-    def __init__(self, roots: Sequence[Path], on_change: Callable[[str], None]) -> None:
+    """Tells the watcher about changes that can matter to the index (see `relevant`)."""
+
+    def __init__(self, roots: Sequence[Path], index: Path | None, on_change: Callable[[str], None]) -> None:
         self.roots = roots
+        self.index = index
         self.on_change = on_change
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if not isinstance(event, tuple(EVENTS)):
             return
         paths = [str(event.src_path)] + ([str(event.dest_path)] if event.dest_path else [])
-        relevant = [p for p in paths if not is_temporary(self._relative(Path(p)))]
-        if relevant:
-            self.on_change(relevant[-1])
+        found = [p for p in paths if self.relevant(Path(p), event.is_directory)]
+        if found:
+            self.on_change(found[-1])
 
-    def _relative(self, path: Path) -> Path:
+    def relevant(self, path: Path, is_directory: bool) -> bool:
+        """Not a scratch file, not the index itself (an index inside a watched folder must not make each
+        sync's own writes trigger the next one), and for a file: a type a loader reads."""
+        if self.index is not None and path.is_relative_to(self.index):
+            return False
         for root in self.roots:
             if path.is_relative_to(root):
-                return path.relative_to(root)
-        return path
+                path = path.relative_to(root)
+                break
+        if is_temporary(path):
+            return False
+        return is_directory or LoaderFactory.create(path.name) is not None
 
 
 class FolderWatcher:
@@ -148,7 +159,8 @@ class FolderWatcher:
         self._thread: threading.Thread | None = None
         self._observer: Any = None
         self._watches: dict[Path, tuple[Any, tuple[int, int] | None]] = {}  # root: (watch, dev+inode)
-        self._handler = _Events(self.roots, self._changed)
+        self._handler = _Events(self.roots, Path(index_dir).resolve() if index_dir is not None else None,
+                               self._changed)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:

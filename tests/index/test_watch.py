@@ -100,9 +100,11 @@ def test_burst_is_one_generation_and_temp_files_are_ignored(setup: tuple[Path, P
             time.sleep(0.1)
         wait_until(lambda: len(Engine.open(index).documents()["documents"]) == 6, "the burst is indexed")
         assert int(IndexDir(index).current() or 0) == before + 1, "a burst made more than one generation"
+        wait_until(lambda: watcher.status.syncs == 2, "the burst is synced")  # published, then counted
 
         syncs = watcher.status.syncs
-        for name in ("notes.txt~", ".notes.txt.swp", "draft.tmp", ".#notes.txt", "4913", ".hidden.txt"):
+        for name in ("notes.txt~", ".notes.txt.swp", "draft.tmp", ".#notes.txt", "4913", ".hidden.txt",
+                     "photo.jpg"):  # scratch files, and a file no loader reads
             (folder / name).write_text("临时文件", encoding="utf-8")
         time.sleep(2.5)  # longer than quiet + max delay
         assert watcher.status.syncs == syncs, "editor temporary files triggered a sync"
@@ -162,6 +164,22 @@ def test_temporary_names() -> None:
         assert is_temporary(name), name
     for name in ("a.txt", "sub/b.md", "4913.txt", "notes.jsonl"):
         assert not is_temporary(name), name
+
+
+def test_an_index_inside_the_watched_folder_does_not_sync_itself(tmp_path: Path, engine: Engine) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "beta.txt").write_text(BETA, encoding="utf-8")
+    index = folder / "search-index"  # not hidden: its files are seen by the watch
+    with watcher_for(folder, index, engine) as watcher:
+        wait_until(lambda: watcher.status.outcome == "ok", "the first sync")
+        (folder / "gamma.txt").write_text(GAMMA, encoding="utf-8")
+        wait_until(lambda: watcher.status.added == 1 and watcher.status.syncs >= 2, "the change is synced")
+        syncs = watcher.status.syncs
+        time.sleep(2.5)
+        assert watcher.status.syncs == syncs, "the index's own writes triggered syncs"
+    documents = Engine.open(index).documents()["documents"]
+    assert sorted(d["doc_id"] for d in documents) == ["beta.txt", "gamma.txt"]
 
 
 def test_watched_root_inside_a_hidden_folder_is_followed(tmp_path: Path, engine: Engine) -> None:
