@@ -155,6 +155,7 @@ class FolderWatcher:
         self._first_event: float | None = None  # monotonic time of the first unsynced event
         self._last_event: float | None = None
         self._next_rescan = 0.0  # 0: sync at once (the catch-up at start)
+        self._failures = 0  # failed syncs in a row
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer: Any = None
@@ -282,11 +283,15 @@ class FolderWatcher:
             return status
         except Exception as exc:  # a failed sync must never end the watcher; the index is unchanged
             status.outcome, status.error = "failed", str(exc)
-            log.error("sync of %s failed: %s", ", ".join(map(str, roots)), exc,
+            self._failures += 1
+            # a lasting cause (a full disk) is retried less and less often, up to the rescan interval
+            delay = min(self.rescan, self.retry * 2 ** (self._failures - 1))
+            log.error("sync of %s failed: %s; trying again in %.0f s", ", ".join(map(str, roots)), exc, delay,
                       exc_info=not isinstance(exc, OSError))
-            self._retry_soon()
+            self._next_rescan = time.monotonic() + delay
             self._finish(status)
             return status
+        self._failures = 0
         status.outcome, status.error = "ok", None
         status.added, status.updated, status.deleted = summary.added, summary.updated, summary.deleted
         status.generation = summary.generation

@@ -159,6 +159,27 @@ def test_a_locked_index_is_synced_once_the_other_writer_is_done(setup: tuple[Pat
         assert watcher.status.outcome == "ok"
 
 
+def test_a_failing_sync_is_reported_and_retried_with_backoff(tmp_path: Path) -> None:
+    """A fake sync (the edge case: a disk that is full for a while); the watcher must outlive it."""
+    from index.builder import BuildSummary
+
+    calls: list[float] = []
+
+    def sync(roots: list[Path]) -> BuildSummary:
+        calls.append(time.monotonic())
+        if len(calls) <= 3:
+            raise OSError(28, "No space left on device")
+        return BuildSummary(generation="000001")
+
+    with FolderWatcher([tmp_path], sync, retry=0.2, rescan=60) as watcher:
+        wait_until(lambda: len(calls) >= 2, "a retry")
+        assert watcher.status.outcome == "failed" and "No space left" in (watcher.status.error or "")
+        wait_until(lambda: watcher.status.outcome == "ok", "the sync once the cause is gone")
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert gaps[1] > gaps[0] * 1.5, f"no backoff between failed syncs: {gaps}"
+    assert watcher.status.outcomes == {"failed": 3, "ok": 1}
+
+
 def test_temporary_names() -> None:
     for name in ("a.txt~", ".a.txt.swp", "a.swp", "x.tmp", ".#a.txt", "4913", ".git/config", "d/.cache/x.md"):
         assert is_temporary(name), name
