@@ -66,6 +66,7 @@ def test_counters_move_with_searches_answers_refusals_and_writes(app_client: Tes
     assert job.status_code == 200 and job.json()["state"] == "done", job.text
     assert app_client.get("/documents/no-such-document", headers=AUTH).status_code == 404
     assert app_client.get("/no/such/path/123").status_code == 404
+    assert app_client.request("BREW", "/search").status_code in (400, 405)
     after = scrape(app_client)
 
     def moved(name: str, **labels: str) -> float:
@@ -92,6 +93,8 @@ def test_counters_move_with_searches_answers_refusals_and_writes(app_client: Tes
     assert moved("semsearch_http_requests_total", route=documents, method="GET", status="404") == 1
     assert moved("semsearch_http_requests_total", route="unmatched", method="GET", status="404") == 1
     assert not any("no-such-document" in str(labels) or "/no/such" in str(labels) for _n, labels in after)
+    assert moved("semsearch_http_requests_total", route="/search", method="other", status="405") == 1
+    assert not any("BREW" in str(labels) for _n, labels in after)
 
 
 def test_metrics_follow_the_read_key_rule(engine: Engine) -> None:
