@@ -170,7 +170,10 @@ class JobQueue:
                 job.finished = time.time()
                 job.done.set()
                 if self.on_finished is not None:
-                    self.on_finished(job)
+                    try:
+                        self.on_finished(job)
+                    except Exception:  # monitoring must never end the worker
+                        log.exception("the finished-job hook failed")
 
     def _run(self, job: Job) -> dict[str, Any]:
         """Run a job, waiting a while for a writer in another process (the CLI) to finish first."""
