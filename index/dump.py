@@ -87,6 +87,10 @@ def export_index(index_dir: Path | str, out: Path | str) -> dict[str, Any]:
     dump."""
     index = IndexDir(index_dir)
     out = Path(out)
+    if out.is_dir():
+        raise DumpError(f"{out} is a folder; give the dump's file name, e.g. {out / 'index.tar'}")
+    if not out.parent.is_dir():
+        raise DumpError(f"cannot write {out}: the folder {out.parent} does not exist")
     name, manifest, store, vstore = _open_generation(index)
     try:
         with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp_name:
@@ -166,6 +170,8 @@ def _sha256(path: Path) -> str:
 # --- import ---------------------------------------------------------------------------------------------
 def read_dump_manifest(dump: Path | str) -> dict[str, Any]:
     """The manifest of a dump (checked to be one), without reading the rest."""
+    if not Path(dump).is_file():
+        raise DumpError(f"{dump} does not exist or is not a file; give a dump written by `semsearch export`")
     try:
         with tarfile.open(dump, "r:") as tar:
             member = tar.extractfile("manifest.json")

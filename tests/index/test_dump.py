@@ -189,6 +189,10 @@ def test_damaged_dumps_other_models_and_full_targets_are_refused(seed_index: Pat
             import_index(path, target, **options)
         assert not target.exists(), f"{path.name} left a folder behind"
 
+    with pytest.raises(DumpError, match="does not exist"):
+        import_index(tmp_path / "no-such.tar", tmp_path / "target-missing")
+    with pytest.raises(DumpError, match="is a folder"):
+        export_index(seed_index, tmp_path)
     import_index(dump, tmp_path / "full")
     with pytest.raises(DumpError, match="is not empty"):
         import_index(dump, tmp_path / "full")
