@@ -154,6 +154,7 @@ class Engine:
         # modes or filters of one query embed it once.
         self._answers: LRU = LRU(QUERY_CACHE_SIZE)
         self._query_vectors: LRU = LRU(QUERY_CACHE_SIZE)
+        self.counters = Counters()
 
     @classmethod
     def open(cls, index_dir: Path | str | None = None, *, model: str | None = None) -> Engine:
@@ -230,6 +231,8 @@ class Engine:
         mode = self._mode(snap, mode)
         key = (snap.key, query, k, mode, _filters_key(filters), offset)
         cached = self._answers.get(key)
+        self.counters.add(("searches", mode))
+        self.counters.add(("search_cache", "hit" if cached is not None else "miss"))
         if cached is not None:
             return cached.detached()  # callers may change what they get; the cache stays intact
         allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
@@ -437,12 +440,15 @@ class Engine:
         if mode == "extract":
             from search.answer import ask
 
-            return ask(self, question, k, filters=filters, threshold=threshold)
-        if mode == "generate":
+            response = ask(self, question, k, filters=filters, threshold=threshold)
+        elif mode == "generate":
             from search.generate import generate
 
-            return generate(self, question, k, filters=filters)
-        raise QueryError(f"unknown answer mode {mode!r}; choose extract or generate")
+            response = generate(self, question, k, filters=filters)
+        else:
+            raise QueryError(f"unknown answer mode {mode!r}; choose extract or generate")
+        self.counters.add(("answers", mode, "withheld" if response.answer is None else "given"))
+        return response
 
     def ask_stream(self, question: str, k: int = 5, *, filters: Filters | None = None) -> Any:
         """`ask(mode="generate")` as it is written: an iterator of events (token…, then done)."""
@@ -515,6 +521,23 @@ class Engine:
             "offset": offset,
             "documents": snap.passages.list_documents(offset, limit),
         }
+
+
+class Counters:
+    """Monotonic counts of what an engine did (searches by mode, answer-cache hits, answers given and
+    withheld), keyed by tuples; monitoring (`api.metrics`) reads them when it is scraped."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, ...], int] = {}
+        self._lock = threading.Lock()  # server threads search concurrently
+
+    def add(self, key: tuple[str, ...], n: int = 1) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + n
+
+    def snapshot(self) -> dict[tuple[str, ...], int]:
+        with self._lock:
+            return dict(self._counts)
 
 
 class LRU:
