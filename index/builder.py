@@ -21,7 +21,7 @@ import numpy as np
 
 from index.chunker import ChunkerConfig, chunk_document
 from index.config import FORMAT_VERSION, IndexSettings
-from index.documents import Chunk, Document, SkippedFile
+from index.documents import Chunk, Document, LoadError, SkippedFile
 from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
 from index.embedding_cache import EmbeddingCache
@@ -53,12 +53,18 @@ class BuildSummary:
     embedded: int = 0
     reused: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
+    kept: int = 0  # documents of files that failed to load, kept as the index had them
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
     @property
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.deleted)
+
+    @property
+    def clean(self) -> bool:
+        """Every file given was read; False if one (or a line of one) failed and its documents were kept."""
+        return not any(s.failed for s in self.skipped)
 
     @property
     def passages_per_s(self) -> float:
@@ -75,7 +81,9 @@ class BuildSummary:
             "unchanged": self.unchanged,
             "embedded": self.embedded,
             "reused": self.reused,
-            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "skipped": [{"path": s.path, "reason": s.reason, "failed": s.failed} for s in self.skipped],
+            "kept": self.kept,
+            "clean": self.clean,
             "seconds": round(self.seconds, 3),
             "passages_per_s": round(self.passages_per_s, 2),
         }
@@ -89,6 +97,9 @@ class BuildSummary:
         ]
         for skip in self.skipped:
             lines.append(f"  skipped {skip.path}: {skip.reason}")
+        if not self.clean:
+            kept = f"; kept the {self.kept} document(s) the index had from them" if self.kept else ""
+            lines.append(f"some files could not be read{kept}: fix them and run again")
         where = f"generation {self.generation}" if self.generation else "no index"
         state = "published" if self.changed else "unchanged, still"
         lines.append(f"{state} {where} in {self.seconds:.1f}s")
@@ -128,8 +139,13 @@ class IndexBuilder:
         return self._embedder
 
     # --- entry points ----------------------------------------------------------------------------
-    def index_paths(self, paths: Sequence[Path | str]) -> BuildSummary:
-        """Sync files and folders: index new and changed documents, drop those of deleted files."""
+    def index_paths(self, paths: Sequence[Path | str], *, strict: bool = False) -> BuildSummary:
+        """Sync files and folders: index new and changed documents, drop those of deleted files.
+
+        A file that fails to load (unreadable, binary, a broken JSONL line, ...) keeps the documents the
+        index has from it, and the summary is not `clean`; only a file that is gone, or empty, loses
+        its documents. `strict`: if any file fails, change nothing and raise LoadError naming them.
+        """
         started = time.perf_counter()
         skipped: list[SkippedFile] = []
         docs: dict[str, Document] = {}
@@ -138,8 +154,17 @@ class IndexBuilder:
                 skipped.append(SkippedFile(doc.path or doc.doc_id, f"duplicate doc_id {doc.doc_id!r}"))
                 continue
             docs[doc.doc_id] = doc
+        failed = [s for s in skipped if s.failed]
+        if strict and failed:
+            listed = "; ".join(f"{s.path}: {s.reason}" for s in failed[:10])
+            more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+            raise LoadError(
+                f"{len(failed)} file(s) could not be read, so nothing was changed (--strict): {listed}{more}"
+            )
         folders = [Path(p).resolve() for p in paths if Path(p).is_dir()]
-        summary = self._commit(docs, deleted_under=folders, started=started)
+        summary = self._commit(
+            docs, deleted_under=folders, kept_under=[Path(s.path) for s in failed], started=started
+        )
         summary.skipped = skipped
         return summary
 
@@ -167,11 +192,12 @@ class IndexBuilder:
         *,
         delete: set[str] | None = None,
         deleted_under: Sequence[Path] = (),
+        kept_under: Sequence[Path] = (),
         started: float,
     ) -> BuildSummary:
         try:
             with WriteLock(self.dir.root):
-                return self._build(upserts, delete or set(), deleted_under, started)
+                return self._build(upserts, delete or set(), deleted_under, kept_under, started)
         except (OSError, sqlite3.OperationalError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise IndexWriteError(
@@ -180,7 +206,12 @@ class IndexBuilder:
             ) from exc
 
     def _build(
-        self, upserts: dict[str, Document], delete: set[str], deleted_under: Sequence[Path], started: float
+        self,
+        upserts: dict[str, Document],
+        delete: set[str],
+        deleted_under: Sequence[Path],
+        kept_under: Sequence[Path],
+        started: float,
     ) -> BuildSummary:
         summary = BuildSummary()
         previous = self.dir.current()
@@ -207,7 +238,12 @@ class IndexBuilder:
             for doc_id, (_hash, path) in prev_docs.items():
                 if doc_id in upserts or path is None:
                     continue
-                if any(Path(path).is_relative_to(folder) for folder in deleted_under):
+                if not any(Path(path).is_relative_to(folder) for folder in deleted_under):
+                    continue
+                # Not seen this time because its file (or folder) failed to load: not deleted.
+                if any(Path(path).is_relative_to(failed) for failed in kept_under):
+                    summary.kept += 1
+                else:
                     gone.add(doc_id)
             summary.deleted = len(gone)
             keep = [d for d in prev_docs if d not in changed and d not in gone]

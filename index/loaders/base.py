@@ -11,6 +11,7 @@ import email.utils
 import logging
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
@@ -29,12 +30,14 @@ class SkipFile(LoadError):
     """A file that is not a document at all (binary, empty, unknown encoding).
 
     `reason` is the short form `load_documents` reports ("binary file"); the message is the long form an
-    upload gets back ("docs.bin is binary, not text").
+    upload gets back ("docs.bin is binary, not text"). `failed` as in `SkippedFile`: False only for a
+    file that is empty on purpose.
     """
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: str, *, failed: bool = True) -> None:
         super().__init__(message)
         self.reason = reason
+        self.failed = failed
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,14 @@ class Loader(ABC):
     extensions: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
-    def load(self, text: str, origin: Origin) -> list[Document]:
-        """Documents of `text`; raises LoadError (naming `origin.doc_id`) on bad input."""
+    def load(
+        self, text: str, origin: Origin, *, on_error: Callable[[LoadError], None] | None = None
+    ) -> list[Document]:
+        """Documents of `text`; raises LoadError (naming `origin.doc_id`) on bad input.
+
+        A loader of many documents a file (JSONL) reports a bad record to `on_error`, when given, and
+        goes on with the others; without it the whole file is refused.
+        """
 
 
 # --- decoding ---------------------------------------------------------------------------------------
@@ -102,7 +111,7 @@ def decode_bytes(data: bytes, name: str) -> str:
     if _control_share(text) > 0.05:
         raise SkipFile(f"{name} is binary, not text", "binary file")
     if not text.strip():
-        raise SkipFile(f"{name} is empty", "empty")
+        raise SkipFile(f"{name} is empty", "empty", failed=False)
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -332,7 +341,9 @@ class ArticleLoader(Loader):
     def parse(self, body: str, *, front_matter: bool) -> ParsedBody:
         """Paragraphs (and what the markup says) of the body; `front_matter` tells if there was some."""
 
-    def load(self, text: str, origin: Origin) -> list[Document]:
+    def load(
+        self, text: str, origin: Origin, *, on_error: Callable[[LoadError], None] | None = None
+    ) -> list[Document]:
         mapping, body = split_front_matter(text, origin.doc_id)
         parsed = self.parse(body, front_matter=bool(mapping))
         meta = Metadata.from_mapping(mapping, origin.doc_id)
@@ -343,7 +354,7 @@ class ArticleLoader(Loader):
             paragraphs = paragraphs[:-1]  # metadata, not content
             meta.source = meta.source or byline
         if not paragraphs:
-            raise SkipFile(f"{origin.doc_id} has no text", "empty")
+            raise SkipFile(f"{origin.doc_id} has no text", "empty", failed=False)
         title = meta.title or parsed.title or headline_title(paragraphs) or origin.stem
         document = Document.from_paragraphs(
             origin.doc_id,

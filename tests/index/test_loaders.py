@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -178,6 +179,34 @@ def test_gb18030_and_bom(tmp_path: Path) -> None:
         assert doc.text == "标题\n\n这是用国标编码保存的文章。第二句话！"
 
 
+def test_only_regular_files_of_bounded_size_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO used to hang the run and a link to /dev/zero to read until the kernel killed it."""
+    os.mkfifo(tmp_path / "pipe.txt")
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")
+    (tmp_path / "dangling.md").symlink_to(tmp_path / "nowhere.md")
+    (tmp_path / "large.txt").write_text("大文件的内容。" * 200, encoding="utf-8")
+    (tmp_path / "good.txt").write_text("正常的文章。", encoding="utf-8")
+    monkeypatch.setenv("SEMSEARCH_MAX_FILE_BYTES", "1000")
+    docs, skipped = load_folder(tmp_path)
+    assert list(docs) == ["good.txt"]
+    reasons = {Path(s.path).name: s.reason for s in skipped}
+    assert reasons == {
+        "pipe.txt": "not a regular file (FIFO)",
+        "zero.txt": "not a regular file (character device)",
+        "dangling.md": "unreadable: No such file or directory",
+        "large.txt": "larger than 1,000 bytes (SEMSEARCH_MAX_FILE_BYTES)",
+    }
+    assert all(s.failed for s in skipped)  # what the index had from them is kept
+    skipped.clear()  # given on its own, a FIFO is refused the same way (not "no such file")
+    assert list(load_documents([tmp_path / "pipe.txt"], on_skip=skipped.append)) == []
+    assert [s.reason for s in skipped] == ["not a regular file (FIFO)"]
+    monkeypatch.setenv("SEMSEARCH_MAX_FILE_BYTES", "ten")
+    with pytest.raises(LoadError, match="SEMSEARCH_MAX_FILE_BYTES must be a whole number of bytes"):
+        load_folder(tmp_path)
+
+
 def test_missing_path_is_reported(tmp_path: Path) -> None:
     skipped: list[SkippedFile] = []
     assert list(load_documents([tmp_path / "nope"], on_skip=skipped.append)) == []
@@ -231,6 +260,18 @@ def test_html_drops_scripts_styles_comments() -> None:
         "https://example.com/a.html",
     )
     assert doc.path is None
+
+
+def test_deeply_nested_html_keeps_its_text(tmp_path: Path) -> None:
+    """Markup nested thousands deep (generated pages, hostile uploads) is read, not a RecursionError."""
+    depth = 5000
+    page = "<html><body>" + "<div><span>" * depth + "<h2>深处的标题</h2><p>深处的段落文字。</p>"
+    page += "</span></div>" * depth + "<p>结尾。</p></body></html>"
+    (doc,) = load_bytes("deep.html", page.encode("utf-8"))
+    assert paragraph_texts(doc) == ["深处的标题", "深处的段落文字。", "结尾。"]
+    (tmp_path / "deep.html").write_text(page, encoding="utf-8")
+    _, from_file = load_one(tmp_path / "deep.html")
+    assert from_file.text == doc.text
 
 
 def test_html_title_falls_back_to_h1() -> None:
@@ -346,14 +387,27 @@ def test_jsonl_good(tmp_path: Path) -> None:
     assert all(d.path == str(file.resolve()) for d in docs)
 
 
-def test_jsonl_bad_line_skips_the_whole_file(tmp_path: Path) -> None:
+def test_jsonl_bad_line_skips_only_that_line(tmp_path: Path) -> None:
+    """`semsearch index` reads the good lines and names each bad one; an upload is refused as a whole."""
     file = tmp_path / "docs.jsonl"
-    file.write_text('{"doc_id": "a", "text": "好的。"}\n{"doc_id": "b", "text": \n', encoding="utf-8")
+    file.write_text(
+        '{"doc_id": "a", "text": "好的。"}\n{"doc_id": "b", "text": \n'
+        '{"text": ""}\n{"doc_id": "c", "text": "也好。"}\n',
+        encoding="utf-8",
+    )
     skipped: list[SkippedFile] = []
-    assert list(load_documents([tmp_path], on_skip=skipped.append)) == []
-    assert "line 2 of docs.jsonl is not valid JSON" in skipped[0].reason
+    assert [d.doc_id for _, d in load_documents([tmp_path], on_skip=skipped.append)] == ["a", "c"]
+    assert [s.reason.split(":")[0] for s in skipped] == [
+        "line 2 of docs.jsonl is not valid JSON",
+        "line 3 of docs.jsonl",
+    ]
+    assert all(s.failed and s.path == str(file.resolve()) for s in skipped)
     with pytest.raises(LoadError, match=r"line 2 of docs\.jsonl is not valid JSON"):
         load_bytes("docs.jsonl", file.read_bytes())
+    file.write_text('{"doc_id": "b", "text": \n', encoding="utf-8")
+    skipped.clear()
+    assert list(load_documents([file], on_skip=skipped.append)) == []
+    assert [s.reason for s in skipped][-1] == "docs.jsonl has no valid records"
 
 
 @pytest.mark.parametrize(
