@@ -152,17 +152,17 @@ def test_binary_empty_and_undecodable_files_are_skipped(
     (tmp_path / "latin1.txt").write_bytes(
         "Caf\xe9 ol\xe9 na\xefve \xe9t\xe9 \xe0 la cr\xe8me.".encode("latin-1")
     )
-    (tmp_path / "utf16.txt").write_bytes("中文".encode("utf-16"))
+    (tmp_path / "bad-utf16.txt").write_bytes(b"\xff\xfe" + "中文".encode("utf-16-le") + b"\x00\xd8")
     (tmp_path / "good.txt").write_text("正常的文章。", encoding="utf-8")
     docs, skipped = load_folder(tmp_path)
     assert list(docs) == ["good.txt"]
     reasons = {Path(s.path).name: s.reason for s in skipped}
     assert reasons == {
+        "bad-utf16.txt": "invalid UTF-16",
         "binary.txt": "binary file",
         "blank.md": "empty",
         "empty.txt": "empty",
-        "latin1.txt": "not UTF-8 or GB18030",
-        "utf16.txt": "not UTF-8 or GB18030",
+        "latin1.txt": "not UTF-8, GB18030, Big5, Shift-JIS, EUC-JP or EUC-KR",
     }
     assert "binary.txt" in caplog.text  # each skip is logged, naming the file
 
@@ -205,6 +205,34 @@ def test_only_regular_files_of_bounded_size_are_read(
     monkeypatch.setenv("SEMSEARCH_MAX_FILE_BYTES", "ten")
     with pytest.raises(LoadError, match="SEMSEARCH_MAX_FILE_BYTES must be a whole number of bytes"):
         load_folder(tmp_path)
+
+
+TRADITIONAL = "臺灣大學成立於一九二八年，是臺灣歷史最悠久的高等學府之一。校園內的椰林大道遠近馳名。"
+JAPANESE = "東京都は本日、新しい科学技術振興計画を発表しました。大学と企業の共同研究を支援します。"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "text"),
+    [
+        ("big5", TRADITIONAL),  # Taiwan and Hong Kong files: used to come out as GB18030 gibberish
+        # dense with CJK punctuation, which charset-normalizer's default threshold refuses
+        ("big5", "堅持“共需、共建、共享、共治”理念，按照“政府引導、市場運作”原則。"),
+        ("cp932", JAPANESE),  # Shift-JIS, as Windows writes it
+        ("euc_jp", JAPANESE),
+        ("gb18030", "成都超算中心自2020年投运以来，为西部地区产业发展提供了强大的算力支撑。"),
+        ("gb18030", "长三角国家技术创新中心"),
+        ("utf-16", TRADITIONAL),  # Windows Notepad's "Unicode": UTF-16 LE with a byte-order mark
+        ("utf-16-be-bom", JAPANESE),
+        ("utf-32", TRADITIONAL),
+    ],
+)
+def test_legacy_and_utf16_encodings_are_detected(tmp_path: Path, encoding: str, text: str) -> None:
+    data = b"\xfe\xff" + text.encode("utf-16-be") if encoding == "utf-16-be-bom" else text.encode(encoding)
+    (tmp_path / "doc.txt").write_bytes(data)
+    _, doc = load_one(tmp_path / "doc.txt")
+    assert doc.text == text
+    (doc,) = load_bytes("upload.txt", data)  # the API reads uploads the same way
+    assert doc.text == text
 
 
 def test_missing_path_is_reported(tmp_path: Path) -> None:
