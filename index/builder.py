@@ -12,7 +12,7 @@ import logging
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ class BuildSummary:
     updated: int = 0
     deleted: int = 0
     unchanged: int = 0
+    moved: int = 0  # unchanged documents whose file is now somewhere else
     embedded: int = 0
     reused: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
@@ -59,7 +60,7 @@ class BuildSummary:
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.deleted)
+        return bool(self.added or self.updated or self.deleted or self.moved)
 
     @property
     def clean(self) -> bool:
@@ -79,6 +80,7 @@ class BuildSummary:
             "updated": self.updated,
             "deleted": self.deleted,
             "unchanged": self.unchanged,
+            "moved": self.moved,
             "embedded": self.embedded,
             "reused": self.reused,
             "skipped": [{"path": s.path, "reason": s.reason, "failed": s.failed} for s in self.skipped],
@@ -91,7 +93,9 @@ class BuildSummary:
     def describe(self) -> str:
         lines = [
             f"documents: {self.documents} ({self.added} added, {self.updated} updated, "
-            f"{self.deleted} deleted, {self.unchanged} unchanged), skipped: {len(self.skipped)}",
+            f"{self.deleted} deleted, {self.unchanged} unchanged"
+            + (f", {self.moved} moved" if self.moved else "")
+            + f"), skipped: {len(self.skipped)}",
             f"passages: {self.passages}; embedded {self.embedded} new, reused {self.reused}"
             + (f" ({self.passages_per_s:.1f} passages/s)" if self.embedded else " (nothing re-embedded)"),
         ]
@@ -104,6 +108,74 @@ class BuildSummary:
         state = "published" if self.changed else "unchanged, still"
         lines.append(f"{state} {where} in {self.seconds:.1f}s")
         return "\n".join(lines)
+
+
+def _under(path: str | Path, folders: Sequence[Path]) -> bool:
+    return any(Path(path).is_relative_to(folder) for folder in folders)
+
+
+@dataclass
+class Roots:
+    """The folders an index reads files from, each with the prefix of its files' doc ids.
+
+    A file's doc_id is its path relative to the deepest recorded folder holding it, after that folder's
+    prefix. The first folder of an index has the empty prefix (`semsearch index data` gives
+    `003_07e0a4d71f185c6b.txt`); each further folder has its name (`semsearch index f2` gives
+    `f2/readme.txt`), so equal file names in two folders are two documents. Indexing a sub-folder of a
+    recorded folder gives the ids the whole folder gives. A recorded folder that no longer exists, when a
+    folder of the same name is indexed, was moved: the new place takes its prefix, so ids stay.
+
+    The folders are recorded in each generation's manifest. An index built before they were is read
+    from its documents (path = folder + doc_id), all with the empty prefix: every id stays as it was.
+    """
+
+    prefixes: dict[str, str] = field(default_factory=dict)  # absolute folder -> "" or "name/"
+    moved: list[Path] = field(default_factory=list)  # old places of folders moved, this run
+
+    @classmethod
+    def of_index(cls, manifest: dict[str, Any], docs: dict[str, tuple[str, str | None]]) -> Roots:
+        if "roots" in manifest:
+            return cls({r["folder"]: r["prefix"] for r in manifest["roots"]})
+        inferred: dict[str, str] = {}
+        for doc_id, (_hash, path) in docs.items():
+            relative = doc_id.split("#", 1)[0]  # "docs.jsonl#3": a JSONL line without a doc_id
+            if path and path.endswith("/" + relative):
+                inferred.setdefault(path[: -len(relative) - 1], "")
+        return cls(inferred)
+
+    def to_manifest(self) -> list[dict[str, str]]:
+        return [{"folder": f, "prefix": p} for f, p in sorted(self.prefixes.items())]
+
+    def _owner(self, path: Path) -> str | None:
+        holding = [f for f in self.prefixes if path.is_relative_to(f)]
+        return max(holding, key=len) if holding else None
+
+    def register(self, folder: Path, doc_ids: Collection[str]) -> None:
+        """Record `folder` (absolute, resolved) unless a recorded folder holds it."""
+        if self._owner(folder) is not None:
+            return
+        for old in list(self.prefixes):
+            if Path(old).name == folder.name and not Path(old).exists():
+                self.prefixes[str(folder)] = self.prefixes.pop(old)
+                self.moved.append(Path(old))
+                return
+        if not self.prefixes:
+            self.prefixes[str(folder)] = ""
+            return
+        name, n = folder.name or "root", 1
+        while True:  # a prefix no recorded folder has and no id starts with
+            prefix = f"{name}/" if n == 1 else f"{name}-{n}/"
+            if prefix not in self.prefixes.values() and not any(d.startswith(prefix) for d in doc_ids):
+                break
+            n += 1
+        self.prefixes[str(folder)] = prefix
+
+    def doc_id(self, root: Path, file: Path) -> str:
+        """The doc_id of `file`, found under the folder `root` given (a `DocIdRule`)."""
+        owner = self._owner(file)
+        if owner is None:
+            return file.relative_to(root).as_posix()
+        return self.prefixes[owner] + file.relative_to(owner).as_posix()
 
 
 class IndexBuilder:
@@ -147,9 +219,13 @@ class IndexBuilder:
         its documents. `strict`: if any file fails, change nothing and raise LoadError naming them.
         """
         started = time.perf_counter()
+        roots, known = self._roots()
+        for given in paths:
+            path = Path(given).expanduser()
+            roots.register(path.resolve() if path.is_dir() else path.absolute().parent.resolve(), known)
         skipped: list[SkippedFile] = []
         docs: dict[str, Document] = {}
-        for _root, doc in self._iter_loaded(paths, skipped.append):
+        for _root, doc in self._iter_loaded(paths, skipped.append, roots):
             if doc.doc_id in docs:
                 skipped.append(SkippedFile(doc.path or doc.doc_id, f"duplicate doc_id {doc.doc_id!r}"))
                 continue
@@ -161,12 +237,28 @@ class IndexBuilder:
             raise LoadError(
                 f"{len(failed)} file(s) could not be read, so nothing was changed (--strict): {listed}{more}"
             )
-        folders = [Path(p).resolve() for p in paths if Path(p).is_dir()]
+        folders = [Path(p).resolve() for p in paths if Path(p).is_dir()] + roots.moved
         summary = self._commit(
-            docs, deleted_under=folders, kept_under=[Path(s.path) for s in failed], started=started
+            docs,
+            deleted_under=folders,
+            kept_under=[Path(s.path) for s in failed],
+            roots=roots,
+            started=started,
         )
-        summary.skipped = skipped
+        summary.skipped[:0] = skipped
         return summary
+
+    def _roots(self) -> tuple[Roots, set[str]]:
+        """The recorded folders of the current generation, and its doc ids."""
+        current = self.dir.current()
+        if current is None:
+            return Roots(), set()
+        store = PassageStore.open(self.dir.path(current))
+        try:
+            docs = store.document_hashes()
+        finally:
+            store.close()
+        return Roots.of_index(self.dir.manifest(current), docs), set(docs)
 
     def upsert(self, documents: Iterable[Document]) -> BuildSummary:
         """Add or replace documents (the API's write path)."""
@@ -178,8 +270,10 @@ class IndexBuilder:
         return self._commit({}, delete=set(doc_ids), started=started)
 
     # --- the build -------------------------------------------------------------------------------
-    def _iter_loaded(self, paths: Sequence[Path | str], on_skip: Any) -> Iterable[tuple[Path, Document]]:
-        loaded = load_documents(paths, on_skip=on_skip)
+    def _iter_loaded(
+        self, paths: Sequence[Path | str], on_skip: Any, roots: Roots
+    ) -> Iterable[tuple[Path, Document]]:
+        loaded = load_documents(paths, on_skip=on_skip, doc_id_of=roots.doc_id)
         if not self.progress:
             return loaded
         from tqdm import tqdm
@@ -193,11 +287,12 @@ class IndexBuilder:
         delete: set[str] | None = None,
         deleted_under: Sequence[Path] = (),
         kept_under: Sequence[Path] = (),
+        roots: Roots | None = None,
         started: float,
     ) -> BuildSummary:
         try:
             with WriteLock(self.dir.root):
-                return self._build(upserts, delete or set(), deleted_under, kept_under, started)
+                return self._build(upserts, delete or set(), deleted_under, kept_under, roots, started)
         except (OSError, sqlite3.OperationalError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise IndexWriteError(
@@ -211,6 +306,7 @@ class IndexBuilder:
         delete: set[str],
         deleted_under: Sequence[Path],
         kept_under: Sequence[Path],
+        roots: Roots | None,
         started: float,
     ) -> BuildSummary:
         summary = BuildSummary()
@@ -223,25 +319,29 @@ class IndexBuilder:
                 prev_manifest.get("settings", {}).get("chunks") == self.settings.to_dict()["chunks"]
             )
 
+            if roots is not None:  # a sync of files: an id another file or the API holds is not taken
+                upserts = self._without_collisions(upserts, prev_docs, deleted_under, kept_under, summary)
             changed: dict[str, Document] = {}
+            repath: dict[str, str] = {}
             for doc_id, doc in upserts.items():
                 old = prev_docs.get(doc_id)
                 if old is not None and old[0] == doc.content_hash() and same_chunking:
                     summary.unchanged += 1
+                    if doc.path is not None and old[1] != doc.path:
+                        repath[doc_id] = doc.path
                     continue
                 changed[doc_id] = doc
                 if old is None:
                     summary.added += 1
                 else:
                     summary.updated += 1
+            summary.moved = len(repath)
             gone = {d for d in delete if d in prev_docs}
             for doc_id, (_hash, path) in prev_docs.items():
-                if doc_id in upserts or path is None:
-                    continue
-                if not any(Path(path).is_relative_to(folder) for folder in deleted_under):
+                if doc_id in upserts or path is None or not _under(path, deleted_under):
                     continue
                 # Not seen this time because its file (or folder) failed to load: not deleted.
-                if any(Path(path).is_relative_to(failed) for failed in kept_under):
+                if _under(path, kept_under):
                     summary.kept += 1
                 else:
                     gone.add(doc_id)
@@ -249,7 +349,7 @@ class IndexBuilder:
             keep = [d for d in prev_docs if d not in changed and d not in gone]
             summary.documents = len(keep) + len(changed)
 
-            if previous and not changed and not gone:
+            if previous and not changed and not gone and not repath:
                 summary.generation = previous
                 summary.passages = prev_store.count_passages() if prev_store else 0
                 summary.seconds = time.perf_counter() - started
@@ -258,8 +358,12 @@ class IndexBuilder:
             name, tmp = self.dir.begin()
             try:
                 manifest = self._write_generation(
-                    tmp, name, summary, previous, prev_store, prev_manifest, changed, gone, keep
+                    tmp, name, summary, previous, prev_store, prev_manifest, changed, gone, keep, repath
                 )
+                if roots is not None:
+                    manifest["roots"] = roots.to_manifest()
+                elif "roots" in prev_manifest:
+                    manifest["roots"] = prev_manifest["roots"]
                 self.dir.publish(name, tmp, manifest)
             except BaseException:
                 # Free the space of a generation that will never be published (a kill -9 leaves it
@@ -276,6 +380,38 @@ class IndexBuilder:
         summary.seconds = time.perf_counter() - started
         return summary
 
+    @staticmethod
+    def _without_collisions(
+        upserts: dict[str, Document],
+        prev_docs: dict[str, tuple[str, str | None]],
+        deleted_under: Sequence[Path],
+        kept_under: Sequence[Path],
+        summary: BuildSummary,
+    ) -> dict[str, Document]:
+        """Documents of files minus those whose doc_id a document of another origin holds.
+
+        Taking over an id is a replacement only when its holder is a file of the folders synced now
+        that did not fail (the id moved between their files); a document of another folder, of a
+        failed file, or sent through the API keeps its id, and the newcomer is reported.
+        """
+        kept: dict[str, Document] = {}
+        for doc_id, doc in upserts.items():
+            holder = prev_docs.get(doc_id, (None, doc.path))[1]
+            if holder == doc.path or (
+                holder is not None and _under(holder, deleted_under) and not _under(holder, kept_under)
+            ):
+                kept[doc_id] = doc
+                continue
+            owner = holder or "a document added through the API"
+            summary.skipped.append(
+                SkippedFile(
+                    doc.path or doc_id,
+                    f"doc_id {doc_id!r} is already used by {owner}; give this document another doc_id, "
+                    "or delete that one first",
+                )
+            )
+        return kept
+
     def _write_generation(
         self,
         tmp: Path,
@@ -287,11 +423,13 @@ class IndexBuilder:
         changed: dict[str, Document],
         gone: set[str],
         keep: list[str],
+        repath: dict[str, str],
     ) -> dict[str, Any]:
         """Write every file of the new generation into `tmp`; returns its manifest (not yet published)."""
         store = PassageStore.create(tmp)
         if previous:
             store.copy_documents(self.dir.path(previous), keep)
+            store.set_paths(repath)
         next_id = int(prev_manifest.get("next_passage_id", 1))
         id_keys = prev_store.passage_keys() if prev_store else {}
         new_ids, new_chunks = [], []
