@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from index.chunker import ChunkerConfig, chunk_document
+from index.chunker import ChunkerConfig, Progress, chunk_document
 from index.config import FORMAT_VERSION, IndexSettings
 from index.documents import Chunk, Document, LoadError, SkippedFile
 from index.embedders.base import Embedder
@@ -433,8 +433,17 @@ class IndexBuilder:
         next_id = int(prev_manifest.get("next_passage_id", 1))
         id_keys = prev_store.passage_keys() if prev_store else {}
         new_ids, new_chunks = [], []
+        bar = None
+        if self.progress and changed:
+            from tqdm import tqdm
+
+            total = sum(len(d.text) for d in changed.values())
+            bar = tqdm(total=total, unit="char", unit_scale=True, desc="chunking", leave=False)
         for doc in changed.values():
-            chunks = self._chunk(doc)
+            told = bar.n if bar is not None else 0
+            chunks = self._chunk(doc, bar.update if bar is not None else None)
+            if bar is not None:
+                bar.update(len(doc.text) - (bar.n - told))  # the blanks between paragraphs
             ids = []
             seen: dict[str, int] = {}
             for c in chunks:
@@ -448,6 +457,8 @@ class IndexBuilder:
             store.add_document(doc, chunks, ids)
             new_ids += ids
             new_chunks += chunks
+        if bar is not None:
+            bar.close()
         store.conn.commit()
 
         vectors = self._vectors(new_chunks, summary)
@@ -507,11 +518,11 @@ class IndexBuilder:
             cache.close()
             store.close()
 
-    def _chunk(self, doc: Document) -> list[Chunk]:
+    def _chunk(self, doc: Document, progress: Progress | None = None) -> list[Chunk]:
         config = ChunkerConfig(
             max_tokens=self.settings.chunks.max_tokens, target_tokens=self.settings.chunks.target_tokens
         )
-        return chunk_document(doc, self.embedder.count_tokens, config)
+        return chunk_document(doc, self.embedder.count_tokens, config, progress=progress)
 
     def _vectors(self, chunks: list[Chunk], summary: BuildSummary) -> np.ndarray:
         """Vectors of these chunks: from the cache where the text was embedded before, else the model."""

@@ -135,7 +135,11 @@ def decode_bytes(data: bytes, name: str) -> str:
     if text is None:
         try:
             text = data.decode("utf-8")
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as exc:
+            if exc.reason == "unexpected end of data":  # UTF-8 cut inside its last character (head -c)
+                text = data[: exc.start].decode("utf-8") if exc.start else None
+                logger.warning("%s: ends inside a UTF-8 character; read without it", name)
+        if text is None:
             encoding = _legacy_encoding(data)
             try:
                 text = data.decode(encoding) if encoding else None

@@ -177,6 +177,9 @@ def test_gb18030_and_bom(tmp_path: Path) -> None:
     for doc in docs.values():
         assert doc.title == "标题"
         assert doc.text == "标题\n\n这是用国标编码保存的文章。第二句话！"
+    (tmp_path / "cut.txt").write_bytes(text.encode("utf-8")[:-1])  # `head -c`: cut inside "！"
+    _, doc = load_one(tmp_path / "cut.txt")
+    assert doc.text == "标题\n\n这是用国标编码保存的文章。第二句话"
 
 
 def test_only_regular_files_of_bounded_size_are_read(
