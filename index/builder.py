@@ -9,6 +9,7 @@ beside the old one and published atomically (see `index.generations`).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sqlite3
 import time
@@ -222,7 +223,10 @@ class IndexBuilder:
         roots, known = self._roots()
         for given in paths:
             path = Path(given).expanduser()
-            roots.register(path.resolve() if path.is_dir() else path.absolute().parent.resolve(), known)
+            if path.is_dir():
+                roots.register(path.resolve(), known)
+            elif os.path.lexists(path):  # a file given on its own: its folder (as load_documents has it)
+                roots.register(path.absolute().parent.resolve(), known)
         skipped: list[SkippedFile] = []
         docs: dict[str, Document] = {}
         for _root, doc in self._iter_loaded(paths, skipped.append, roots):
