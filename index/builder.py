@@ -304,7 +304,7 @@ class IndexBuilder:
     def _roots(self) -> tuple[Roots, set[str]]:
         """The recorded folders of the index, and its doc ids (read from the newest readable generation:
         a damaged one is reported and recovered from by `_base`, and ids must not change meanwhile)."""
-        manifest = self.dir.readable_manifest()
+        manifest = None if self.rebuild else self.dir.readable_manifest()  # a rebuild starts afresh
         if manifest is None:
             return Roots(), set()
         try:
