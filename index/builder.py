@@ -53,6 +53,8 @@ class BuildSummary:
     embedded: int = 0
     reused: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
+    # The keyword index was analysed again (it was built by an older analyser), documents unchanged.
+    reanalysed: bool = False
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -76,6 +78,7 @@ class BuildSummary:
             "embedded": self.embedded,
             "reused": self.reused,
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "reanalysed": self.reanalysed,
             "seconds": round(self.seconds, 3),
             "passages_per_s": round(self.passages_per_s, 2),
         }
@@ -89,8 +92,10 @@ class BuildSummary:
         ]
         for skip in self.skipped:
             lines.append(f"  skipped {skip.path}: {skip.reason}")
+        if self.reanalysed:
+            lines.append("keyword index analysed again: it was built by an older version of the analyser")
         where = f"generation {self.generation}" if self.generation else "no index"
-        state = "published" if self.changed else "unchanged, still"
+        state = "published" if self.changed or self.reanalysed else "unchanged, still"
         lines.append(f"{state} {where} in {self.seconds:.1f}s")
         return "\n".join(lines)
 
@@ -213,12 +218,15 @@ class IndexBuilder:
             keep = [d for d in prev_docs if d not in changed and d not in gone]
             summary.documents = len(keep) + len(changed)
 
-            if previous and not changed and not gone:
+            if previous and not changed and not gone and not self.keywords_outdated(previous):
                 summary.generation = previous
                 summary.passages = prev_store.count_passages() if prev_store else 0
                 summary.seconds = time.perf_counter() - started
                 return summary
 
+            # Nothing changed but the analysis: the keyword side is built again (the store re-tokenises every
+            # passage when the previous store's analyser differs), the vectors are carried over as they are.
+            summary.reanalysed = bool(previous) and not changed and not gone
             name, tmp = self.dir.begin()
             try:
                 manifest = self._write_generation(
@@ -322,6 +330,16 @@ class IndexBuilder:
             "vector_index": vector_index,
         }
         return manifest
+
+    def keywords_outdated(self, generation: str | None = None) -> bool:
+        """Whether the keyword index of `generation` (default: the current one) was built by another
+        analysis than this process's, so that queries look up terms it lacks (identifiers, before they were
+        terms). The next build re-analyses it, whether or not any document changed."""
+        generation = generation or self.dir.current()
+        if generation is None:
+            return False
+        store = load_keyword_store(self.settings.keyword_store, self.dir.path(generation))
+        return store is not None and store.outdated
 
     def _forget_stale_vectors(self, name: str, manifest: dict[str, Any]) -> None:
         """Keep the embedding cache to the text the index holds, so it does not grow without bound."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from index.analysis import is_gram, query_terms, query_tokens, term_spans
+from index.analysis import query_terms, query_words, term_spans
 from index.builder import BuildSummary, IndexBuilder
 from index.config import IndexSettings, default_index_dir
 from index.documents import Document
@@ -296,7 +296,7 @@ class Engine:
         """The keyword list's coverage of the query (`keyword_weight`) and every candidate's idf-weighted
         share of the query's words (`word_shares`), both read from the keyword index's postings."""
         assert snap.keywords is not None
-        words = list(dict.fromkeys(t for t in query_tokens(query) if not is_gram(t)))
+        words = list(query_words(query))
         if not words:
             return 0.0, {}
         ids = list(dict.fromkeys(h.passage_id for h in keyword + dense))

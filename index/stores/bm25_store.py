@@ -209,6 +209,10 @@ class BM25Store:
         self._tf = tf
         log.debug("keyword index: %d passages (%d tokenised), %d terms", n, len(new_rows), len(terms))
 
+    @property
+    def outdated(self) -> bool:
+        return self._analyzer != analysis.ANALYZER_VERSION
+
     def _rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Row of each passage id in this store, -1 where absent."""
         if len(self) == 0 or len(ids) == 0:
@@ -330,10 +334,11 @@ class BM25Store:
             raise ValueError(f"keyword index {src} has format {meta.get('format')}, expected {FORMAT}")
         store = cls()
         store._analyzer = meta["analyzer"]
-        if store._analyzer != analysis.ANALYZER_VERSION:
+        if store.outdated:
             log.warning(
                 "keyword index %s was built with analyser %r, this process analyses with %r; some query "
-                "terms may not match until the index is rebuilt",
+                "terms may not match until `semsearch index` runs on the index again (it re-analyses the "
+                "keyword index; nothing is re-embedded)",
                 src,
                 store._analyzer,
                 analysis.ANALYZER_VERSION,

@@ -19,6 +19,7 @@ from index.analysis import (
     is_gram,
     normalize,
     query_terms,
+    query_words,
     term_spans,
     tokenize,
     word_bounds,
@@ -158,6 +159,51 @@ def test_letter_digit_codes_are_kept_whole() -> None:
     assert {"5g", "h1n1", "gpt4"} <= set(words("5G网络 H1N1 GPT4"))
 
 
+@pytest.mark.parametrize(
+    ("text", "whole", "pieces"),
+    [
+        ("编号PPR-9087号", "ppr-9087", {"ppr", "9087"}),
+        ("R123-78", "r123-78", {"r", "123", "78", "r123"}),
+        ("按GB/T 7714-2015著录", "gb/t7714-2015", {"gb", "t", "7714", "2015"}),
+        ("GB/T7714-2015", "gb/t7714-2015", {"gb", "7714", "2015"}),  # with or without the space
+        ("COVID-19疫苗", "covid-19", {"covid", "19"}),
+        ("5G网络", "5g", {"5", "g"}),
+        ("H1N1流感", "h1n1", {"h", "1", "n"}),
+        ("iPhone15发布", "iphone15", {"15"}),
+        ("ＰＰＲ－９０８７", "ppr-9087", {"ppr", "9087"}),  # full-width
+        ("PPR\u20139087", "ppr-9087", {"ppr", "9087"}),  # an en dash
+        ("版本v2.1.3", "v2.1.3", {"v2"}),
+    ],
+)
+def test_identifiers_are_terms_whole_beside_their_pieces(text: str, whole: str, pieces: set[str]) -> None:
+    terms = words(text)
+    assert whole in terms
+    assert pieces <= set(terms)  # a query for a piece alone still matches
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025年研发投入强度超过3%，达1,054.5亿元",
+        "2025-2026年度预算",  # plain numbers joined: not an identifier
+        "长三角一体化发展加速，成渝地区双城经济圈建设提速",
+        "e-mail and state-of-the-art, U.S. policy 1.5",
+        "http://" + "a1" * 40 + ".com",  # too long to be typed as one term
+    ],
+)
+def test_text_without_identifiers_keeps_its_terms(text: str) -> None:
+    # Every term is one the words, numbers and CJK rules make; no joined or glued term appears.
+    assert all("-" not in t and "/" not in t and " " not in t for t in words(text))
+    assert words("2025年") == ["年", "2025"]
+
+
+def test_an_identifier_is_one_query_word() -> None:
+    assert query_words("PPR-9087的处理情况") == ("处理", "情况", "ppr-9087")
+    assert query_words("GB/T 7714-2015") == ("gb/t7714-2015",)
+    assert query_words("5G网络") == ("网络", "5g")
+    assert query_words("9087号 PPR") == ("号", "9087", "ppr")  # pieces typed apart stay words
+
+
 def test_query_terms_are_distinct_and_readable() -> None:
     terms = query_terms("研发 研发投入")
     assert len(terms) == len(set(terms))
@@ -213,6 +259,13 @@ def test_spans_latin_case_stem_and_full_width() -> None:
     assert highlighted(text, "indexed policy") == ["Indexing", "policies"]
     assert highlighted(text, "ai 2025") == ["ＡＩ", "2025"]
     assert highlighted(text, "5g") == ["5G"]
+
+
+def test_spans_cover_an_identifier_whole() -> None:
+    text = "设备编号PPR-9087的传感器，按GB/T 7714-2015著录；另见第9087号的PPR项目"
+    assert highlighted(text, "PPR-9087") == ["PPR-9087", "9087", "PPR"]
+    assert highlighted(text, "gb/t7714-2015") == ["GB/T 7714-2015"]
+    assert highlighted("COVID-19疫苗", "covid-19") == ["COVID-19"]
 
 
 def test_spans_of_out_of_vocabulary_names() -> None:
