@@ -253,11 +253,16 @@ def query_tokens(query: str) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=4096)
-def query_words(query: str) -> tuple[str, ...]:
+def query_words(query: str, *, whole_identifiers: bool = True) -> tuple[str, ...]:
     """The distinct words of a query (its terms but the bigrams), for counting how many of them a passage
     holds. An identifier is one word: the pieces inside it (`ppr` and `9087` of `PPR-9087`) are not
     counted again, so a passage holding the pieces scattered does not share the query's words as the
-    passage holding the identifier does. A piece typed on its own (`9087`) is a word as before."""
+    passage holding the identifier does. A piece typed on its own (`9087`) is a word as before.
+
+    `whole_identifiers=False` keeps the pieces as words too: for a keyword index built by an older
+    analyser, which has the pieces but not the identifiers."""
+    if not whole_identifiers:
+        return tuple(dict.fromkeys(t for t in query_tokens(query) if not is_gram(t)))
     norm = normalize(query)
     masked = norm if norm.isascii() else _CJK_RUN.sub(lambda m: " " * len(m.group()), norm)
     whole = {Token(*t) for t in _identifiers(masked)}

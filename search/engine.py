@@ -296,7 +296,8 @@ class Engine:
         """The keyword list's coverage of the query (`keyword_weight`) and every candidate's idf-weighted
         share of the query's words (`word_shares`), both read from the keyword index's postings."""
         assert snap.keywords is not None
-        words = list(query_words(query))
+        # An index analysed before identifiers were terms holds only their pieces: count those.
+        words = list(query_words(query, whole_identifiers=not snap.keywords.outdated))
         if not words:
             return 0.0, {}
         ids = list(dict.fromkeys(h.passage_id for h in keyword + dense))

@@ -80,9 +80,10 @@ def test_an_index_of_an_older_analyser_works_until_reindexed_then_is_reanalysed(
         old.setattr(analysis, "_identifiers", lambda masked: [])
         first = IndexBuilder(index).index_paths([corpus])
     engine = Engine.open(index)
-    # Searching the old index still works, on the terms it has.
+    # Searching the old index still works, on the terms it has (the pieces also count as its words).
     for mode in ("keyword", "hybrid"):
         assert top(engine, "PPR-9087", mode)[0] in CORPUS
+    assert engine.search("PPR-9087", k=1, mode="hybrid").results[0].word_share > 0
     builder = IndexBuilder(index)
     assert builder.keywords_outdated()
 
