@@ -13,6 +13,7 @@ without a restart.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -36,6 +37,8 @@ from index.stores.passages import Filters, PassageStore
 from search.dedupe import NearDuplicateFolder
 from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight, word_shares
 from search.models import SearchResponse, SearchResult
+
+log = logging.getLogger(__name__)
 
 MODES = ("dense", "keyword", "hybrid")
 MAX_QUERY_CHARS = 1000
@@ -75,13 +78,21 @@ class Snapshot:
         folder = index.path(name)
         manifest = index.manifest(name)
         settings = manifest["settings"]
+        keywords = load_keyword_store(settings["keyword_store"], folder)
+        if keywords is not None and keywords.outdated:
+            log.warning(
+                "the keyword index of %s was built by an older version of the analyser: queries match its "
+                "old terms (identifiers only by their pieces) until `semsearch index` runs on this index "
+                "again, which re-analyses it without re-embedding anything",
+                folder,
+            )
         return cls(
             name=name,
             folder=folder,
             manifest=manifest,
             passages=PassageStore.open(folder),
             vectors=load_vector_store(settings["vector_store"], folder),
-            keywords=load_keyword_store(settings["keyword_store"], folder),
+            keywords=keywords,
         )
 
     @functools.cached_property

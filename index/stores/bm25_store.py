@@ -334,15 +334,6 @@ class BM25Store:
             raise ValueError(f"keyword index {src} has format {meta.get('format')}, expected {FORMAT}")
         store = cls()
         store._analyzer = meta["analyzer"]
-        if store.outdated:
-            log.warning(
-                "keyword index %s was built with analyser %r, this process analyses with %r; some query "
-                "terms may not match until `semsearch index` runs on the index again (it re-analyses the "
-                "keyword index; nothing is re-embedded)",
-                src,
-                store._analyzer,
-                analysis.ANALYZER_VERSION,
-            )
         store.avg_lengths = tuple(meta.get("avg_lengths", (0.0, 0.0)))
         # load_vocab=False: the JSON vocabulary is for bm25s users; queries look terms up in `terms.bin`.
         store._bm25 = bm25s.BM25.load(src, mmap=True, load_vocab=False, show_progress=False)

@@ -71,7 +71,7 @@ def test_a_piece_alone_still_finds_both(id_engine: Engine) -> None:
 
 
 def test_an_index_of_an_older_analyser_works_until_reindexed_then_is_reanalysed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     corpus, index = write_corpus(tmp_path / "corpus"), tmp_path / "index"
     # The analysis before identifiers were terms, under its version string.
@@ -84,6 +84,7 @@ def test_an_index_of_an_older_analyser_works_until_reindexed_then_is_reanalysed(
     for mode in ("keyword", "hybrid"):
         assert top(engine, "PPR-9087", mode)[0] in CORPUS
     assert engine.search("PPR-9087", k=1, mode="hybrid").results[0].word_share > 0
+    assert "older version of the analyser" in caplog.text and "`semsearch index`" in caplog.text
     builder = IndexBuilder(index)
     assert builder.keywords_outdated()
 
