@@ -261,17 +261,18 @@ def query_words(query: str, *, whole_identifiers: bool = True) -> tuple[str, ...
 
     `whole_identifiers=False` keeps the pieces as words too: for a keyword index built by an older
     analyser, which has the pieces but not the identifiers."""
-    if not whole_identifiers:
-        return tuple(dict.fromkeys(t for t in query_tokens(query) if not is_gram(t)))
-    norm = normalize(query)
-    masked = norm if norm.isascii() else _CJK_RUN.sub(lambda m: " " * len(m.group()), norm)
-    whole = {Token(*t) for t in _identifiers(masked)}
-    spans = [(t.start, t.end) for t in whole]
-    words = [
-        t.term
-        for t in analyze(query, grams=False)
-        if t in whole or not any(start <= t.start and t.end <= end for start, end in spans)
-    ]
+    words = [t for t in query_tokens(query) if not is_gram(t)]
+    if whole_identifiers:
+        # The CJK words as they are (no identifier holds CJK); the other terms by where they stand.
+        norm = normalize(query)
+        masked = norm if norm.isascii() else _CJK_RUN.sub(lambda m: " " * len(m.group()), norm)
+        whole = set(_identifiers(masked))
+        spans = [(start, end) for _, start, end in whole]
+        words = [t for t in words if _CJK_RUN.fullmatch(t)] + [
+            term
+            for term, start, end in _latin_tokens(norm)
+            if (term, start, end) in whole or not any(a <= start and end <= b for a, b in spans)
+        ]
     return tuple(dict.fromkeys(words))
 
 

@@ -199,6 +199,9 @@ def test_text_without_identifiers_keeps_its_terms(text: str) -> None:
 
 def test_an_identifier_is_one_query_word() -> None:
     assert query_words("PPR-9087的处理情况") == ("处理", "情况", "ppr-9087")
+    # For an index analysed before identifiers were terms: the pieces count.
+    old = query_words("PPR-9087的处理情况", whole_identifiers=False)
+    assert old == ("处理", "情况", "ppr", "9087", "ppr-9087")
     assert query_words("GB/T 7714-2015") == ("gb/t7714-2015",)
     assert query_words("5G网络") == ("网络", "5g")
     assert query_words("9087号 PPR") == ("号", "9087", "ppr")  # pieces typed apart stay words
