@@ -299,13 +299,15 @@ def _latin_tokens(norm: str) -> list[tuple[str, int, int]]:
         if number.endswith("%"):
             out.append((number[:-1], start, end - 1))
         out.append((number, start, end))
-    for term, start, end in _identifiers(masked):
-        out.append((term, start, end))
-        code = masked[start:end]
-        if not _JOINER.search(code):
+    for m in _IDENTIFIER.finditer(masked):
+        whole = _whole(m)
+        if whole is not None:
+            out.append(whole)
+        start, code = m.start(), m.group()
+        if whole is not None and not _JOINER.search(code):
             continue  # a single run (`5g`): the whole is its only part
         # The runs of a joined identifier that mix letters and digits are terms of their own too (`r123`
-        # of `r123-78`), as the run standing alone would be.
+        # of `r123-78`), as the run standing alone would be; also in a match too long to be kept whole.
         for part in _RUN.finditer(code):
             if _is_identifier(part.group()):
                 out.append((part.group(), start + part.start(), start + part.end()))
@@ -321,15 +323,18 @@ def _is_identifier(code: str) -> bool:
 
 
 def _identifiers(masked: str) -> list[tuple[str, int, int]]:
-    """(term, start, end) of the identifiers in normalised, CJK-masked text; the term of a code joined to
-    its prefix by a space leaves the space out, so `GB/T 7714-2015` and `GB/T7714-2015` are one term."""
-    out = []
-    for m in _IDENTIFIER.finditer(masked):
-        start, end = m.span()
-        term = m.group("code") if m.group("prefix") is None else m.group("prefix")[:-1] + m.group("code")
-        if len(term) <= _IDENTIFIER_MAX and _is_identifier(term):
-            out.append((term, start, end))
-    return out
+    """(term, start, end) of the whole identifiers in normalised, CJK-masked text."""
+    return [whole for m in _IDENTIFIER.finditer(masked) if (whole := _whole(m)) is not None]
+
+
+def _whole(m: re.Match[str]) -> tuple[str, int, int] | None:
+    """The term of an `_IDENTIFIER` match, or None when it is no identifier (no letter or no digit) or too
+    long. The term of a code joined to its prefix by a space leaves the space out, so `GB/T 7714-2015`
+    and `GB/T7714-2015` are one term."""
+    term = m.group("code") if m.group("prefix") is None else m.group("prefix")[:-1] + m.group("code")
+    if len(term) > _IDENTIFIER_MAX or not _is_identifier(term):
+        return None
+    return term, m.start(), m.end()
 
 
 def is_gram(term: str) -> bool:

@@ -197,6 +197,11 @@ def test_text_without_identifiers_keeps_its_terms(text: str) -> None:
     assert words("2025年") == ["年", "2025"]
 
 
+def test_a_chain_too_long_to_be_one_term_keeps_its_codes() -> None:
+    chain = "-".join(["x1"] * 30)  # 89 characters: not kept whole, its letter-digit runs still are
+    assert chain not in words(chain) and "x1" in words(chain)
+
+
 def test_an_identifier_is_one_query_word() -> None:
     assert query_words("PPR-9087的处理情况") == ("处理", "情况", "ppr-9087")
     # For an index analysed before identifiers were terms: the pieces count.
