@@ -70,9 +70,9 @@ _LATIN = re.compile(rf"(?P<num>{_NUMBER})|(?P<word>[^\W\d_]+)")
 # Identifiers: runs of letters and digits joined by - / . _ (`ppr-9087`, `r123-78`, `covid-19`, `v2.1`), a
 # run alone (`5g`, `h1n1`, `iphone15`), and a standard's code whose prefix holds a slash, joined to its
 # number by one space (`gb/t 7714-2015`, `iso/iec 27001`). Matched on the normalised text with CJK masked
-# out, so `PPR-9087号` gives `ppr-9087`. Only a match with both a letter and a digit is an identifier:
-# plain numbers (`2025`, `2025-2026`, `1.5`) and hyphenated words stay what the word and number rules make
-# of them. See `_identifiers`.
+# out, so `PPR-9087号` gives `ppr-9087`. Only a match with both a letter and a digit is an identifier, and
+# not a number joined to a word (`2-point`, `24-hour`): plain numbers (`2025`, `2025-2026`, `1.5`) and
+# such compounds stay what the word and number rules make of them. See `_whole`.
 _IDENTIFIER = re.compile(
     r"(?<![a-z0-9])(?P<prefix>[a-z]+(?:/[a-z]+)+ (?=[0-9]))?(?P<code>[a-z0-9]+(?:[-/._][a-z0-9]+)*)"
 )
@@ -334,6 +334,9 @@ def _whole(m: re.Match[str]) -> tuple[str, int, int] | None:
     term = m.group("code") if m.group("prefix") is None else m.group("prefix")[:-1] + m.group("code")
     if len(term) > _IDENTIFIER_MAX or not _is_identifier(term):
         return None
+    runs = _RUN.findall(term)
+    if runs[0].isdigit() and any(r.isalpha() and len(r) >= 3 for r in runs[1:]):
+        return None  # a number joined to a word: `2-point`, `24-hour`, `3-year-old` are words, not codes
     return term, m.start(), m.end()
 
 

@@ -173,6 +173,7 @@ def test_letter_digit_codes_are_kept_whole() -> None:
         ("ＰＰＲ－９０８７", "ppr-9087", {"ppr", "9087"}),  # full-width
         ("PPR\u20139087", "ppr-9087", {"ppr", "9087"}),  # an en dash
         ("版本v2.1.3", "v2.1.3", {"v2"}),
+        ("2B-11迫击炮", "2b-11", {"2b", "11"}),  # a code may start with a digit
     ],
 )
 def test_identifiers_are_terms_whole_beside_their_pieces(text: str, whole: str, pieces: set[str]) -> None:
@@ -188,6 +189,7 @@ def test_identifiers_are_terms_whole_beside_their_pieces(text: str, whole: str, 
         "2025-2026年度预算",  # plain numbers joined: not an identifier
         "长三角一体化发展加速，成渝地区双城经济圈建设提速",
         "e-mail and state-of-the-art, U.S. policy 1.5",
+        "the 2-point conversion of a 3-year-old in 24-hour coverage",  # numbers joined to words
         "http://" + "a1" * 40 + ".com",  # too long to be typed as one term
     ],
 )
