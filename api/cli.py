@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# `semsearch index` finished and published, but some files (or JSONL lines) could not be read; what the
+# index held from them was kept. Distinct from 1 (an error: nothing changed) and 2 (bad usage).
+EXIT_SKIPPED = 3
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -91,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embed on this Ray cluster (host:port of its head; $SEMSEARCH_RAY_ADDRESS)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--strict", action="store_true",
+                   help="if any file cannot be read, change nothing and exit 1 (default: index the rest, "
+                        f"keep what the index had from that file, exit {EXIT_SKIPPED})")
     p.set_defaults(func=cmd_index)
 
     p = command("search", "rank passages for a query")
@@ -143,12 +150,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
 
+    p = command("export", "write the current generation to a portable dump (a tar; see README)")
+    p.add_argument("out", type=Path, help="the dump file to write, e.g. index.tar")
+    p.add_argument("--json", action="store_true", help="print the dump's manifest as JSON")
+    p.set_defaults(func=cmd_export)
+
+    p = command("import", "restore a dump into a new index folder, without embedding anything")
+    p.add_argument("dump", type=Path, help="a dump written by `semsearch export`")
+    p.add_argument("--model", help="the model the new index is for (default $SEMSEARCH_MODEL or e5-small); "
+                                   "must be the dump's")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_import)
+
+    p = command("watch", "keep the index in sync with folders: changes are indexed within seconds")
+    p.add_argument("paths", nargs="+", type=Path, help="folders to follow, recursively")
+    p.add_argument("--model", help="sentence-transformers model name or folder (new indexes only)")
+    _watch_args(p)
+    p.set_defaults(func=cmd_watch)
+
     p = command("serve", "serve the HTTP API and the search page")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; anything but loopback needs SEMSEARCH_API_KEY")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--watch", nargs="+", type=Path, default=[], metavar="PATH",
+                   help="also keep the index in sync with these folders")
+    _watch_args(p)
     p.set_defaults(func=cmd_serve)
     return parser
+
+
+def _watch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rescan", type=float,
+                   help="seconds between full rescans, the safety net for lost events "
+                        "(default $SEMSEARCH_RESCAN, else 60)")
+
+
+def _watch_options(args: argparse.Namespace) -> dict[str, float]:
+    from index.watch import RESCAN_SECONDS
+
+    rescan = args.rescan if args.rescan is not None else float(os.environ.get("SEMSEARCH_RESCAN") or
+                                                               RESCAN_SECONDS)
+    if rescan <= 0:
+        raise ValueError(f"--rescan must be more than 0 seconds, not {rescan}")
+    # what changed goes to the log (INFO); the rest of semsearch stays at WARNING
+    logging.getLogger("semsearch.watch").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    return {"rescan": rescan}
 
 
 def _passage_id(value: str) -> int:
@@ -225,12 +271,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         settings, progress=not args.quiet and sys.stderr.isatty(), rebuild=args.rebuild,
         ray=args.ray or os.environ.get("SEMSEARCH_RAY_ADDRESS") or None,
     )
-    summary = builder.index_paths(args.paths)
+    summary = builder.index_paths(args.paths, strict=args.strict)
     if args.json:
         print(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
         print(summary.describe())
-    return 0
+    return 0 if summary.clean else EXIT_SKIPPED
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -382,6 +428,65 @@ def print_answer(response: Any, *, answer_printed: bool = False) -> None:
         print_results(response.passages)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from index.dump import describe_dump, export_index
+
+    manifest = export_index(_index_dir(args), args.out)
+    if args.json:
+        print(json.dumps(manifest, ensure_ascii=False))
+    else:
+        print(f"exported {describe_dump(manifest)} to {args.out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from index.dump import import_index
+
+    summary = import_index(args.dump, _index_dir(args), model=args.model)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(f"imported {summary['documents']} documents, {summary['passages']} passages "
+              f"(generation {summary['from_generation']} of the dump) into {_index_dir(args)} as generation "
+              f"{summary['generation']}; nothing embedded, {summary['seconds']:.1f}s")
+    return 0
+
+
+def _check_watched(paths: list[Path]) -> None:
+    """Typos fail at once; a folder that exists but goes away later is only 'unavailable'."""
+    for path in paths:
+        if not path.is_dir():
+            what = "is not a folder" if path.exists() else "does not exist"
+            raise FileNotFoundError(f"{path} {what}; watch takes folders")
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import time
+
+    from index.builder import IndexBuilder
+    from index.config import IndexSettings
+    from index.watch import FolderWatcher
+
+    _check_watched(args.paths)
+    options = _watch_options(args)
+    settings = None
+    if args.model:
+        settings = IndexSettings.from_env()
+        settings.embedder.model = args.model
+    builder = IndexBuilder(_index_dir(args), settings)
+    watcher = FolderWatcher(args.paths, builder.index_paths, index_dir=_index_dir(args), **options)
+    watcher.start()
+    print(f"watching {', '.join(map(str, args.paths))} into {_index_dir(args)}; Ctrl-C stops",
+          file=sys.stderr)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:  # the normal way to stop: a sync under way finishes first
+        watcher.stop()
+        print("stopped watching", file=sys.stderr)
+        return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -390,8 +495,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     security = SecuritySettings.from_env().serving(args.host)
     check_bind(args.host, security)  # before the model loads: refuse at once, with the reason
+    _check_watched(args.watch)
+    options = _watch_options(args) if args.watch else {}
+    if args.watch:
+        from index.builder import IndexBuilder
+        from index.generations import IndexDir
+
+        if IndexDir(_index_dir(args)).current() is None:  # a new index: build it before serving it
+            print(IndexBuilder(_index_dir(args)).index_paths(args.watch).describe(), file=sys.stderr)
     os.environ["SEMSEARCH_INDEX"] = str(_index_dir(args))
-    app = create_app(_location(args), security=security)
+    app = create_app(_location(args), security=security, watch=args.watch, watch_options=options)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 

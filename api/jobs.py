@@ -215,6 +215,7 @@ class JobQueue:
                  lock_retry_seconds: float = LOCK_RETRY_SECONDS) -> None:
         self._actions = dict(actions)
         self._journal = journal
+        self.on_finished: Callable[[Job], None] | None = None  # e.g. metrics (api.metrics)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._pending: queue.Queue[Job | None] = queue.Queue()
         self._lock = threading.Lock()
@@ -324,6 +325,11 @@ class JobQueue:
                 self._record_finished(job)
                 job.payload = None  # drop the documents; only the summary is kept
                 job.done.set()
+                if self.on_finished is not None:
+                    try:
+                        self.on_finished(job)
+                    except Exception:  # monitoring must never end the worker
+                        log.exception("the finished-job hook failed")
 
     def _record_finished(self, job: Job) -> None:
         if self._journal is None:

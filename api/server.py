@@ -10,7 +10,7 @@ same kind that renders `/openapi.json` (no Swagger UI, whose assets come from a 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import BodySizeLimit, error_openapi, install_error_handlers
 from api.jobs import JOURNAL, JobJournal, JobQueue
+from api.metrics import install_metrics
 from api.routers import documents, meta, search
 from api.routers.schemas import DocumentsIn
 from api.security import (
@@ -33,6 +34,7 @@ from api.security import (
     security_openapi,
 )
 from api.security import max_body_from_env as _max_body_from_env
+from index.watch import FolderWatcher
 from search.engine import Engine
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -103,10 +105,13 @@ def create_app(
     engine: Engine | None = None,
     max_body_bytes: int | None = None,
     security: SecuritySettings | None = None,
+    watch: Sequence[Path | str] = (),
+    watch_options: dict[str, Any] | None = None,
 ) -> FastAPI:
     """The app for one index folder; the model is loaded here, before the first request.
 
     `security` (keys, rate limit, body limit, CORS; see `api.security`) defaults to the environment's.
+    `watch`: folders kept in sync while the app runs (`index.watch`; `watch_options` are its timings).
     """
     security = security or SecuritySettings.from_env()  # before the model loads: a bad setting fails fast
     engine = engine or Engine.open(index_dir)
@@ -114,11 +119,16 @@ def create_app(
     jobs = JobQueue(documents.job_actions(engine), JobJournal(folder / JOURNAL) if folder else None)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         jobs.start()
+        watcher = app.state.watcher
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             jobs.stop()
 
     app = FastAPI(
@@ -140,6 +150,15 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=app.state.max_body_bytes)
     app.add_middleware(PageHeaders)
     app.add_middleware(HeadAsGet)
+    metrics = install_metrics(app)  # inside CORS, outside the rest: every answer is counted
+    jobs.on_finished = metrics.job_finished
+    # API writes and the watcher's syncs both take the index's write lock; whichever finds it held
+    # retries later (the job queue for a while, the watcher on its next tick).
+    app.state.watcher = None
+    if watch:
+        app.state.watcher = FolderWatcher(
+            watch, engine.index_paths, index_dir=engine.dir.root,
+            on_sync=lambda summary: metrics.record_build(summary.to_dict()), **(watch_options or {}))
     install_security(app, security)  # after the others: CORS must be outermost to answer preflights
 
     app.include_router(meta.router)

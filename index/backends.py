@@ -15,6 +15,7 @@ Settings: `--store` / `$SEMSEARCH_STORE` (`faiss`, the default, or `milvus`), `-
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from index.stores.factory import open_keyword_store, open_passages, open_vector_
 if TYPE_CHECKING:
     from index.builder import IndexBuilder
     from index.embedders.base import Embedder
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = "semsearch"
 
@@ -110,6 +113,13 @@ class FolderIndex(IndexDir):
         try:
             vectors = open_vector_store(self, name, manifest)
             keywords = open_keyword_store(self, name, manifest)
+            if keywords is not None and keywords.outdated:
+                log.warning(
+                    "the keyword index of %s was built by an older version of the analyser: queries match "
+                    "its old terms (identifiers only by their pieces) until `semsearch index` runs on this "
+                    "index again, which re-analyses it without re-embedding anything",
+                    self.path(name),
+                )
         except BaseException:
             passages.close()
             raise

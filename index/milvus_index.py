@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from index.backends import StoreConfig
-from index.builder import BuildSummary, IndexBuilder, plan_changes
+from index.builder import BuildSummary, IndexBuilder, Roots
 from index.config import FORMAT_VERSION, IndexSettings, default_index_dir
 from index.documents import Chunk, Document
 from index.embedders.base import Embedder
@@ -199,6 +199,7 @@ class MilvusWriter(IndexBuilder):
         self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild, ray=ray)
 
     _source: dict[str, Any] | None = None  # the manifest of the generation `copy_from` copies
+    _roots_now: list[dict[str, str]] | None = None  # the folders this write records
 
     def _model(self) -> tuple[str, int]:
         """The model's name and dimension: the copied generation's, else the embedder's (loaded for it)."""
@@ -216,11 +217,22 @@ class MilvusWriter(IndexBuilder):
         *,
         delete: set[str] | None = None,
         deleted_under: Sequence[Path] = (),
+        kept_under: Sequence[Path] = (),
+        roots: Roots | None = None,
         started: float,
         from_files: bool = False,
     ) -> BuildSummary:
         with WriteLock(self.index.root):
-            return self._write(upserts, delete or set(), deleted_under, started)
+            return self._write(upserts, delete or set(), deleted_under, started, kept_under=kept_under,
+                               roots=roots)
+
+    def _roots(self) -> tuple[Roots, set[str]]:
+        """The folders recorded in the published state, and the doc ids indexed (see `IndexBuilder`)."""
+        state = None if self.rebuild else self.index.state()
+        if state is None or state.generation == 0:
+            return Roots(), set()
+        docs = MilvusPassages(MilvusView(self.index.client, self.index.collection, state)).document_hashes()
+        return Roots.of_index(state.manifest, docs), set(docs)
 
     def copy_from(self, source: Generation) -> BuildSummary:
         """Write the documents of another back end's generation with its passages and vectors as they are:
@@ -258,6 +270,8 @@ class MilvusWriter(IndexBuilder):
         deleted_under: Sequence[Path],
         started: float,
         *,
+        kept_under: Sequence[Path] = (),
+        roots: Roots | None = None,
         prepared: dict[str, tuple[list[Chunk], np.ndarray]] | None = None,
     ) -> BuildSummary:
         index, summary = self.index, BuildSummary()
@@ -269,7 +283,17 @@ class MilvusWriter(IndexBuilder):
         if self.rebuild:
             delete = delete | (set(prev_docs) - set(upserts))
             same_chunking = False
-        changed, gone, _keep = plan_changes(prev_docs, upserts, delete, deleted_under, same_chunking, summary)
+        changed, gone, _keep, repath = self._plan(
+            upserts, prev_docs, delete, deleted_under, kept_under, roots, same_chunking, summary
+        )
+        # A document whose file moved is written again with its new path (rows are never changed in place).
+        changed |= {doc_id: upserts[doc_id] for doc_id in repath}
+        if roots is not None:
+            self._roots_now = roots.to_manifest()
+        elif self._source is not None:  # a copy records the folders its source had
+            self._roots_now = self._source.get("roots")
+        else:
+            self._roots_now = state.manifest.get("roots") if state is not None else None
         if state is not None and state.generation > 0 and not changed and not gone:
             summary.generation = _name(state.generation)
             summary.passages = view.passage_count if view is not None else 0
@@ -352,6 +376,8 @@ class MilvusWriter(IndexBuilder):
             "next_passage_id": next_id,
             "store": {"name": "milvus", "uri": index.uri, "collection": name},
         }
+        if self._roots_now is not None:
+            manifest["roots"] = self._roots_now
         new = State(state.uid, born, next_id, old_p, old_d, manifest)
         client.upsert(name + STATE_SUFFIX, [new.to_row()])  # the switch (step 3)
         if old_p or old_d:

@@ -20,6 +20,7 @@ with 503 and the CLI prints in one line. Checksums are not read here: hashing a 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sqlite3
 import threading
@@ -30,7 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
-from index.analysis import is_gram, query_terms, query_tokens, term_spans
+from index.analysis import query_terms, query_words, term_spans
 from index.backends import IndexLocation, as_location
 from index.builder import BuildSummary, IndexBuilder
 from index.config import IndexSettings
@@ -44,6 +45,8 @@ from index.stores.passages import Filters
 from search.dedupe import NearDuplicateFolder
 from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight, word_shares
 from search.models import SearchResponse, SearchResult
+
+log = logging.getLogger(__name__)
 
 MODES = ("dense", "keyword", "hybrid")
 MAX_QUERY_CHARS = 1000
@@ -120,6 +123,7 @@ class Engine:
         # modes or filters of one query embed it once.
         self._answers: LRU = LRU(QUERY_CACHE_SIZE)
         self._query_vectors: LRU = LRU(QUERY_CACHE_SIZE)
+        self.counters = Counters()
 
     @classmethod
     def open(cls, index_dir: Path | str | IndexLocation | None = None, *, model: str | None = None) -> Engine:
@@ -197,6 +201,8 @@ class Engine:
         mode = self._mode(snap, mode)
         key = (snap.key, query, k, mode, _filters_key(filters), offset)
         cached = self._answers.get(key)
+        self.counters.add(("searches", mode))
+        self.counters.add(("search_cache", "hit" if cached is not None else "miss"))
         if cached is not None:
             return cached.detached()  # callers may change what they get; the cache stays intact
         allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
@@ -314,7 +320,8 @@ class Engine:
         """The keyword list's coverage of the query (`keyword_weight`) and every candidate's idf-weighted
         share of the query's words (`word_shares`), both read from the keyword index's postings."""
         assert snap.keywords is not None
-        words = list(dict.fromkeys(t for t in query_tokens(query) if not is_gram(t)))
+        # An index analysed before identifiers were terms holds only their pieces: count those.
+        words = list(query_words(query, whole_identifiers=not snap.keywords.outdated))
         if not words:
             return 0.0, {}
         ids = list(dict.fromkeys(h.passage_id for h in keyword + dense))
@@ -404,12 +411,15 @@ class Engine:
         if mode == "extract":
             from search.answer import ask
 
-            return ask(self, question, k, filters=filters, threshold=threshold)
-        if mode == "generate":
+            response = ask(self, question, k, filters=filters, threshold=threshold)
+        elif mode == "generate":
             from search.generate import generate
 
-            return generate(self, question, k, filters=filters)
-        raise QueryError(f"unknown answer mode {mode!r}; choose extract or generate")
+            response = generate(self, question, k, filters=filters)
+        else:
+            raise QueryError(f"unknown answer mode {mode!r}; choose extract or generate")
+        self.counters.add(("answers", mode, "withheld" if response.answer is None else "given"))
+        return response
 
     def ask_stream(self, question: str, k: int = 5, *, filters: Filters | None = None) -> Any:
         """`ask(mode="generate")` as it is written: an iterator of events (token…, then done)."""
@@ -482,6 +492,23 @@ class Engine:
             "offset": offset,
             "documents": snap.passages.list_documents(offset, limit),
         }
+
+
+class Counters:
+    """Monotonic counts of what an engine did (searches by mode, answer-cache hits, answers given and
+    withheld), keyed by tuples; monitoring (`api.metrics`) reads them when it is scraped."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, ...], int] = {}
+        self._lock = threading.Lock()  # server threads search concurrently
+
+    def add(self, key: tuple[str, ...], n: int = 1) -> None:
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + n
+
+    def snapshot(self) -> dict[tuple[str, ...], int]:
+        with self._lock:
+            return dict(self._counts)
 
 
 class LRU:

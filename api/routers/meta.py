@@ -24,7 +24,15 @@ def health(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> 
         "modes": info.get("modes", ["dense"]),
         "ask": hasattr(engine, "ask"),
         "max_body_bytes": request.app.state.max_body_bytes,
+        "sync": _sync(request),
     }
+
+
+def _sync(request: Request) -> dict[str, Any] | None:
+    watcher = getattr(request.app.state, "watcher", None)
+    if watcher is None:
+        return None
+    return watcher.status.to_dict() | {"folders": [str(r) for r in watcher.roots]}
 
 
 @router.get("/facets", response_model=Facets, responses=responses(503), dependencies=[Depends(read_access)])

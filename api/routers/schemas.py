@@ -79,6 +79,20 @@ class FilterFields(BaseModel):
 
 
 # --- meta -----------------------------------------------------------------------------------------
+class SyncOut(BaseModel):
+    """The folder watcher's last sync (`semsearch serve --watch`)."""
+
+    folders: list[str] = Field(description="the watched folders")
+    last_sync: str | None = Field(description="when the last sync finished (UTC), null before the first")
+    outcome: str | None = Field(description="ok, locked (another writer held the index: retried) or failed")
+    error: str | None = None
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unavailable: list[str] = Field(default_factory=list,
+                                   description="watched folders that are missing; their documents are kept")
+
+
 class Health(BaseModel):
     status: str = Field(description="ok when the index answers")
     generation: str = Field(description="the published index generation searches are answered from")
@@ -88,6 +102,7 @@ class Health(BaseModel):
     modes: list[str] = Field(description="retrieval modes this index supports")
     ask: bool = Field(description="whether POST /ask is available")
     max_body_bytes: int = Field(description="largest request body (uploads) the server accepts")
+    sync: SyncOut | None = Field(default=None, description="the folder sync, when the server watches folders")
 
     model_config = _example({"status": "ok", "generation": "000003", "documents": 2, "passages": 63,
                              "model": "multilingual-e5-small", "modes": ["dense"], "ask": False,

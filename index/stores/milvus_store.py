@@ -385,6 +385,9 @@ class MilvusKeywords:
     (stored at write time) for `matched_terms`, and their document frequencies (`text_match` counts) for
     `idf`, so word shares weigh words as the folder index does without analysing a passage at query time."""
 
+    # Its analysis is Milvus' own (jieba on the normalised text); the words are re-analysed on rewrite only.
+    outdated = False
+
     def __init__(self, view: MilvusView) -> None:
         self.view = view
 

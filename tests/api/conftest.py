@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(index: Path, log: Path, env: dict[str, str] | None = None) -> LiveServer:
+def start_server(index: Path, log: Path, env: dict[str, str] | None = None,
+                 args: Sequence[str] = ()) -> LiveServer:
     """Start the server as a user would and wait until /health answers."""
     port = free_port()
     environ = dict(os.environ, **(env or {}))
@@ -58,7 +59,7 @@ def start_server(index: Path, log: Path, env: dict[str, str] | None = None) -> L
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--index", str(index), "--host", "127.0.0.1",
-             "--port", str(port)],
+             "--port", str(port), *args],
             cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT,
         )
     server = LiveServer(f"http://127.0.0.1:{port}", index, process, log)

@@ -63,7 +63,7 @@ def test_every_damaged_file_is_named_and_repaired(
         DAMAGES[how](index / rel)
         in_generation = rel.startswith("generations/") or rel == "CURRENT"
 
-        client = TestClient(create_app(index))
+        client = TestClient(create_app(index), base_url="http://localhost")
         for url in ROUTES:
             r = client.get(url)
             assert r.status_code in (200, 503), (rel, url, r.text)
@@ -99,7 +99,7 @@ def test_every_damaged_file_is_named_and_repaired(
         assert engine.info()["documents"] == len(CORPUS), (how, rel)
         top = engine.search("成都超算中心", k=1).results
         assert top and top[0].doc_id == "a.txt", (how, rel)
-        assert TestClient(create_app(index)).get("/health").status_code == 200
+        assert TestClient(create_app(index), base_url="http://localhost").get("/health").status_code == 200
         shutil.rmtree(index)
 
 
@@ -108,7 +108,7 @@ def test_a_file_damaged_under_a_running_server_is_a_503(pristine: tuple[Path, Pa
     damaged file, not as a 500."""
     index = tmp_path / "index"
     shutil.copytree(pristine[1], index)
-    client = TestClient(create_app(index))
+    client = TestClient(create_app(index), base_url="http://localhost")
     assert client.get("/search", params={"q": "超算中心"}).status_code == 200
     passages = next(index.glob("generations/*/passages.sqlite"))
     with open(passages, "r+b") as fh:  # in place: the server's open file sees it

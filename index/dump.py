@@ -1,0 +1,352 @@
+"""Export an index's published generation to a portable dump, and import one without embedding.
+
+A dump is an uncompressed tar of files any tool can read:
+
+    manifest.json      format ("semsearch-dump"), format_version, model, dim, settings, counts, generation
+    documents.jsonl    one document a line: doc_id, title, date, author, source, url, categories, path,
+                       text (cleaned), paragraphs ([start, end] offsets into text), content_hash
+    passages.jsonl     one passage a line, in passage-id order: passage_id, doc_id, ordinal, paragraph,
+                       start, end (offsets into the document's text), text, hash
+    vectors.npy        float32 (passages × dim) unit vectors, row i belongs to ids.npy[i]
+    ids.npy            int64 passage ids, ascending
+    checksums.json     sha256 of every other member
+
+The keyword index is not in the dump: it is rebuilt from the passage texts on import, which is exact
+(it is a function of the texts). Vectors are the stored ones, so an import embeds nothing and never
+loads the model; they also fill the new index's embedding cache, so a later re-index of the same
+documents re-embeds nothing either.
+
+Export reads one published generation, which never changes once published. Its files are opened (and
+the vectors read) before anything is written, so a generation pruned by a concurrent build while the
+dump is written is still read whole; if it is pruned even before it could be opened, the then current
+one is taken.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.config import DEFAULT_MODEL, FORMAT_VERSION, IndexSettings
+from index.embedding_cache import EmbeddingCache
+from index.generations import IndexDir, IndexFolderError, IndexNotFound, WriteLock, now_iso
+from index.stores.factory import create_keyword_store, create_vector_store, load_vector_store
+from index.stores.passages import PassageStore, pack_bounds
+
+DUMP_FORMAT = "semsearch-dump"
+DUMP_VERSION = 1
+MEMBERS = ("manifest.json", "documents.jsonl", "passages.jsonl", "vectors.npy", "ids.npy")
+CHECKSUMS = "checksums.json"
+DOCUMENT_COLUMNS = ("doc_id", "title", "date", "author", "source", "url", "categories", "path", "text",
+                    "paragraphs", "content_hash")
+PASSAGE_COLUMNS = ("passage_id", "doc_id", "ordinal", "paragraph", "start", "end", "text", "hash")
+OPEN_ATTEMPTS = 5
+VECTOR_BATCH = 50_000
+
+
+class DumpError(IndexFolderError):
+    """A dump that cannot be imported (damaged, another model, a non-empty target); the message says why."""
+
+
+# --- export ---------------------------------------------------------------------------------------------
+def _open_generation(index: IndexDir) -> tuple[str, dict[str, Any], PassageStore, Any]:
+    """The current generation's manifest, passage store and vector store, all opened (files held)."""
+    for _ in range(OPEN_ATTEMPTS):
+        name = index.current()
+        if name is None:
+            raise IndexNotFound(f"no index at {index.root}: nothing to export")
+        store = None
+        try:
+            manifest = index.manifest(name)
+            store = PassageStore.open(index.path(name))
+            store.count_documents()  # the file is open from here on, even if the folder is pruned
+            vectors = load_vector_store(manifest["settings"]["vector_store"], index.path(name))
+            return name, manifest, store, vectors
+        except (FileNotFoundError, sqlite3.OperationalError, RuntimeError):
+            # pruned between reading CURRENT and opening it: two builds published meanwhile
+            if store is not None:
+                store.close()
+            time.sleep(0.05)
+    raise IndexFolderError(f"the index at {index.root} changed faster than it could be read; try again")
+
+
+def export_index(index_dir: Path | str, out: Path | str) -> dict[str, Any]:
+    """Write the current generation of `index_dir` to the tar `out`; returns the dump's manifest.
+
+    The tar is written beside `out` and renamed into place when complete, so `out` is never a partial
+    dump."""
+    index = IndexDir(index_dir)
+    out = Path(out)
+    if out.is_dir():
+        raise DumpError(f"{out} is a folder; give the dump's file name, e.g. {out / 'index.tar'}")
+    if not out.parent.is_dir():
+        raise DumpError(f"cannot write {out}: the folder {out.parent} does not exist")
+    name, manifest, store, vstore = _open_generation(index)
+    try:
+        with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp_name:
+            tmp = Path(tmp_name)
+            docs = _write_jsonl(tmp / "documents.jsonl", _documents(store))
+            ids = np.asarray([r[0] for r in store.conn.execute(
+                "SELECT passage_id FROM passages ORDER BY passage_id")], dtype=np.int64)
+            _write_jsonl(tmp / "passages.jsonl", _passages(store))
+            if len(vstore) != len(ids):
+                raise IndexFolderError(f"generation {name} holds {len(ids)} passages but {len(vstore)} "
+                                       f"vectors; rebuild it with `semsearch index` before exporting")
+            vectors = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=np.float32,
+                                                shape=(len(ids), int(manifest["dim"])))
+            for lo in range(0, len(ids), VECTOR_BATCH):
+                vectors[lo : lo + VECTOR_BATCH] = vstore.vectors(ids[lo : lo + VECTOR_BATCH])
+            vectors.flush()
+            del vectors
+            np.save(tmp / "ids.npy", ids)
+            dump_manifest = {
+                "format": DUMP_FORMAT,
+                "format_version": DUMP_VERSION,
+                "exported": now_iso(),
+                "generation": name,
+                "created": manifest.get("created"),
+                "model": manifest["model"],
+                "dim": manifest["dim"],
+                "settings": manifest["settings"],
+                "documents": docs,
+                "passages": len(ids),
+                "next_passage_id": manifest.get("next_passage_id", int(ids.max(initial=0)) + 1),
+            }
+            (tmp / "manifest.json").write_text(json.dumps(dump_manifest, ensure_ascii=False, indent=2))
+            sums = {m: _sha256(tmp / m) for m in MEMBERS}
+            (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2))
+            partial = tmp / "dump.tar"
+            with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+                for member in (*MEMBERS, CHECKSUMS):
+                    tar.add(tmp / member, arcname=member, recursive=False)
+            partial.replace(out)
+    finally:
+        store.close()
+    return dump_manifest
+
+
+def _documents(store: PassageStore) -> Iterator[dict[str, Any]]:
+    columns = ", ".join(DOCUMENT_COLUMNS)
+    for row in store.conn.execute(f"SELECT {columns} FROM documents ORDER BY doc_id"):
+        doc = dict(zip(DOCUMENT_COLUMNS, row, strict=True))
+        doc["categories"] = json.loads(doc["categories"])
+        doc["paragraphs"] = json.loads(doc["paragraphs"])
+        yield doc
+
+
+def _passages(store: PassageStore) -> Iterator[dict[str, Any]]:
+    columns = ", ".join(f'"{c}"' for c in PASSAGE_COLUMNS)
+    for row in store.conn.execute(f"SELECT {columns} FROM passages ORDER BY passage_id"):
+        yield dict(zip(PASSAGE_COLUMNS, row, strict=True))
+
+
+def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> int:
+    n = 0
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- import ---------------------------------------------------------------------------------------------
+def read_dump_manifest(dump: Path | str) -> dict[str, Any]:
+    """The manifest of a dump (checked to be one), without reading the rest."""
+    if not Path(dump).is_file():
+        raise DumpError(f"{dump} does not exist or is not a file; give a dump written by `semsearch export`")
+    try:
+        with tarfile.open(dump, "r:") as tar:
+            member = tar.extractfile("manifest.json")
+            if member is None:
+                raise KeyError("manifest.json")
+            manifest = json.loads(member.read())
+    except (tarfile.TarError, EOFError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DumpError(f"{dump} is not a semsearch dump or is damaged ({exc}); export it again with "
+                        f"`semsearch export`") from None
+    if manifest.get("format") != DUMP_FORMAT:
+        raise DumpError(f"{dump} is not a semsearch dump (its manifest has no format {DUMP_FORMAT!r})")
+    if manifest.get("format_version") != DUMP_VERSION:
+        raise DumpError(f"{dump} has dump format version {manifest.get('format_version')}; this semsearch "
+                        f"reads version {DUMP_VERSION}")
+    return manifest
+
+
+def import_index(dump: Path | str, index_dir: Path | str, model: str | None = None) -> dict[str, Any]:
+    """Restore the dump into the new, empty index folder `index_dir`; nothing is embedded.
+
+    `model` is the model the target is configured for (`--model`, else $SEMSEARCH_MODEL, else the
+    default); a dump made with another one is refused. Returns a summary."""
+    started = time.perf_counter()
+    dump, index = Path(dump), IndexDir(index_dir)
+    if index.root.exists() and (not index.root.is_dir()
+                                or any(p.name != "write.lock" for p in index.root.iterdir())):
+        raise DumpError(f"{index.root} is not empty; import into a new folder (an import never merges "
+                        f"into an existing index)")
+    manifest = read_dump_manifest(dump)
+    wanted = model or IndexSettings.from_env().embedder.model
+    settings = IndexSettings.from_dict(manifest["settings"])
+    if _canonical(settings.embedder.model) != _canonical(wanted):
+        raise DumpError(f"{dump} was made with model {settings.embedder.model!r}, but this index is "
+                        f"configured for {wanted!r}: its queries would not match the dump's vectors. "
+                        f"Import with --model {settings.embedder.model!r} (or SEMSEARCH_MODEL) instead")
+    created = not index.root.exists()
+    index.root.mkdir(parents=True, exist_ok=True)
+    try:
+        name, generation = _restore(dump, index, manifest, settings)
+    except BaseException:
+        if created:  # a refused or failed import leaves nothing behind
+            shutil.rmtree(index.root, ignore_errors=True)
+        raise
+    return {"generation": name, "documents": generation["documents"], "passages": generation["passages"],
+            "model": manifest["model"], "from_generation": manifest["generation"], "embedded": 0,
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _restore(dump: Path, index: IndexDir, manifest: dict[str, Any],
+             settings: IndexSettings) -> tuple[str, dict[str, Any]]:
+    """Extract and check the dump, publish its generation and fill the embedding cache."""
+    with WriteLock(index.root), tempfile.TemporaryDirectory(prefix=".import-", dir=index.root) as tmp_name:
+        files = _extract_checked(dump, Path(tmp_name))
+        ids = np.load(files["ids.npy"], allow_pickle=False)
+        vectors = np.load(files["vectors.npy"], mmap_mode="r", allow_pickle=False)
+        dim = int(manifest["dim"])
+        if vectors.shape != (len(ids), dim) or vectors.dtype != np.float32 or ids.dtype != np.int64:
+            raise DumpError(f"{dump} is damaged: vectors {vectors.shape} {vectors.dtype} do not fit "
+                            f"{len(ids)} ids of dimension {dim}")
+        name, gen = index.begin()
+        try:
+            generation = _write_generation(gen, name, manifest, settings, files, ids, vectors, dump)
+            # the cache before the switch: a published import always has its vectors cached
+            cache = EmbeddingCache(index.root, manifest["model"], dim)
+            try:
+                hashes = [p["hash"] for p in _read_jsonl(files["passages.jsonl"])]
+                for lo in range(0, len(hashes), VECTOR_BATCH):
+                    cache.put(hashes[lo : lo + VECTOR_BATCH], np.asarray(vectors[lo : lo + VECTOR_BATCH]))
+            finally:
+                cache.close()
+            index.publish(name, gen, generation)
+        except BaseException:
+            shutil.rmtree(gen, ignore_errors=True)
+            raise
+        del vectors
+    return name, generation
+
+
+def _canonical(model: str) -> str:
+    """One name for the bundled model's aliases (as the embedders name it in a manifest)."""
+    from index.embedders.sbert import E5_ALIASES  # light: the model library is imported on first use
+
+    return DEFAULT_MODEL if model in E5_ALIASES else model
+
+
+def _extract_checked(dump: Path, folder: Path) -> dict[str, Path]:
+    """Extract the expected members (nothing else, no links, no paths) and verify their checksums."""
+    wanted = {*MEMBERS, CHECKSUMS}
+    files: dict[str, Path] = {}
+    try:
+        with tarfile.open(dump, "r:") as tar:
+            for member in tar:
+                if member.name not in wanted or not member.isfile():
+                    raise DumpError(f"{dump} holds an unexpected member {member.name!r}; it is not a dump "
+                                    f"written by `semsearch export`")
+                source = tar.extractfile(member)
+                assert source is not None
+                target = folder / member.name
+                with target.open("wb") as fh:
+                    shutil.copyfileobj(source, fh, 1 << 20)
+                files[member.name] = target
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, tarfile.TarError) and exc.errno is not None:
+            raise  # disk full, permissions: the target's problem, not the dump's
+        raise DumpError(f"{dump} is damaged (truncated or corrupt: {exc}); export it again") from None
+    missing = sorted(wanted - set(files))
+    if missing:
+        raise DumpError(f"{dump} is damaged or truncated: {', '.join(missing)} missing; export it again")
+    sums = json.loads(files[CHECKSUMS].read_text())
+    for member in MEMBERS:
+        if sums.get(member) != _sha256(files[member]):
+            raise DumpError(f"{dump} is damaged: the checksum of {member} does not match; export it again")
+    return files
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            yield json.loads(line)
+
+
+def _write_generation(
+    folder: Path, name: str, manifest: dict[str, Any], settings: IndexSettings, files: dict[str, Path],
+    ids: np.ndarray, vectors: np.ndarray, dump: Path,
+) -> dict[str, Any]:
+    """The files of one generation from the dump's members; returns its manifest."""
+    store = PassageStore.create(folder)
+    documents = 0
+    for doc in _read_jsonl(files["documents.jsonl"]):
+        row = [doc[c] for c in DOCUMENT_COLUMNS]
+        row[6] = json.dumps(doc["categories"], ensure_ascii=False)
+        row[9] = json.dumps(doc["paragraphs"])
+        store.conn.execute(f"INSERT INTO documents VALUES ({','.join('?' * len(row))})", row)
+        store.conn.executemany("INSERT INTO categories VALUES (?, ?)",
+                               [(doc["doc_id"], c) for c in dict.fromkeys(doc["categories"])])
+        documents += 1
+    texts = []
+    columns = ", ".join(f'"{c}"' for c in PASSAGE_COLUMNS)
+    for i, p in enumerate(_read_jsonl(files["passages.jsonl"])):
+        if i >= len(ids) or p["passage_id"] != ids[i]:
+            raise DumpError(f"{dump} is damaged: passages.jsonl and ids.npy disagree at row {i}")
+        store.conn.execute(f"INSERT INTO passages ({columns}, bounds) VALUES (?,?,?,?,?,?,?,?,?)",
+                           [*(p[c] for c in PASSAGE_COLUMNS), pack_bounds(p["text"])])
+        texts.append(p["text"])
+    if len(texts) != len(ids):
+        raise DumpError(f"{dump} is damaged: {len(texts)} passages for {len(ids)} vectors")
+    store.conn.commit()
+
+    vstore = create_vector_store(settings.vector_store, int(manifest["dim"]), settings.faiss)
+    for lo in range(0, len(ids), VECTOR_BATCH):
+        vstore.add(ids[lo : lo + VECTOR_BATCH], np.asarray(vectors[lo : lo + VECTOR_BATCH]))
+    vstore.save(folder)
+    kstore = create_keyword_store(settings.keyword_store)
+    if kstore is not None:
+        kstore.build(ids, texts)
+        kstore.save(folder)
+    store.finish()
+    return {
+        "format_version": FORMAT_VERSION,
+        "generation": name,
+        "created": now_iso(),
+        "model": manifest["model"],
+        "dim": manifest["dim"],
+        "settings": settings.to_dict(),
+        "documents": documents,
+        "passages": len(ids),
+        "next_passage_id": int(manifest.get("next_passage_id") or int(ids.max(initial=0)) + 1),
+        "previous": None,
+        "vector_index": dict(vstore.describe()) if hasattr(vstore, "describe") else {},
+        "imported_from": {"dump": str(dump.name), "generation": manifest["generation"],
+                          "exported": manifest.get("exported")},
+    }
+
+
+def describe_dump(manifest: dict[str, Any]) -> str:
+    return (f"{manifest['documents']} documents, {manifest['passages']} passages, model {manifest['model']} "
+            f"({manifest['dim']} dimensions), generation {manifest['generation']}")
+
