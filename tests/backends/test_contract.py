@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from index.documents import Document
@@ -176,3 +178,27 @@ def test_add_update_delete_and_an_unchanged_reindex_writes_nothing(fresh, shared
     with pytest.raises(NotFound):
         engine.document("api-1")
     assert engine.info()["documents"] == 5
+
+
+def test_the_eval_command_gives_the_same_figures(kind: str, request: pytest.FixtureRequest, tmp_path,
+                                                 monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import json
+
+    from api.cli import main
+    from tests.backends.conftest import EXTRA_DOCS
+
+    folder = tmp_path / f"set-{uuid.uuid4().hex[:8]}"
+    folder.mkdir()
+    lines = [json.dumps(d, ensure_ascii=False) + "\n" for d in EXTRA_DOCS]
+    (folder / "corpus.jsonl").write_text("".join(lines), encoding="utf-8")
+    queries = [{"question": "基础研究经费占比的目标", "doc_id": "policy-1", "answers": ["8%"]},
+               {"question": "固态电池研发进展", "doc_id": "market-1"}]
+    (folder / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries),
+                                          encoding="utf-8")
+    if kind == "milvus":
+        monkeypatch.setenv("SEMSEARCH_STORE", "milvus")
+        monkeypatch.setenv("SEMSEARCH_MILVUS_URI", request.getfixturevalue("milvus_uri"))
+        monkeypatch.setenv("SEMSEARCH_MILVUS_COLLECTION", f"eval_{uuid.uuid4().hex[:8]}")
+    assert main(["eval", str(folder), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["recall@1"] == figures["recall@5"] == 1.0
