@@ -27,12 +27,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
 from index.analysis import is_gram, query_terms, query_tokens, term_spans
-from index.builder import BuildSummary, IndexBuilder
 from index.config import IndexSettings, default_index_dir
 from index.documents import Document
 from index.embedders.base import Embedder
@@ -45,6 +44,9 @@ from index.stores.passages import Filters, PassageStore
 from search.dedupe import NearDuplicateFolder
 from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight, word_shares
 from search.models import SearchResponse, SearchResult
+
+if TYPE_CHECKING:  # the builder (and the loaders it imports) only when the index is written, not per query
+    from index.builder import BuildSummary, IndexBuilder
 
 MODES = ("dense", "keyword", "hybrid")
 MAX_QUERY_CHARS = 1000
@@ -463,6 +465,8 @@ class Engine:
 
     # --- writing (delegated to the index builder; one writer per index, others get IndexLocked) ----
     def _builder(self) -> IndexBuilder:
+        from index.builder import IndexBuilder
+
         return IndexBuilder(self.dir.root, self.settings, embedder=self.embedder)
 
     def add_documents(self, documents: Sequence[Document]) -> BuildSummary:
