@@ -11,8 +11,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from index.documents import LoadError
+
 FORMAT_VERSION = 1
 DEFAULT_MODEL = "multilingual-e5-small"
+
+
+DEFAULT_MAX_FILE_BYTES = 100_000_000
+
+
+def max_file_bytes() -> int:
+    """`SEMSEARCH_MAX_FILE_BYTES`: the largest file (in bytes) `semsearch index` reads; larger are skipped."""
+    value = os.environ.get("SEMSEARCH_MAX_FILE_BYTES", "").strip().replace("_", "")
+    if not value:
+        return DEFAULT_MAX_FILE_BYTES
+    if not value.isdigit() or int(value) < 1:
+        raise LoadError(
+            f"SEMSEARCH_MAX_FILE_BYTES must be a whole number of bytes such as 100000000, not {value!r}"
+        )
+    return int(value)
 
 
 def default_index_dir() -> Path:
