@@ -20,8 +20,7 @@ Bigram tokens are prefixed with `GRAM_PREFIX` so that they stay apart from the j
 characters (`研发` the word and `研发` the bigram): the keyword store indexes the two kinds as separate fields
 and weighs the bigram field lower, which measured best (see `index.stores.bm25_store`).
 
-jieba's dictionary takes about a second to load and logs to stderr; it is loaded lazily, once per
-process, under a lock, with its logger quietened.
+jieba's dictionary is the process's one (`index.text.jieba_tokenizer`), loaded lazily and quietly.
 """
 
 from __future__ import annotations
@@ -33,6 +32,8 @@ import re
 import threading
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
+
+from index.text import CJK_RUN, jieba_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ STOP_WORDS_EN = frozenset([
 # fmt: on
 STOP_WORDS = STOP_WORDS_ZH | STOP_WORDS_EN
 
-# CJK unified ideographs: extension A, the basic block, compatibility ideographs, extensions B–H.
-_CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f\U00030000-\U000323af"
-_CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
+_CJK_RUN = CJK_RUN
 # Numbers: `1,000,000.5` (thousands separators only in groups of three) or `1054.5`, with an optional %.
 # The look-arounds keep `2020,2021` from being read as a thousands-separated number.
 _NUMBER = r"(?:(?<![0-9.,])\d{1,3}(?:,\d{3})+(?![0-9,])|\d+)(?:\.\d+)?%?"
@@ -79,25 +78,12 @@ class Token(NamedTuple):
 
 # --- lazily initialised resources ---------------------------------------------------------------------
 _lock = threading.Lock()
-_jieba: Any = None
 _opencc: Any = None
 _local = threading.local()  # a Snowball stemmer keeps state, so each thread gets its own
 
 
 def _segmenter() -> Any:
-    """jieba's tokenizer with its dictionary loaded (once per process, thread-safe)."""
-    global _jieba
-    if _jieba is None:
-        with _lock:
-            if _jieba is None:
-                import jieba
-
-                # jieba logs the dictionary loading at DEBUG to a stderr handler of its own.
-                jieba.setLogLevel(logging.WARNING)
-                tk = jieba.Tokenizer()
-                tk.initialize()
-                _jieba = tk
-    return _jieba
+    return jieba_tokenizer()
 
 
 def _converter() -> Any:

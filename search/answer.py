@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.analysis import STOP_WORDS, analyze, normalize, term_spans
+from index.text import CJK_RUN, SENTENCE_END, has_cjk, jieba_tokenizer
 from search.dedupe import near_duplicates, shingles
 from search.models import AskResponse, Citation, SearchResult
 
@@ -75,10 +76,6 @@ NO_PASSAGES_MESSAGE = "no passage matches the question; nothing to answer from"
 
 
 # --- sentences ---------------------------------------------------------------------------------------
-_CLOSERS = "”’」』）)】》\"'"
-# A sentence ends at CJK end punctuation (any closing quotes stay with it), at ASCII end punctuation
-# followed by white space, or at a line break (headings stand on their own lines).
-_SENTENCE_END = re.compile(rf"\n+|[。！？；…]+[{_CLOSERS}]*|[.!?;]+[{_CLOSERS}]*(?=\s|$)")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st jr sr vs etc no inc co ltd mt ft fig al gen col lt sgt rev "  # noqa: SIM905
     "u.s e.g i.e a.m p.m".split()
@@ -94,7 +91,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """
     spans: list[tuple[int, int]] = []
     at = 0
-    for m in _SENTENCE_END.finditer(text):
+    for m in SENTENCE_END.finditer(text):
         if m.group().startswith(".") and _is_abbreviation(text, m.start()):
             continue
         _add_trimmed(text, at, m.end(), spans)
@@ -187,11 +184,9 @@ def _pos_cut(text: str) -> list[tuple[str, str, int]]:
     if _posseg is None:
         with _POSSEG_LOCK:
             if _posseg is None:
-                import jieba
                 import jieba.posseg
 
-                jieba.setLogLevel(logging.WARNING)
-                _posseg = jieba.posseg.POSTokenizer(jieba.Tokenizer())
+                _posseg = jieba.posseg.POSTokenizer(jieba_tokenizer())  # the one dictionary
     out = []
     at = 0
     for pair in _posseg.cut(text):
@@ -219,7 +214,7 @@ def key_entities(question: str) -> list[str]:
     found: list[str] = [n for n in _DIGITS.findall(q)]
     for m in _TITLE.finditer(question):
         found.append(normalize(next(g for g in m.groups() if g)))
-    if re.search(r"[\u4e00-\u9fff]", question):
+    if has_cjk(question):
         for word, flag, _ in _pos_cut(question):
             w = normalize(word).strip()
             if flag in _ENTITY_FLAGS and len(w) >= 2 and w not in QUESTION_WORDS and not w.isdigit():
@@ -245,12 +240,11 @@ def _term_weight(term: str) -> float:
     return float(min(len(term), 4)) if not term.isascii() else 2.0
 
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
 def _bigrams(text: str) -> set[str]:
     out: set[str] = set()
-    for run in _CJK.findall(text):
+    for run in CJK_RUN.findall(text):
         out.update(run[i : i + 2] for i in range(len(run) - 1))
     return out
 
@@ -337,7 +331,7 @@ def typed_spans(sentence: str, qtype: str, *, tagged: bool = True) -> list[tuple
     if qtype in ("person", "place", "which") and tagged:
         flags = {"person": _PERSON_FLAGS, "place": _PLACE_FLAGS, "which": _WHICH_FLAGS}[qtype]
         spans: list[tuple[int, int]] = []
-        if _CJK.search(sentence):
+        if CJK_RUN.search(sentence):
             tagged_words = _pos_cut(sentence)
             spans += [(s, s + len(w)) for w, f, s in tagged_words if f in flags and len(w) >= 2]
             spans += [m.span() for m in re.finditer(r"《[^》]{1,40}》", sentence)]
@@ -360,7 +354,7 @@ def _dotted_names(words: list[tuple[str, str, int]]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for i in range(1, len(words) - 1):
         left, right = words[i - 1][0], words[i + 1][0]
-        if words[i][0] in ("·", "・", "•") and _CJK.fullmatch(left) and _CJK.fullmatch(right):
+        if words[i][0] in ("·", "・", "•") and CJK_RUN.fullmatch(left) and CJK_RUN.fullmatch(right):
             begin, end = words[i - 1][2], words[i + 1][2] + len(words[i + 1][0])
             if spans and spans[-1][1] == words[i - 1][2] + len(words[i - 1][0]):
                 begin = spans.pop()[0]
@@ -452,7 +446,7 @@ def candidates(engine: Engine, question: Question, results: Sequence[SearchResul
         ent_ctx = _entity_share(question.entities, context_norm)
         for start, end in split_sentences(r.text):
             sentence = r.text[start:end]
-            if len(_CJK.sub("xx", sentence).strip()) < MIN_SENTENCE_CHARS:
+            if len(CJK_RUN.sub("xx", sentence).strip()) < MIN_SENTENCE_CHARS:
                 continue
             sent_terms = {t.term for t in tokens if t.start >= start and t.end <= end}
             sent_norm = passage_norm[start:end]

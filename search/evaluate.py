@@ -23,6 +23,7 @@ from index.builder import IndexBuilder
 from index.config import IndexSettings
 from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
+from index.text import is_cjk
 from search.engine import Engine
 
 ANSWER_KEYS = ("answer_hit", "em", "f1", "withheld")
@@ -165,7 +166,7 @@ def _cmrc_tokens(text: str) -> list[str]:
                 tokens.append(word)
                 word = ""
             continue
-        if "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf" or not char.isalnum():
+        if is_cjk(char) or not char.isalnum():
             if word:
                 tokens.append(word)
                 word = ""

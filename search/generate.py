@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from index.analysis import STOP_WORDS, analyze
+from index.text import count_cjk
 from search.answer import split_sentences
 from search.engine import QueryError, check_query
 from search.models import AskResponse, Citation, SearchResult
@@ -106,7 +107,7 @@ class LLMConfig:
 # --- the request -------------------------------------------------------------------------------------
 def question_language(question: str) -> str:
     """zh when the question is mostly CJK, else en (the languages the corpus and prompts are in)."""
-    cjk = len(re.findall(r"[\u3400-\u9fff]", question))
+    cjk = count_cjk(question)
     latin = len(re.findall(r"[A-Za-z]", question))
     return "zh" if cjk and cjk * 2 >= latin * 0.5 else "en"
 

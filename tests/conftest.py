@@ -95,11 +95,13 @@ def no_model_in_unit_tests(request: pytest.FixtureRequest, monkeypatch: pytest.M
     starting a subprocess (a CLI or a server, which would load it), fails it."""
     if request.node.get_closest_marker("unit") is None:
         return
-    from index.embedders import base, e5_model
+    from index.embedders import e5_model, onnx, sbert
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"{request.node.nodeid} loads the model: mark it integration, or use no model")
 
-    monkeypatch.setattr(base.PromptedEmbedder, "__new__", refuse)
+    # __init__, not __new__: a __new__ set on a class and removed again breaks its construction
+    monkeypatch.setattr(onnx.OnnxEmbedder, "__init__", refuse)
+    monkeypatch.setattr(sbert.SentenceTransformerEmbedder, "__init__", refuse)
     monkeypatch.setattr(e5_model, "ensure_e5_model", refuse)
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)

@@ -183,7 +183,7 @@ def test_tokenize_is_thread_safe() -> None:
 
 def test_jieba_is_loaded_lazily_and_quietly() -> None:
     code = (
-        "import sys; from index import analysis; assert analysis._jieba is None; "
+        "import sys; from index import analysis, text; assert text._jieba is None; "
         "print(analysis.tokenize('长三角研发投入')[:1])"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
