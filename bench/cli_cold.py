@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,8 +36,12 @@ def command(query: str, index: Path, *flags: str) -> list[str]:
     return [sys.executable, *flags, "-m", "api.cli", "search", query, "--k", "3", "--index", str(index)]
 
 
-def timed_run(query: str, index: Path) -> tuple[float, float]:
-    """(seconds to the first result line, seconds to exit) of one cold process."""
+def timed_run(query: str, index: Path) -> tuple[float, float, float]:
+    """(seconds to the first result line, seconds to exit, CPU seconds) of one cold process.
+
+    The CPU time (user + system, of the process and its threads) depends far less on what else the
+    machine runs than the wall-clock figures do."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     # unbuffered, as on a terminal (line-buffered there): a pipe would hold the lines until exit
     process = subprocess.Popen(command(query, index), cwd=ROOT, stdout=subprocess.PIPE,
@@ -48,7 +53,9 @@ def timed_run(query: str, index: Path) -> tuple[float, float]:
             first = time.perf_counter() - start
     if process.wait() != 0 or first is None:
         raise SystemExit(f"the search failed or printed no result (exit {process.returncode})")
-    return first, time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return first, wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def import_breakdown(query: str, index: Path, top: int) -> list[tuple[float, str]]:
@@ -86,10 +93,11 @@ def main() -> int:
         print("$ " + " ".join(command(args.query, index)).replace(sys.executable, "python"))
         timed_run(args.query, index)  # warm-up: page cache
         runs = [timed_run(args.query, index) for _ in range(args.runs)]
-        firsts, exits = [r[0] for r in runs], [r[1] for r in runs]
+        firsts, exits, cpu = [r[0] for r in runs], [r[1] for r in runs], [r[2] for r in runs]
         print(f"first result: median {statistics.median(firsts):.2f} s, min {min(firsts):.2f}, "
               f"max {max(firsts):.2f} ({args.runs} runs)")
-        print(f"process exit: median {statistics.median(exits):.2f} s")
+        print(f"process exit: median {statistics.median(exits):.2f} s; CPU (user + system): median "
+              f"{statistics.median(cpu):.2f} s")
         print("imports (cumulative ms, `python -X importtime`):")
         for ms, module in import_breakdown(args.query, index, args.top):
             print(f"  {ms:8.1f}  {module}")
