@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from index.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, classify
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
@@ -22,21 +24,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     if (name := _undecodable_argument(args)) is not None:
         # bytes that are not UTF-8 arrive as lone surrogates, which the tokenizer and SQLite refuse deep down
-        print(f"semsearch: error: {name} is not valid UTF-8 text", file=sys.stderr)
-        return 2
+        return fail(f"{name} is not valid UTF-8 text", EXIT_USAGE)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; the index is unchanged unless a generation was published", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # every error the user can cause is reported in one line, no traceback
-        if args.verbose or not _is_user_error(exc):
+        info = classify(exc)
+        if args.verbose or info is None:
             raise
-        print(f"semsearch: error: {exc}", file=sys.stderr)
-        return 1
+        return fail(info.message, info.exit)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> int:
+    """Print `message` as the one line of a failed command; the exit status to return."""
+    print(f"semsearch: error: {message}", file=sys.stderr)
+    return code
 
 
 def _undecodable_argument(args: argparse.Namespace) -> str | None:
@@ -49,17 +56,6 @@ def _undecodable_argument(args: argparse.Namespace) -> str | None:
                 except UnicodeEncodeError:
                     return name.replace("_", "-")
     return None
-
-
-def _is_user_error(exc: Exception) -> bool:
-    from api.security import ConfigError
-    from index.documents import LoadError
-    from index.embedders.base import EmbedderError
-    from index.generations import IndexFolderError
-    from search.engine import NotFound, QueryError
-
-    return isinstance(exc, IndexFolderError | QueryError | NotFound | LoadError | EmbedderError | OSError
-                      | ConfigError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,8 +222,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     for path in args.paths:
         if not path.exists():
-            print(f"semsearch: error: {path} does not exist", file=sys.stderr)
-            return 1
+            return fail(f"{path} does not exist")
     settings = None
     if args.model:
         settings = IndexSettings.from_env()
@@ -337,6 +332,9 @@ def _ask_streamed(engine: Any, question: str, k: int, filters: Any) -> int:
             print(event["text"], end="", flush=True)
         elif event["type"] == "done":
             final = AskResponse.model_validate(event["response"])
+        elif event["type"] == "error":  # the LLM failed midway: what was printed is no answer
+            print()
+            return fail(event["message"])
     print()
     if final is not None:
         print_answer(final, answer_printed=True)

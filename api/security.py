@@ -68,15 +68,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import DEFAULT_MAX_BODY_BYTES, ApiError, error
+from index.errors import ConfigError
 
 DEFAULT_RATE_LIMIT = 600  # a minute: ten a second, far above what one person at the page sends
 MIN_KEY_CHARS = 16  # a short key can be guessed; `secrets.token_urlsafe(32)` gives 43 characters
 MAX_TRACKED_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first
 KEY_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-
-
-class ConfigError(ValueError):
-    """A security setting is wrong; the message names it and says how to fix it."""
 
 
 # --- settings ----------------------------------------------------------------------------------------
@@ -276,7 +273,7 @@ def origin_allowed(origin: str, host: str, settings: SecuritySettings) -> bool:
 
 
 def _foreign_host(host: str) -> ApiError:
-    return ApiError(400, "host_not_allowed",
+    return ApiError("host_not_allowed",
                     f"this server does not answer to the host name {_host_name(host)!r} (a page on a name "
                     "pointed at this machine could use it to read and change the index); use its address "
                     "or localhost, or add the name to the server's SEMSEARCH_ALLOWED_HOSTS")
@@ -311,7 +308,7 @@ def check_same_site(request: Request) -> None:
         who = f"a page of another site (Sec-Fetch-Site: {site})"
     else:
         return
-    raise ApiError(403, "cross_site_write",
+    raise ApiError("cross_site_write",
                    f"writes from {who} are refused: only the server's own page and clients that are not "
                    "browsers may change the index; list a trusted page's origin in the server's "
                    "SEMSEARCH_CORS_ORIGINS")
@@ -372,7 +369,7 @@ def _key_matches(token: str | None, key: str | None) -> bool:
 
 def _unauthorized(message: str, error: str | None = None) -> ApiError:
     challenge = 'Bearer realm="semsearch"' + (f', error="{error}"' if error else "")
-    return ApiError(401, "unauthorized", message, {"WWW-Authenticate": challenge})
+    return ApiError("unauthorized", message, {"WWW-Authenticate": challenge})
 
 
 def _check(request: Request, what: str) -> None:
@@ -401,7 +398,7 @@ async def write_access(request: Request) -> None:
     Either way, never from a browser on another site."""
     check_same_site(request)
     if _settings(request).api_key is None and not _loopback_connection(request):
-        raise ApiError(403, "writes_closed",
+        raise ApiError("writes_closed",
                        "this server has no API key, so it takes writes only from its own machine; set "
                        "SEMSEARCH_API_KEY on the server and send 'Authorization: Bearer <key>'")
     _check(request, "writes")
@@ -435,7 +432,7 @@ async def rate_limit(request: Request) -> None:
     wait = limiter.take(client_id(request))
     if wait > 0:
         seconds = max(1, math.ceil(wait))
-        raise ApiError(429, "rate_limited",
+        raise ApiError("rate_limited",
                        f"too many requests: at most {limiter.per_minute} a minute for each client "
                        f"(the server's SEMSEARCH_RATE_LIMIT); retry in {seconds} s",
                        {"Retry-After": str(seconds)})

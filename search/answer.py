@@ -39,7 +39,7 @@ from search.models import AskResponse, Citation, SearchResult
 
 if TYPE_CHECKING:
     from index.stores.passages import Filters
-    from search.engine import Engine
+    from search.retriever import Retriever
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +439,7 @@ def _entity_share(entities: Sequence[str], text_norm: str) -> float:
     return sum(1 for e in entities if e.replace(" ", "") in flat) / len(entities)
 
 
-def candidates(engine: Engine, question: Question, results: Sequence[SearchResult]) -> list[Candidate]:
+def candidates(engine: Retriever, question: Question, results: Sequence[SearchResult]) -> list[Candidate]:
     """Every sentence of the retrieved passages with its features (embeddings in one batch)."""
     cands: list[Candidate] = []
     for rank, r in enumerate(results, start=1):
@@ -622,7 +622,7 @@ def _citation(
     )
 
 
-def citations_for(engine: Engine, best: Candidate) -> list[Citation]:
+def citations_for(engine: Retriever, best: Candidate) -> list[Citation]:
     """[1] the answer sentence in its passage; [2]… the same sentence in near-identical passages folded
     into that result (`also_in`), located in their own documents."""
     r = best.result
@@ -635,9 +635,7 @@ def citations_for(engine: Engine, best: Candidate) -> list[Citation]:
     ]
     if not r.also_in:
         return out
-    passages = engine.snapshot().passages
-    rows = passages.passages([a.passage_id for a in r.also_in])
-    metas = passages.documents_meta({row.doc_id for row in rows.values()})
+    rows, metas = engine.passages_with_documents([a.passage_id for a in r.also_in])
     grams = shingles(sentence)
     for a in r.also_in:
         row = rows.get(a.passage_id)
@@ -670,7 +668,7 @@ def _same_sentence(a: set[str], b: set[str]) -> bool:
 # --- the answer --------------------------------------------------------------------------------------
 def threshold_from_env() -> float:
     """The confidence below which no answer is given: $SEMSEARCH_ANSWER_THRESHOLD, else the default."""
-    from search.engine import QueryError
+    from search.errors import QueryError
 
     raw = os.environ.get(THRESHOLD_ENV, "").strip()
     if not raw:
@@ -685,19 +683,19 @@ def threshold_from_env() -> float:
 
 
 def retrieve(
-    engine: Engine, question: str, k: int, filters: Filters | None
+    engine: Retriever, question: str, k: int, filters: Filters | None
 ) -> list[SearchResult]:
     """The passages an answer is read from: hybrid search where the index has keywords, else dense."""
     return engine.search(question, k=k, filters=filters).results
 
 
-def rank_sentences(engine: Engine, question: str, results: Sequence[SearchResult]) -> list[Candidate]:
+def rank_sentences(engine: Retriever, question: str, results: Sequence[SearchResult]) -> list[Candidate]:
     """All candidate sentences of `results`, best first."""
     return score(candidates(engine, Question.parse(question), results))
 
 
 def ask(
-    engine: Engine,
+    engine: Retriever,
     question: str,
     k: int = DEFAULT_K,
     *,
@@ -705,7 +703,7 @@ def ask(
     threshold: float | None = None,
 ) -> AskResponse:
     """Answer `question` with a sentence of the top-`k` passages, or with null when none is confident."""
-    from search.engine import check_query
+    from search.errors import check_query
 
     question = check_query(question)
     threshold = threshold_from_env() if threshold is None else threshold

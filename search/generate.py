@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from index.analysis import STOP_WORDS, analyze
+from index.errors import SemsearchError
 from search.answer import split_sentences
-from search.engine import QueryError, check_query
+from search.errors import QueryError, check_query
 from search.models import AskResponse, Citation, SearchResult
 
 if TYPE_CHECKING:
     from index.stores.passages import Filters
-    from search.engine import Engine
+    from search.retriever import Retriever
 
 ENV_BASE_URL = "SEMSEARCH_LLM_BASE_URL"
 ENV_MODEL = "SEMSEARCH_LLM_MODEL"
@@ -64,9 +65,13 @@ _MARK = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]|【(\d+)】")
 class GenerationNotConfigured(QueryError):
     """mode=generate was asked for, but no LLM endpoint is configured (a 400 / a CLI error)."""
 
+    code = "generation_not_configured"
 
-class GenerationFailed(RuntimeError):
+
+class GenerationFailed(SemsearchError, RuntimeError):
     """The LLM endpoint could not be reached or answered with an error (a 502)."""
+
+    code, status = "llm_failed", 502
 
 
 @dataclass(frozen=True)
@@ -304,7 +309,7 @@ def finish(question: str, answer: str, passages: Sequence[SearchResult]) -> AskR
 
 # --- entry points ------------------------------------------------------------------------------------
 def _prepare(
-    engine: Engine, question: str, k: int, filters: Filters | None
+    engine: Retriever, question: str, k: int, filters: Filters | None
 ) -> tuple[LLMConfig, str, list[SearchResult]]:
     config = LLMConfig.from_env()  # first: an unconfigured server fails before any work
     question = check_query(question)
@@ -316,7 +321,7 @@ def _no_passages(question: str) -> AskResponse:
                        message="no passage matches the question; nothing to answer from")
 
 
-def generate(engine: Engine, question: str, k: int = 5, *, filters: Filters | None = None) -> AskResponse:
+def generate(engine: Retriever, question: str, k: int = 5, *, filters: Filters | None = None) -> AskResponse:
     """A generated answer with checked citations, in one piece."""
     config, question, passages = _prepare(engine, question, k, filters)
     if not passages:
@@ -325,7 +330,7 @@ def generate(engine: Engine, question: str, k: int = 5, *, filters: Filters | No
 
 
 def generate_stream(
-    engine: Engine, question: str, k: int = 5, *, filters: Filters | None = None
+    engine: Retriever, question: str, k: int = 5, *, filters: Filters | None = None
 ) -> Iterator[dict[str, Any]]:
     """Events of a generated answer: {"type": "token", "text"}…, then {"type": "done", "response"}, or
     {"type": "error", "message"} if the server fails midway.
