@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from index.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, classify
+from index import settings
+from index.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, classify
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         # bytes that are not UTF-8 arrive as lone surrogates, which the tokenizer and SQLite refuse deep down
         return fail(f"{name} is not valid UTF-8 text", EXIT_USAGE)
     try:
+        settings.validate()  # a wrong setting stops the command before it starts working
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; the index is unchanged unless a generation was published", file=sys.stderr)
@@ -162,12 +164,9 @@ def _watch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _watch_options(args: argparse.Namespace) -> dict[str, float]:
-    from index.watch import RESCAN_SECONDS
-
-    rescan = args.rescan if args.rescan is not None else float(os.environ.get("SEMSEARCH_RESCAN") or
-                                                               RESCAN_SECONDS)
+    rescan = args.rescan if args.rescan is not None else settings.value("SEMSEARCH_RESCAN")
     if rescan <= 0:
-        raise ValueError(f"--rescan must be more than 0 seconds, not {rescan}")
+        raise ConfigError(f"--rescan must be more than 0 seconds, not {rescan}")
     # what changed goes to the log (INFO); the rest of semsearch stays at WARNING
     logging.getLogger("semsearch.watch").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     return {"rescan": rescan}
@@ -446,7 +445,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         if IndexDir(_index_dir(args)).current() is None:  # a new index: build it before serving it
             print(IndexBuilder(_index_dir(args)).index_paths(args.watch).describe(), file=sys.stderr)
-    os.environ["SEMSEARCH_INDEX"] = str(_index_dir(args))
     app = create_app(_index_dir(args), security=security, watch=args.watch, watch_options=options)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

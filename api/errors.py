@@ -22,11 +22,12 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from index import settings
 from index.errors import INTERNAL_MESSAGE, SemsearchError, classify
 
 log = logging.getLogger("semsearch.api")
 
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES: int = settings.default("SEMSEARCH_MAX_BODY")
 
 
 class ErrorDetail(BaseModel):

@@ -68,9 +68,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import DEFAULT_MAX_BODY_BYTES, ApiError, error
+from index import settings
 from index.errors import ConfigError
 
-DEFAULT_RATE_LIMIT = 600  # a minute: ten a second, far above what one person at the page sends
+# a minute: ten a second, far above what one person at the page sends
+DEFAULT_RATE_LIMIT: int = settings.default("SEMSEARCH_RATE_LIMIT")
 MIN_KEY_CHARS = 16  # a short key can be guessed; `secrets.token_urlsafe(32)` gives 43 characters
 MAX_TRACKED_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first
 KEY_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
@@ -103,7 +105,7 @@ class SecuritySettings:
             api_key=load_api_key(env),
             reads_need_key=_flag(env, "SEMSEARCH_READS_NEED_KEY"),
             rate_limit=rate,
-            rate_burst=_int_setting(env, "SEMSEARCH_RATE_BURST", 1, minimum=1) if burst else None,
+            rate_burst=_int_setting(env, "SEMSEARCH_RATE_BURST", 1) if burst else None,
             max_body_bytes=max_body_from_env(env),
             cors_origins=tuple(o.strip().rstrip("/") for o in env.get("SEMSEARCH_CORS_ORIGINS", "").split(",")
                                if o.strip()),
@@ -120,40 +122,17 @@ class SecuritySettings:
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name} must be 1 or 0, not {value!r}")
+    return bool(settings.value(name, env))
 
 
-def _int_setting(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    value = env.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{name} must be {minimum} or more, not {number}")
-    return number
-
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$", re.I)
+def _int_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    number = settings.value(name, env)
+    return default if number is None else int(number)
 
 
 def parse_size(value: str, name: str = "SEMSEARCH_MAX_BODY") -> int:
     """Bytes of "10485760", "10MB", "10M", "512k", "1.5GiB" (units of 1024)."""
-    match = _SIZE.match(value)
-    if match is None:
-        raise ConfigError(f"{name} must be a size like 10MB or 10485760, not {value!r}")
-    number, unit = float(match.group(1)), match.group(2).lower()
-    size = int(number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit])
-    if size < 1:
-        raise ConfigError(f"{name} must be at least 1 byte, not {value!r}")
-    return size
+    return settings.size(name, value)
 
 
 def max_body_from_env(environ: Mapping[str, str] | None = None) -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import threading
 from collections.abc import Sequence
@@ -33,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index import settings
 from index.analysis import STOP_WORDS, analyze, normalize, term_spans
+from index.errors import ConfigError
 from search.dedupe import near_duplicates, shingles
 from search.models import AskResponse, Citation, SearchResult
 
@@ -670,16 +671,11 @@ def threshold_from_env() -> float:
     """The confidence below which no answer is given: $SEMSEARCH_ANSWER_THRESHOLD, else the default."""
     from search.errors import QueryError
 
-    raw = os.environ.get(THRESHOLD_ENV, "").strip()
-    if not raw:
-        return DEFAULT_THRESHOLD
     try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise QueryError(f"{THRESHOLD_ENV} must be a number from 0 to 1, not {raw!r}")
-    return value
+        value = settings.value(THRESHOLD_ENV)
+    except ConfigError as exc:  # read per question, and answered as that request's error
+        raise QueryError(str(exc)) from None
+    return DEFAULT_THRESHOLD if value is None else float(value)
 
 
 def retrieve(

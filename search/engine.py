@@ -20,7 +20,6 @@ with 503 and the CLI prints in one line. Checksums are not read here: hashing a 
 from __future__ import annotations
 
 import functools
-import os
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -31,6 +30,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
+from index import settings
 from index.analysis import is_gram, query_terms, query_tokens, term_spans
 from index.builder import BuildSummary, IndexBuilder
 from index.config import IndexSettings, default_index_dir
@@ -52,8 +52,6 @@ HYBRID_DEPTH = 100  # candidates taken from each list before fusion
 READ_MARGIN = 10  # candidates read beyond the page, so that folding near-duplicates still fills it
 MAX_DEPTH = 2000  # deepest retrieval tried to fill a page that near-duplicates emptied
 KEYWORD_COVERAGE_HITS = 3  # keyword hits whose words measure how well keyword search covers a query
-# Entries of the query caches (`$SEMSEARCH_QUERY_CACHE`, 0 turns them off): answers are a few kB each.
-QUERY_CACHE_SIZE = int(os.environ.get("SEMSEARCH_QUERY_CACHE") or 1024)
 
 
 P = ParamSpec("P")
@@ -140,8 +138,10 @@ class Engine:
         # identity, even where an index rebuilt from scratch reuses a number, so nothing cached can outlive
         # the index it came from. Query vectors by text: paging and other
         # modes or filters of one query embed it once.
-        self._answers: LRU = LRU(QUERY_CACHE_SIZE)
-        self._query_vectors: LRU = LRU(QUERY_CACHE_SIZE)
+        # Entries of the query caches (`$SEMSEARCH_QUERY_CACHE`, 0 turns them off): answers are a few kB.
+        cache_size = settings.value("SEMSEARCH_QUERY_CACHE")
+        self._answers: LRU = LRU(cache_size)
+        self._query_vectors: LRU = LRU(cache_size)
         self.counters = Counters()
 
     @classmethod

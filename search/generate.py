@@ -22,7 +22,6 @@ whole response with its citations and checks.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from index import settings
 from index.analysis import STOP_WORDS, analyze
-from index.errors import SemsearchError
+from index.errors import ConfigError, SemsearchError
 from search.answer import split_sentences
 from search.errors import QueryError, check_query
 from search.models import AskResponse, Citation, SearchResult
@@ -84,18 +84,14 @@ class LLMConfig:
 
     @classmethod
     def from_env(cls) -> LLMConfig:
-        base_url = os.environ.get(ENV_BASE_URL, "").strip()
-        model = os.environ.get(ENV_MODEL, "").strip()
+        base_url, model = settings.value(ENV_BASE_URL), settings.value(ENV_MODEL)
         if not base_url or not model:
             raise GenerationNotConfigured(NOT_CONFIGURED)
         try:
-            timeout = float(os.environ.get(ENV_TIMEOUT) or 120.0)
-            max_tokens = int(os.environ.get(ENV_MAX_TOKENS) or 400)
-        except ValueError as exc:
-            raise GenerationNotConfigured(
-                f"{ENV_TIMEOUT} / {ENV_MAX_TOKENS} must be numbers: {exc}"
-            ) from None
-        return cls(base_url.rstrip("/"), model, os.environ.get(ENV_API_KEY) or None, timeout, max_tokens)
+            timeout, max_tokens = settings.value(ENV_TIMEOUT), settings.value(ENV_MAX_TOKENS)
+        except ConfigError as exc:  # the request asked for generation, which this server cannot do
+            raise GenerationNotConfigured(str(exc)) from None
+        return cls(base_url.rstrip("/"), model, settings.value(ENV_API_KEY), timeout, max_tokens)
 
     @property
     def url(self) -> str:
