@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from index import settings
-from index.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, ConfigError, classify
+from index.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_SKIPPED, EXIT_USAGE, ConfigError, classify
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "are dropped), reusing the embedding cache")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--strict", action="store_true",
+                   help="if any file cannot be read, change nothing and exit 1 (default: index the rest, "
+                        f"keep what the index had from that file, exit {EXIT_SKIPPED})")
     p.set_defaults(func=cmd_index)
 
     p = command("search", "rank passages for a query")
@@ -229,12 +232,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     builder = IndexBuilder(
         _index_dir(args), settings, progress=not args.quiet and sys.stderr.isatty(), rebuild=args.rebuild
     )
-    summary = builder.index_paths(args.paths)
+    summary = builder.index_paths(args.paths, strict=args.strict)
     if args.json:
         print(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
         print(summary.describe())
-    return 0
+    return 0 if summary.clean else EXIT_SKIPPED
 
 
 def cmd_search(args: argparse.Namespace) -> int:

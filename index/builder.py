@@ -15,19 +15,20 @@ Either way a new generation is published, even when no document changed.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from index.chunker import chunk_document
+from index.chunker import Progress, chunk_document
 from index.config import FORMAT_VERSION, IndexSettings
-from index.documents import Chunk, Document, SkippedFile
+from index.documents import Chunk, Document, LoadError, SkippedFile
 from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
 from index.embedding_cache import EmbeddingCache
@@ -73,17 +74,24 @@ class BuildSummary:
     updated: int = 0
     deleted: int = 0
     unchanged: int = 0
+    moved: int = 0  # unchanged documents whose file is now somewhere else
     embedded: int = 0
     reused: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)  # what was damaged and how this build recovered
     warnings: list[str] = field(default_factory=list)  # e.g. a damaged embedding cache set aside
+    kept: int = 0  # documents of files that failed to load, kept as the index had them
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.deleted)
+        return bool(self.added or self.updated or self.deleted or self.moved)
+
+    @property
+    def clean(self) -> bool:
+        """Every file given was read; False if one (or a line of one) failed and its documents were kept."""
+        return not any(s.failed for s in self.skipped)
 
     @property
     def passages_per_s(self) -> float:
@@ -98,9 +106,12 @@ class BuildSummary:
             "updated": self.updated,
             "deleted": self.deleted,
             "unchanged": self.unchanged,
+            "moved": self.moved,
             "embedded": self.embedded,
             "reused": self.reused,
-            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "skipped": [{"path": s.path, "reason": s.reason, "failed": s.failed} for s in self.skipped],
+            "kept": self.kept,
+            "clean": self.clean,
             "repaired": self.repaired,
             "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
@@ -110,7 +121,9 @@ class BuildSummary:
     def describe(self) -> str:
         lines = [
             f"documents: {self.documents} ({self.added} added, {self.updated} updated, "
-            f"{self.deleted} deleted, {self.unchanged} unchanged), skipped: {len(self.skipped)}",
+            f"{self.deleted} deleted, {self.unchanged} unchanged"
+            + (f", {self.moved} moved" if self.moved else "")
+            + f"), skipped: {len(self.skipped)}",
             f"passages: {self.passages}; embedded {self.embedded} new, reused {self.reused}"
             + (f" ({self.passages_per_s:.1f} passages/s)" if self.embedded else " (nothing re-embedded)"),
         ]
@@ -118,10 +131,81 @@ class BuildSummary:
             lines.append(f"  skipped {skip.path}: {skip.reason}")
         lines += [f"repaired: {line}" for line in self.repaired]
         lines += [f"warning: {line}" for line in self.warnings]
+        if not self.clean:
+            kept = f"; kept the {self.kept} document(s) the index had from them" if self.kept else ""
+            lines.append(f"some files could not be read{kept}: fix them and run again")
         where = f"generation {self.generation}" if self.generation else "no index"
         state = "published" if self.changed or self.repaired else "unchanged, still"
         lines.append(f"{state} {where} in {self.seconds:.1f}s")
         return "\n".join(lines)
+
+
+def _under(path: str | Path, folders: Sequence[Path]) -> bool:
+    return any(Path(path).is_relative_to(folder) for folder in folders)
+
+
+@dataclass
+class Roots:
+    """The folders an index reads files from, each with the prefix of its files' doc ids.
+
+    A file's doc_id is its path relative to the deepest recorded folder holding it, after that folder's
+    prefix. The first folder of an index has the empty prefix (`semsearch index data` gives
+    `003_07e0a4d71f185c6b.txt`); each further folder has its name (`semsearch index f2` gives
+    `f2/readme.txt`), so equal file names in two folders are two documents. Indexing a sub-folder of a
+    recorded folder gives the ids the whole folder gives. A recorded folder that no longer exists, when a
+    folder of the same name is indexed, was moved: the new place takes its prefix, so ids stay.
+
+    The folders are recorded in each generation's manifest. An index built before they were is read
+    from its documents (path = folder + doc_id), all with the empty prefix: every id stays as it was.
+    """
+
+    prefixes: dict[str, str] = field(default_factory=dict)  # absolute folder -> "" or "name/"
+    moved: list[Path] = field(default_factory=list)  # old places of folders moved, this run
+
+    @classmethod
+    def of_index(cls, manifest: dict[str, Any], docs: dict[str, tuple[str, str | None]]) -> Roots:
+        if "roots" in manifest:
+            return cls({r["folder"]: r["prefix"] for r in manifest["roots"]})
+        inferred: dict[str, str] = {}
+        for doc_id, (_hash, path) in docs.items():
+            relative = doc_id.split("#", 1)[0]  # "docs.jsonl#3": a JSONL line without a doc_id
+            if path and path.endswith("/" + relative):
+                inferred.setdefault(path[: -len(relative) - 1], "")
+        return cls(inferred)
+
+    def to_manifest(self) -> list[dict[str, str]]:
+        return [{"folder": f, "prefix": p} for f, p in sorted(self.prefixes.items())]
+
+    def _owner(self, path: Path) -> str | None:
+        holding = [f for f in self.prefixes if path.is_relative_to(f)]
+        return max(holding, key=len) if holding else None
+
+    def register(self, folder: Path, doc_ids: Collection[str]) -> None:
+        """Record `folder` (absolute, resolved) unless a recorded folder holds it."""
+        if self._owner(folder) is not None:
+            return
+        for old in list(self.prefixes):
+            if Path(old).name == folder.name and not Path(old).exists():
+                self.prefixes[str(folder)] = self.prefixes.pop(old)
+                self.moved.append(Path(old))
+                return
+        if not self.prefixes:
+            self.prefixes[str(folder)] = ""
+            return
+        name, n = folder.name or "root", 1
+        while True:  # a prefix no recorded folder has and no id starts with
+            prefix = f"{name}/" if n == 1 else f"{name}-{n}/"
+            if prefix not in self.prefixes.values() and not any(d.startswith(prefix) for d in doc_ids):
+                break
+            n += 1
+        self.prefixes[str(folder)] = prefix
+
+    def doc_id(self, root: Path, file: Path) -> str:
+        """The doc_id of `file`, found under the folder `root` given (a `DocIdRule`)."""
+        owner = self._owner(file)
+        if owner is None:
+            return file.relative_to(root).as_posix()
+        return self.prefixes[owner] + file.relative_to(owner).as_posix()
 
 
 @dataclass
@@ -176,20 +260,62 @@ class IndexBuilder:
         return self._embedder
 
     # --- entry points ----------------------------------------------------------------------------
-    def index_paths(self, paths: Sequence[Path | str]) -> BuildSummary:
-        """Sync files and folders: index new and changed documents, drop those of deleted files."""
+    def index_paths(self, paths: Sequence[Path | str], *, strict: bool = False) -> BuildSummary:
+        """Sync files and folders: index new and changed documents, drop those of deleted files.
+
+        A file that fails to load (unreadable, binary, a broken JSONL line, ...) keeps the documents the
+        index has from it, and the summary is not `clean`; only a file that is gone, or empty, loses
+        its documents. `strict`: if any file fails, change nothing and raise LoadError naming them.
+        """
         started = time.perf_counter()
+        roots, known = self._roots()
+        for given in paths:
+            path = Path(given).expanduser()
+            if path.is_dir():
+                roots.register(path.resolve(), known)
+            elif os.path.lexists(path):  # a file given on its own: its folder (as load_documents has it)
+                roots.register(path.absolute().parent.resolve(), known)
         skipped: list[SkippedFile] = []
         docs: dict[str, Document] = {}
-        for _root, doc in self._iter_loaded(paths, skipped.append):
+        for _root, doc in self._iter_loaded(paths, skipped.append, roots):
             if doc.doc_id in docs:
                 skipped.append(SkippedFile(doc.path or doc.doc_id, f"duplicate doc_id {doc.doc_id!r}"))
                 continue
             docs[doc.doc_id] = doc
-        folders = [Path(p).resolve() for p in paths if Path(p).is_dir()]
-        summary = self._commit(docs, deleted_under=folders, started=started, from_files=True)
-        summary.skipped = skipped
+        failed = [s for s in skipped if s.failed]
+        if strict and failed:
+            listed = "; ".join(f"{s.path}: {s.reason}" for s in failed[:10])
+            more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+            raise LoadError(
+                f"{len(failed)} file(s) could not be read, so nothing was changed (--strict): {listed}{more}"
+            )
+        folders = [Path(p).resolve() for p in paths if Path(p).is_dir()] + roots.moved
+        summary = self._commit(
+            docs,
+            deleted_under=folders,
+            kept_under=[Path(s.path) for s in failed],
+            roots=roots,
+            started=started,
+            from_files=True,
+        )
+        summary.skipped[:0] = skipped
         return summary
+
+    def _roots(self) -> tuple[Roots, set[str]]:
+        """The recorded folders of the index, and its doc ids (read from the newest readable generation:
+        a damaged one is reported and recovered from by `_base`, and ids must not change meanwhile)."""
+        manifest = self.dir.readable_manifest()
+        if manifest is None:
+            return Roots(), set()
+        try:
+            store = PassageStore.open(self.dir.path(manifest["generation"]))
+            try:
+                docs = store.document_hashes()
+            finally:
+                store.close()
+        except (sqlite3.DatabaseError, OSError):
+            docs = {}  # damaged passages: the folders recorded in the manifest still give the ids
+        return Roots.of_index(manifest, docs), set(docs)
 
     def upsert(self, documents: Iterable[Document]) -> BuildSummary:
         """Add or replace documents (the API's write path)."""
@@ -201,8 +327,10 @@ class IndexBuilder:
         return self._commit({}, delete=set(doc_ids), started=started)
 
     # --- the build -------------------------------------------------------------------------------
-    def _iter_loaded(self, paths: Sequence[Path | str], on_skip: Any) -> Iterable[tuple[Path, Document]]:
-        loaded = load_documents(paths, on_skip=on_skip)
+    def _iter_loaded(
+        self, paths: Sequence[Path | str], on_skip: Any, roots: Roots
+    ) -> Iterable[tuple[Path, Document]]:
+        loaded = load_documents(paths, on_skip=on_skip, doc_id_of=roots.doc_id)
         if not self.progress:
             return loaded
         from tqdm import tqdm
@@ -215,12 +343,16 @@ class IndexBuilder:
         *,
         delete: set[str] | None = None,
         deleted_under: Sequence[Path] = (),
+        kept_under: Sequence[Path] = (),
+        roots: Roots | None = None,
         started: float,
         from_files: bool = False,
     ) -> BuildSummary:
         try:
             with WriteLock(self.dir.root):
-                return self._build(upserts, delete or set(), deleted_under, started, from_files=from_files)
+                return self._build(
+                    upserts, delete or set(), deleted_under, kept_under, roots, started, from_files=from_files
+                )
         except (OSError, sqlite3.OperationalError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise IndexWriteError(
@@ -233,6 +365,8 @@ class IndexBuilder:
         upserts: dict[str, Document],
         delete: set[str],
         deleted_under: Sequence[Path],
+        kept_under: Sequence[Path],
+        roots: Roots | None,
         started: float,
         *,
         from_files: bool = False,
@@ -253,28 +387,37 @@ class IndexBuilder:
                 IndexSettings.from_dict(prev_manifest.get("settings", {})).chunks == self.settings.chunks
             )
 
+            if roots is not None:  # a sync of files: an id another file or the API holds is not taken
+                upserts = self._without_collisions(upserts, prev_docs, deleted_under, kept_under, summary)
             changed: dict[str, Document] = {}
+            repath: dict[str, str] = {}
             for doc_id, doc in upserts.items():
                 old = prev_docs.get(doc_id)
                 if old is not None and old[0] == doc.content_hash() and same_chunking:
                     summary.unchanged += 1
+                    if doc.path is not None and old[1] != doc.path:
+                        repath[doc_id] = doc.path
                     continue
                 changed[doc_id] = doc
                 if old is None:
                     summary.added += 1
                 else:
                     summary.updated += 1
+            summary.moved = len(repath)
             gone = {d for d in delete if d in prev_docs}
             for doc_id, (_hash, path) in prev_docs.items():
-                if doc_id in upserts or path is None:
+                if doc_id in upserts or path is None or not _under(path, deleted_under):
                     continue
-                if any(Path(path).is_relative_to(folder) for folder in deleted_under):
+                # Not seen this time because its file (or folder) failed to load: not deleted.
+                if _under(path, kept_under):
+                    summary.kept += 1
+                else:
                     gone.add(doc_id)
             summary.deleted = len(gone)
             keep = [d for d in prev_docs if d not in changed and d not in gone]
             summary.documents = len(keep) + len(changed)
 
-            if previous and not changed and not gone and not base.repaired:
+            if previous and not changed and not gone and not repath and not base.repaired:
                 summary.generation = previous
                 summary.passages = prev_store.count_passages() if prev_store else 0
                 summary.seconds = time.perf_counter() - started
@@ -282,7 +425,11 @@ class IndexBuilder:
 
             name, tmp = self.dir.begin()
             try:
-                manifest = self._write_generation(tmp, name, summary, base, changed, gone, keep)
+                manifest = self._write_generation(tmp, name, summary, base, changed, gone, keep, repath)
+                if roots is not None:
+                    manifest["roots"] = roots.to_manifest()
+                elif "roots" in prev_manifest:
+                    manifest["roots"] = prev_manifest["roots"]
                 manifest = self.dir.publish(name, tmp, manifest)
             except BaseException:
                 # Free the space of a generation that will never be published (a kill -9 leaves it
@@ -355,6 +502,38 @@ class IndexBuilder:
                 reuse_stores = False
         return _Base(name, manifest, store, reuse_stores)
 
+    @staticmethod
+    def _without_collisions(
+        upserts: dict[str, Document],
+        prev_docs: dict[str, tuple[str, str | None]],
+        deleted_under: Sequence[Path],
+        kept_under: Sequence[Path],
+        summary: BuildSummary,
+    ) -> dict[str, Document]:
+        """Documents of files minus those whose doc_id a document of another origin holds.
+
+        Taking over an id is a replacement only when its holder is a file of the folders synced now
+        that did not fail (the id moved between their files); a document of another folder, of a
+        failed file, or sent through the API keeps its id, and the newcomer is reported.
+        """
+        kept: dict[str, Document] = {}
+        for doc_id, doc in upserts.items():
+            holder = prev_docs.get(doc_id, (None, doc.path))[1]
+            if holder == doc.path or (
+                holder is not None and _under(holder, deleted_under) and not _under(holder, kept_under)
+            ):
+                kept[doc_id] = doc
+                continue
+            owner = holder or "a document added through the API"
+            summary.skipped.append(
+                SkippedFile(
+                    doc.path or doc_id,
+                    f"doc_id {doc_id!r} is already used by {owner}; give this document another doc_id, "
+                    "or delete that one first",
+                )
+            )
+        return kept
+
     def _write_generation(
         self,
         tmp: Path,
@@ -364,17 +543,28 @@ class IndexBuilder:
         changed: dict[str, Document],
         gone: set[str],
         keep: list[str],
+        repath: dict[str, str],
     ) -> dict[str, Any]:
         """Write every file of the new generation into `tmp`; returns its manifest (not yet published)."""
         previous, prev_store, prev_manifest = base.name, base.store, base.manifest
         store = PassageStore.create(tmp)
         if previous:
             store.copy_documents(self.dir.path(previous), keep)
+            store.set_paths(repath)
         next_id = int(prev_manifest.get("next_passage_id", 1))
         id_keys = prev_store.passage_keys() if prev_store else {}
         new_ids, new_chunks = [], []
+        bar = None
+        if self.progress and changed:
+            from tqdm import tqdm
+
+            total = sum(len(d.text) for d in changed.values())
+            bar = tqdm(total=total, unit="char", unit_scale=True, desc="chunking", leave=False)
         for doc in changed.values():
-            chunks = self._chunk(doc)
+            told = bar.n if bar is not None else 0
+            chunks = self._chunk(doc, bar.update if bar is not None else None)
+            if bar is not None:
+                bar.update(len(doc.text) - (bar.n - told))  # the blanks between paragraphs
             ids = []
             seen: dict[str, int] = {}
             for c in chunks:
@@ -388,6 +578,8 @@ class IndexBuilder:
             store.add_document(doc, chunks, ids)
             new_ids += ids
             new_chunks += chunks
+        if bar is not None:
+            bar.close()
         store.conn.commit()
 
         hashes, texts = [c.content_hash() for c in new_chunks], [c.text for c in new_chunks]
@@ -453,8 +645,8 @@ class IndexBuilder:
             cache.close()
             store.close()
 
-    def _chunk(self, doc: Document) -> list[Chunk]:
-        return chunk_document(doc, self.embedder.count_tokens, self.settings.chunks)
+    def _chunk(self, doc: Document, progress: Progress | None = None) -> list[Chunk]:
+        return chunk_document(doc, self.embedder.count_tokens, self.settings.chunks, progress=progress)
 
     def _vectors(self, hashes: list[str], texts: list[str], summary: BuildSummary) -> np.ndarray:
         """Vectors of these passages (text hash, text): from the cache where the text was embedded before,

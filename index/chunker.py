@@ -28,6 +28,31 @@ _SENTENCE_END = re.compile(r"(?:[。！？；!?;]+|…+|\.(?=[\"'”’)\]]*\s))
 _CLAUSE_END = re.compile(r"[，、]|[,:](?!\d)|：")
 _WORD_END = re.compile(r"\s+")
 _LEVELS = (_SENTENCE_END, _CLAUSE_END, _WORD_END)
+# Characters per budget token above which a paragraph is cut into runs before counting (see _windows).
+WINDOW = 32
+# Characters sent to the tokenizer at once: its memory grows with the batch (a count of 17 million
+# characters at once peaked at gigabytes), so a document of any size is counted in bounded batches.
+BATCH_CHARS = 262_144
+
+Progress = Callable[[int], None]  # told the characters of each paragraph (or run) chunked
+
+
+def _bounded(count: CountTokens) -> CountTokens:
+    """`count`, fed batches of at most BATCH_CHARS characters (a longer text alone)."""
+
+    def counted(texts: list[str]) -> list[int]:
+        counts: list[int] = []
+        batch: list[str] = []
+        size = 0
+        for text in texts:
+            if batch and size + len(text) > BATCH_CHARS:
+                counts += count(batch)
+                batch, size = [], 0
+            batch.append(text)
+            size += len(text)
+        return counts + count(batch) if batch else counts
+
+    return counted
 
 
 ChunkerConfig = ChunkSettings  # the one class of chunk settings, recorded in the index's manifest
@@ -140,6 +165,29 @@ def _segments(doc: Document) -> list[tuple[int, int, int]]:
     return segments
 
 
+def _windows(text: str, segments: list[tuple[int, int, int]], size: int) -> list[tuple[int, int, int]]:
+    """Segments longer than `size` characters cut into runs of at most `size`, at the best boundary in
+    the second half of each run.
+
+    A paragraph's token count is only taken to see whether it fits; for a paragraph megabytes long (a
+    file of one line) that one count held gigabytes of tokenizer memory. A run of `size` characters is
+    far over any budget anyway, so it is split the same way, with the pieces balanced within each run.
+    """
+    out: list[tuple[int, int, int]] = []
+    for start, end, paragraph in segments:
+        while end - start > size:
+            cut = start + size
+            for pattern in _LEVELS:
+                ends = [m.end() for m in pattern.finditer(text, start + size // 2, start + size)]
+                if ends:
+                    cut = ends[-1]
+                    break
+            out.append((start, cut, paragraph))
+            start = cut
+        out.append((start, end, paragraph))
+    return out
+
+
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:
     while start < end and text[start].isspace():
         start += 1
@@ -148,7 +196,22 @@ def _strip(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _pieces(doc: Document, count: CountTokens, config: ChunkerConfig) -> list[_Piece]:
+def _batches(segments: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:
+    """Consecutive segments in groups of about BATCH_CHARS characters, each counted at once."""
+    batches: list[list[tuple[int, int, int]]] = []
+    size = BATCH_CHARS
+    for segment in segments:
+        if size + segment[1] - segment[0] > BATCH_CHARS:
+            batches.append([])
+            size = 0
+        batches[-1].append(segment)
+        size += segment[1] - segment[0]
+    return batches
+
+
+def _pieces(
+    doc: Document, count: CountTokens, config: ChunkerConfig, progress: Progress | None
+) -> list[_Piece]:
     """Paragraphs that fit, and the pieces of those that do not.
 
     A paragraph after a heading that would fit alone but not together with the heading is cut at a
@@ -156,22 +219,25 @@ def _pieces(doc: Document, count: CountTokens, config: ChunkerConfig) -> list[_P
     """
     text = doc.text
     limit = config.max_tokens
-    segments = [(*_strip(text, s, e), i) for s, e, i in _segments(doc)]
-    counts = count([text[s:e] for s, e, _ in segments])
+    segments = [(*_strip(text, s, e), i) for s, e, i in _windows(text, _segments(doc), WINDOW * limit)]
     pieces: list[_Piece] = []
     heading_tokens = 0  # of the headings right before the current paragraph
-    for (start, end, _), tokens in zip(segments, counts, strict=True):
-        if tokens <= limit and is_heading_like(text[start:end]):
-            pieces.append(_Piece(start, end, tokens, heading=True))
-            heading_tokens += tokens
-            continue
-        room = limit - heading_tokens
-        after_heading = 0 < heading_tokens <= limit // 2 and room < tokens
-        heading_tokens = 0
-        if tokens <= limit and not (after_heading and len(_spans(text, start, end, _SENTENCE_END)) > 1):
-            pieces.append(_Piece(start, end, tokens))
-        else:
-            pieces.extend(_split(text, start, end, tokens, count, room if after_heading else limit))
+    for batch in _batches(segments):
+        counts = count([text[s:e] for s, e, _ in batch])
+        for (start, end, _), tokens in zip(batch, counts, strict=True):
+            if progress is not None:
+                progress(end - start)
+            if tokens <= limit and is_heading_like(text[start:end]):
+                pieces.append(_Piece(start, end, tokens, heading=True))
+                heading_tokens += tokens
+                continue
+            room = limit - heading_tokens
+            after_heading = 0 < heading_tokens <= limit // 2 and room < tokens
+            heading_tokens = 0
+            if tokens <= limit and not (after_heading and len(_spans(text, start, end, _SENTENCE_END)) > 1):
+                pieces.append(_Piece(start, end, tokens))
+            else:
+                pieces.extend(_split(text, start, end, tokens, count, room if after_heading else limit))
     return pieces
 
 
@@ -253,20 +319,27 @@ def _with_overlap(
 
 
 def chunk_document(
-    doc: Document, count_tokens: CountTokens, config: ChunkerConfig | None = None
+    doc: Document,
+    count_tokens: CountTokens,
+    config: ChunkerConfig | None = None,
+    *,
+    progress: Progress | None = None,
 ) -> list[Chunk]:
     """The chunks of a document, in order; `count_tokens` counts model tokens of a batch of strings.
 
     Every chunk has at most `config.max_tokens` tokens (as counted by `count_tokens`), has no leading or
-    trailing white space, and satisfies `doc.text[chunk.start:chunk.end] == chunk.text`.
+    trailing white space, and satisfies `doc.text[chunk.start:chunk.end] == chunk.text`. Memory stays
+    bounded whatever the size of the document: the tokenizer is given bounded batches. `progress` is
+    told the characters of each paragraph as it is chunked.
     """
+    count_tokens = _bounded(count_tokens)
     config = config or ChunkerConfig()
     if config.max_tokens < 1 or config.target_tokens < 1 or config.overlap_sentences < 0:
         raise ValueError(f"invalid chunker settings: {config}")
     text = doc.text
     if not text.strip():
         return []
-    pieces = _pieces(doc, count_tokens, config)
+    pieces = _pieces(doc, count_tokens, config, progress)
     chunks = _fit(doc, _merge(pieces, config), count_tokens, config)
     if config.overlap_sentences:
         chunks = _with_overlap(doc, chunks, count_tokens, config)

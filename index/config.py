@@ -11,11 +11,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from index.documents import LoadError
 from index.errors import ConfigError
 from index.settings import default, is_set, value
 
 FORMAT_VERSION = 1
 DEFAULT_MODEL: str = default("SEMSEARCH_MODEL")
+
+
+DEFAULT_MAX_FILE_BYTES: int = default("SEMSEARCH_MAX_FILE_BYTES")
+
+
+def max_file_bytes() -> int:
+    """`SEMSEARCH_MAX_FILE_BYTES`: the largest file (in bytes) `semsearch index` reads; larger are skipped."""
+    try:
+        return int(value("SEMSEARCH_MAX_FILE_BYTES"))
+    except ConfigError as exc:  # met while loading files: the load fails, naming the setting
+        raise LoadError(str(exc)) from None
 
 
 def default_index_dir() -> Path:

@@ -41,10 +41,16 @@ def doc_id_problem(doc_id: str) -> str | None:
 
 @dataclass
 class SkippedFile:
-    """A file that `load_documents` left out, and why ("binary file", "empty", ...)."""
+    """A file (or a line of one) that `load_documents` left out, and why ("binary file", "empty", ...).
+
+    `failed`: the file is there but could not be read (unreadable, binary, a broken JSONL line, ...), so
+    whatever the index already holds from it is kept; False for a file that is empty on purpose, whose
+    documents a sync removes like those of a deleted file.
+    """
 
     path: str
     reason: str
+    failed: bool = True
 
 
 @dataclass

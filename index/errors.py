@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 EXIT_ERROR = 1  # the command failed; the message on stderr says why and what to do
 EXIT_USAGE = 2  # the command line itself is wrong (argparse uses 2 as well)
+# `semsearch index` finished and published, but some files (or JSONL lines) could not be read; what the
+# index held from them was kept. Distinct from 1 (an error: nothing changed) and 2 (bad usage).
+EXIT_SKIPPED = 3
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 

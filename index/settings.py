@@ -82,6 +82,14 @@ def names(name: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def byte_count(name: str, raw: str) -> int:
+    """A whole number of bytes, digits optionally grouped with underscores (100_000_000)."""
+    digits = raw.replace("_", "")
+    if not digits.isdigit() or int(digits) < 1:
+        raise ConfigError(f"{name} must be a whole number of bytes such as 100000000, not {digits!r}")
+    return int(digits)
+
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$", re.I)
 
 
@@ -130,6 +138,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(at most SEMSEARCH_MAX_TOKENS)"),
     Setting("SEMSEARCH_OVERLAP_SENTENCES", whole(0), 0,
             "sentences of a passage repeated at the start of the next"),
+    Setting("SEMSEARCH_MAX_FILE_BYTES", byte_count, 100_000_000,
+            "largest file `semsearch index` reads, in bytes; larger ones are skipped",
+            "`100000000` (100 MB)"),
     Setting("SEMSEARCH_FAISS_KIND", choice("auto", "flat", "ivf", "hnsw"), "auto",
             "vector index: `auto` (exact up to SEMSEARCH_EXACT_MAX vectors, then ivf), `flat`, `ivf`, "
             "`hnsw`"),

@@ -7,10 +7,12 @@ paragraph repair, then metadata from wherever it was found.
 
 from __future__ import annotations
 
+import codecs
 import email.utils
 import logging
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
@@ -29,12 +31,14 @@ class SkipFile(LoadError):
     """A file that is not a document at all (binary, empty, unknown encoding).
 
     `reason` is the short form `load_documents` reports ("binary file"); the message is the long form an
-    upload gets back ("docs.bin is binary, not text").
+    upload gets back ("docs.bin is binary, not text"). `failed` as in `SkippedFile`: False only for a
+    file that is empty on purpose.
     """
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: str, *, failed: bool = True) -> None:
         super().__init__(message)
         self.reason = reason
+        self.failed = failed
 
 
 @dataclass(frozen=True)
@@ -56,18 +60,33 @@ class Loader(ABC):
     extensions: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
-    def load(self, text: str, origin: Origin) -> list[Document]:
-        """Documents of `text`; raises LoadError (naming `origin.doc_id`) on bad input."""
+    def load(
+        self, text: str, origin: Origin, *, on_error: Callable[[LoadError], None] | None = None
+    ) -> list[Document]:
+        """Documents of `text`; raises LoadError (naming `origin.doc_id`) on bad input.
+
+        A loader of many documents a file (JSONL) reports a bad record to `on_error`, when given, and
+        goes on with the others; without it the whole file is refused.
+        """
 
 
 # --- decoding ---------------------------------------------------------------------------------------
 
-_BOMS = {
-    b"\xff\xfe\x00\x00": "UTF-32",
-    b"\x00\x00\xfe\xff": "UTF-32",
-    b"\xff\xfe": "UTF-16",
-    b"\xfe\xff": "UTF-16",
-}
+# Byte-order marks, longest first (the UTF-32 LE mark begins with the UTF-16 LE one).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+# What text that is not UTF-8 may be in: the legacy encodings of Chinese (mainland, then Taiwan and
+# Hong Kong), Japanese and Korean. Which one is decided by charset-normalizer's language statistics, since
+# Big5 or Shift-JIS bytes mostly decode as GB18030 too, into gibberish. Single-byte encodings (Latin-1,
+# cp1252, ...) are not guessed: any bytes decode in all of them and nothing tells them apart reliably.
+_LEGACY = ("gb18030", "big5", "cp932", "euc_jp", "cp949")
+_LEGACY_NAMES = "UTF-8, GB18030, Big5, Shift-JIS, EUC-JP or EUC-KR"
+MESS_THRESHOLD = 0.5  # charset-normalizer's "chaos" above which a decoding is not text
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
@@ -75,34 +94,74 @@ def _control_share(text: str) -> float:
     return len(_CONTROL.findall(text)) / max(1, len(text))
 
 
+def _legacy_encoding(data: bytes) -> str | None:
+    """The legacy CJK encoding `data` is confidently in, else None.
+
+    A tie between GB18030 and another encoding (a few characters valid in both) goes to GB18030: the
+    documents this engine is for are mainland Chinese first.
+    """
+    from charset_normalizer import from_bytes
+
+    # The default mess threshold (0.2) refuses short texts dense with CJK punctuation (“”、) that are
+    # plainly Chinese; the ranking still puts the right encoding first there.
+    matches = list(from_bytes(data, cp_isolation=list(_LEGACY), threshold=MESS_THRESHOLD))
+    if not matches:
+        return None
+    best = matches[0]
+    tied = {m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)}
+    return "gb18030" if "gb18030" in tied else best.encoding
+
+
 def decode_bytes(data: bytes, name: str) -> str:
-    """Text of a file: UTF-8 (with or without BOM), else GB18030; newlines normalised to "\\n".
+    """Text of a file: by its byte-order mark (UTF-8, UTF-16, UTF-32), else UTF-8, else the legacy CJK
+    encoding it is confidently in (GB18030, Big5, Shift-JIS, ...); newlines normalised to "\\n".
 
     Raises SkipFile for binary data (NUL bytes, or mostly control characters and undecodable bytes),
-    empty files, and text in neither encoding.
+    empty files, and text in no encoding that can be told with confidence.
     """
-    for bom, encoding in _BOMS.items():
-        if data.startswith(bom):
-            raise SkipFile(f"{name} is {encoding} text, not UTF-8 or GB18030", "not UTF-8 or GB18030")
-    if b"\x00" in data:
-        raise SkipFile(f"{name} is binary, not text", "binary file")
     text: str | None = None
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
+    for bom, codec, label in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError:
+                raise SkipFile(
+                    f"{name} starts with a {label} byte-order mark but is not valid {label}",
+                    f"invalid {label}",
+                ) from None
             break
-        except UnicodeDecodeError:
-            continue
+    if text is None and b"\x00" in data:
+        raise SkipFile(f"{name} is binary, not text", "binary file")
     if text is None:
-        garbled = data.decode("utf-8", errors="replace")
-        if (garbled.count("\ufffd") + len(_CONTROL.findall(garbled))) / max(1, len(garbled)) > 0.3:
-            raise SkipFile(f"{name} is binary, not text", "binary file")
-        raise SkipFile(f"{name} is not UTF-8 or GB18030 text", "not UTF-8 or GB18030")
-    # GB18030 decodes many byte soups without error; text has hardly any control characters.
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.reason == "unexpected end of data":  # UTF-8 cut inside its last character (head -c)
+                text = data[: exc.start].decode("utf-8") if exc.start else None
+                logger.warning("%s: ends inside a UTF-8 character; read without it", name)
+        if text is None:
+            encoding = _legacy_encoding(data)
+            try:
+                text = data.decode(encoding) if encoding else None
+            except UnicodeDecodeError:  # detected on samples; a later part does not fit
+                text = None
+            if text is None:
+                garbled = data.decode("utf-8", errors="replace")
+                share = (garbled.count("\ufffd") + len(_CONTROL.findall(garbled))) / max(1, len(garbled))
+                if share > 0.3:
+                    raise SkipFile(f"{name} is binary, not text", "binary file") from None
+                raise SkipFile(
+                    f"{name} is not text in an encoding that can be told apart with confidence "
+                    f"({_LEGACY_NAMES}); save it as UTF-8",
+                    f"not {_LEGACY_NAMES}",
+                ) from None
+            if encoding != "gb18030":
+                logger.info("%s: read as %s", name, encoding)
+    # Legacy decoders accept many byte soups without error; text has hardly any control characters.
     if _control_share(text) > 0.05:
         raise SkipFile(f"{name} is binary, not text", "binary file")
     if not text.strip():
-        raise SkipFile(f"{name} is empty", "empty")
+        raise SkipFile(f"{name} is empty", "empty", failed=False)
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -332,7 +391,9 @@ class ArticleLoader(Loader):
     def parse(self, body: str, *, front_matter: bool) -> ParsedBody:
         """Paragraphs (and what the markup says) of the body; `front_matter` tells if there was some."""
 
-    def load(self, text: str, origin: Origin) -> list[Document]:
+    def load(
+        self, text: str, origin: Origin, *, on_error: Callable[[LoadError], None] | None = None
+    ) -> list[Document]:
         mapping, body = split_front_matter(text, origin.doc_id)
         parsed = self.parse(body, front_matter=bool(mapping))
         meta = Metadata.from_mapping(mapping, origin.doc_id)
@@ -343,7 +404,7 @@ class ArticleLoader(Loader):
             paragraphs = paragraphs[:-1]  # metadata, not content
             meta.source = meta.source or byline
         if not paragraphs:
-            raise SkipFile(f"{origin.doc_id} has no text", "empty")
+            raise SkipFile(f"{origin.doc_id} has no text", "empty", failed=False)
         title = meta.title or parsed.title or headline_title(paragraphs) or origin.stem
         document = Document.from_paragraphs(
             origin.doc_id,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from index.config import max_file_bytes
 from index.documents import Document, LoadError, SkippedFile
 from index.loaders.base import Loader, Origin, SkipFile, decode_bytes
 from index.loaders.html import HTMLLoader
@@ -43,10 +45,14 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _walk(folder: Path) -> list[Path]:
-    """Supported files under `folder`, recursively, hidden ones left out, sorted by relative path."""
+def _walk(folder: Path, on_error: Callable[[OSError], None]) -> list[Path]:
+    """Supported files under `folder`, recursively, hidden ones left out, sorted by relative path.
+
+    A sub-folder that cannot be listed goes to `on_error`: left out silently, its files would look
+    deleted.
+    """
     found: list[Path] = []
-    for current, dirs, files in os.walk(folder):
+    for current, dirs, files in os.walk(folder, onerror=on_error):
         dirs[:] = [d for d in dirs if not _hidden(d)]
         for name in files:
             if not _hidden(name) and LoaderFactory.create(name) is not None:
@@ -54,41 +60,104 @@ def _walk(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(folder).parts)
 
 
-def _load_file(file: Path, root: Path, loader: Loader) -> list[Document]:
-    doc_id = file.relative_to(root).as_posix()
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def _not_regular(mode: int, doc_id: str) -> SkipFile | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return SkipFile(f"{doc_id} is {kind}, not a regular file", f"not a regular file ({kind[2:]})")
+
+
+def _too_large(doc_id: str, limit: int) -> SkipFile:
+    return SkipFile(
+        f"{doc_id} is larger than {limit:,} bytes; raise SEMSEARCH_MAX_FILE_BYTES to index it",
+        f"larger than {limit:,} bytes (SEMSEARCH_MAX_FILE_BYTES)",
+    )
+
+
+def read_file(file: Path, doc_id: str, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes; SkipFile for anything else.
+
+    Only regular files are read: a FIFO would block the run until something writes to it, and a
+    device (a symlink to /dev/zero) never ends. The type is checked before opening (opening some
+    devices has effects) and again on the open descriptor, which is opened without blocking so a FIFO
+    swapped in meanwhile cannot hang us; the read stops at `limit` + 1 bytes whatever the file claims.
+    """
+
+    def unreadable(exc: OSError) -> SkipFile:
+        reason = exc.strerror or str(exc)
+        return SkipFile(f"{doc_id} cannot be read: {reason}", f"unreadable: {reason}")
+
     try:
-        data = file.read_bytes()
+        if refused := _not_regular(os.stat(file).st_mode, doc_id):
+            raise refused
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        raise SkipFile(
-            f"{doc_id} cannot be read: {exc.strerror or exc}", f"unreadable: {exc.strerror or exc}"
-        ) from exc
-    return loader.load(decode_bytes(data, doc_id), Origin(doc_id, file))
+        raise unreadable(exc) from exc
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            info = os.fstat(fd)
+            if refused := _not_regular(info.st_mode, doc_id):
+                raise refused
+            if info.st_size > limit:
+                raise _too_large(doc_id, limit)
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise unreadable(exc) from exc
+    if len(data) > limit:
+        raise _too_large(doc_id, limit)
+    return data
+
+
+def relative_id(root: Path, file: Path) -> str:
+    """The default doc_id of a file: its posix path relative to the folder given."""
+    return file.relative_to(root).as_posix()
+
+
+DocIdRule = Callable[[Path, Path], str]  # (root given, file) -> doc_id of the file
 
 
 def load_documents(
-    paths: Iterable[str | Path], *, on_skip: Callable[[SkippedFile], None] | None = None
+    paths: Iterable[str | Path],
+    *,
+    on_skip: Callable[[SkippedFile], None] | None = None,
+    doc_id_of: DocIdRule = relative_id,
 ) -> Iterator[tuple[Path, Document]]:
     """(root, document) for every document in these files and folders.
 
     Folders are read recursively in sorted order, skipping hidden files and folders and files of other
-    types; `root` is the folder given (for a file given on its own: its folder), and each doc_id is the
-    file's path relative to it. Files that cannot be read as documents are reported to `on_skip` and
-    logged; the run goes on. All documents of a file are read before any is yielded, so a JSONL file
-    with a bad line yields nothing.
+    types; `root` is the folder given (for a file given on its own: its folder), and each doc_id is
+    `doc_id_of(root, file)`, by default the file's path relative to the root (the builder passes its own
+    rule, which keeps ids unique across folders). Files that cannot be read as documents are reported to
+    `on_skip` and logged; the run goes on. A bad line of a JSONL file is reported naming the file and
+    line, and the file's other lines are read. Only regular files of at most SEMSEARCH_MAX_FILE_BYTES
+    are read.
     """
 
-    def skip(path: Path, reason: str) -> None:
+    def skip(path: Path | str, reason: str, failed: bool = True) -> None:
         logger.warning("skipping %s: %s", path, reason)
         if on_skip is not None:
-            on_skip(SkippedFile(str(path), reason))
+            on_skip(SkippedFile(str(path), reason, failed))
 
+    def unlisted(exc: OSError) -> None:
+        skip(exc.filename, f"folder cannot be read: {exc.strerror or exc}")
+
+    limit = max_file_bytes()
     for given in paths:
         # Absolute, resolved folders: the builder compares document paths against resolved folders.
         path = Path(given).expanduser()
         if path.is_dir():
             root = path.resolve()
-            files = _walk(root)
-        elif path.is_file():
+            files = _walk(root, unlisted)
+        elif os.path.lexists(path):  # a file, or a FIFO, device or dangling link that read_file refuses
             root = path.absolute().parent.resolve()  # the folder resolved, not a symlinked file
             files = [root / path.name]
         else:
@@ -97,19 +166,25 @@ def load_documents(
         for file in files:
             loader = LoaderFactory.create(file.name)
             if loader is None:  # only a file given on its own gets here
-                skip(file, _unsupported(file.name))
+                skip(file, _unsupported(file.name), failed=False)
                 continue
+            doc_id = doc_id_of(root, file)
+            bad_lines: list[LoadError] = []
+            failure: tuple[str, bool] | None = None
             try:
-                documents = _load_file(file, root, loader)
+                text = decode_bytes(read_file(file, doc_id, limit), doc_id)
+                documents = loader.load(text, Origin(doc_id, file), on_error=bad_lines.append)
             except SkipFile as exc:
-                skip(file, exc.reason)
-                continue
+                failure = exc.reason, exc.failed
             except LoadError as exc:
-                skip(file, str(exc))
-                continue
+                failure = str(exc), True
             except Exception as exc:  # a parser bug or a pathological file must not stop the whole run
                 logger.exception("failed to read %s", file)
-                skip(file, f"could not be read: {type(exc).__name__}: {exc}")
+                failure = f"could not be read: {type(exc).__name__}: {exc}", True
+            for error in bad_lines:
+                skip(file, str(error))
+            if failure is not None:
+                skip(file, *failure)
                 continue
             for document in documents:
                 yield root, document

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterator
 
-from bs4 import BeautifulSoup, Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
+from bs4 import (
+    BeautifulSoup,
+    Comment,
+    Declaration,
+    Doctype,
+    NavigableString,
+    PageElement,
+    ProcessingInstruction,
+    Tag,
+)
 
 from index.loaders.base import ArticleLoader, Metadata, ParsedBody, parse_date
 from index.repair import collapse_whitespace
@@ -82,7 +92,19 @@ class _Collector:
             self.paragraphs.append(text)
 
     def walk(self, node: Tag) -> None:
-        for child in node.children:
+        # An explicit stack, not recursion: a page nested thousands of elements deep (generated or hostile
+        # markup) would pass Python's recursion limit. Each entry is an element's remaining children and,
+        # for a block, whether it is a heading (None for inline elements).
+        stack: list[tuple[Iterator[PageElement], int | None]] = [(iter(node.children), None)]
+        while stack:
+            children, block = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                if block is not None:
+                    self.flush()
+                    self.heading_depth -= block
+                continue
             if isinstance(child, _SKIPPED_STRINGS):
                 continue
             if isinstance(child, NavigableString):
@@ -96,16 +118,14 @@ class _Collector:
             if name == "br":
                 self.flush()
             elif name in BLOCKS:
-                heading = name in HEADINGS or (name == "p" and _all_bold(child))
+                heading = int(name in HEADINGS or (name == "p" and _all_bold(child)))
                 self.flush()
                 self.heading_depth += heading
-                self.walk(child)
-                self.flush()
-                self.heading_depth -= heading
+                stack.append((iter(child.children), heading))
             else:
                 if name in CELLS and "".join(self.buffer).strip():
                     self.buffer.append(" | ")  # a row is one paragraph; cells stay apart, also in CJK
-                self.walk(child)
+                stack.append((iter(child.children), None))
 
 
 def _meta(soup: BeautifulSoup) -> Metadata:

@@ -1,8 +1,9 @@
 """JSON Lines: one document per line, and the same record format for JSON bodies of the API.
 
 A record is `{"text": ..., "doc_id"?, "title"?, "date"?, "source"?, "author"?, "url"?, "categories"?}`;
-other fields are ignored. A file with one bad line is refused as a whole, so that an index never holds
-half of a file without anyone noticing.
+other fields are ignored. An upload with one bad line is refused as a whole (the client gets the error
+at once and sends it again); `semsearch index` indexes the good lines of a file and reports each bad one
+by file and line, keeping what the index held from the file (see `index.loaders.factory`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,18 +90,30 @@ def record_to_document(
 
 
 def records_to_documents(
-    records: list[tuple[str, Any]], default_ids: list[str | None] | None = None, path: Path | None = None
+    records: list[tuple[str, Any]],
+    default_ids: list[str | None] | None = None,
+    path: Path | None = None,
+    on_error: Callable[[LoadError], None] | None = None,
 ) -> list[Document]:
-    """Documents of (where, record) pairs; a doc_id used twice is an error naming both places."""
+    """Documents of (where, record) pairs; a doc_id used twice is an error naming both places.
+
+    Errors are raised, or with `on_error` reported and the record left out.
+    """
     documents: list[Document] = []
     seen: dict[str, str] = {}
     for i, (where, record) in enumerate(records):
         default_id = default_ids[i] if default_ids else None
-        document = record_to_document(record, where=where, default_id=default_id, path=path)
-        if document.doc_id in seen:
-            raise LoadError(
-                f"{where}: doc_id {document.doc_id!r} was already used by {seen[document.doc_id]}"
-            )
+        try:
+            document = record_to_document(record, where=where, default_id=default_id, path=path)
+            if document.doc_id in seen:
+                raise LoadError(
+                    f"{where}: doc_id {document.doc_id!r} was already used by {seen[document.doc_id]}"
+                )
+        except LoadError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+            continue
         seen[document.doc_id] = where
         documents.append(document)
     return documents
@@ -110,10 +124,20 @@ class JSONLLoader(Loader):
 
     extensions = (".jsonl",)
 
-    def load(self, text: str, origin: Origin) -> list[Document]:
+    def load(
+        self, text: str, origin: Origin, *, on_error: Callable[[LoadError], None] | None = None
+    ) -> list[Document]:
         name = origin.doc_id
         records: list[tuple[str, Any]] = []
         default_ids: list[str | None] = []
+        errors: list[LoadError] = []
+
+        def bad(exc: LoadError) -> None:
+            if on_error is None:
+                raise exc
+            errors.append(exc)
+            on_error(exc)
+
         # split on "\n" only: str.splitlines would also cut at U+2028, which JSON strings may contain raw
         for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
@@ -122,9 +146,13 @@ class JSONLLoader(Loader):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise LoadError(f"{where} is not valid JSON: {exc.msg} (column {exc.colno})") from None
+                bad(LoadError(f"{where} is not valid JSON: {exc.msg} (column {exc.colno})"))
+                continue
             records.append((where, record))
             default_ids.append(f"{name}#{number}")
         if not records:
-            raise LoadError(f"{name} has no records")
-        return records_to_documents(records, default_ids, path=origin.path)
+            raise LoadError(f"{name} has no valid records" if errors else f"{name} has no records")
+        documents = records_to_documents(records, default_ids, path=origin.path, on_error=bad)
+        if not documents:
+            raise LoadError(f"{name} has no valid records")
+        return documents

@@ -143,6 +143,11 @@ class PassageStore:
         self.conn.execute("DROP TABLE temp.keep")
         self.conn.execute("DETACH DATABASE prev")
 
+    def set_paths(self, paths: dict[str, str]) -> None:
+        """File paths of copied documents (doc_id -> path) whose file moved, content unchanged."""
+        rows = [(path, doc_id) for doc_id, path in paths.items()]
+        self.conn.executemany("UPDATE documents SET path = ? WHERE doc_id = ?", rows)
+
     def add_document(self, doc: Document, chunks: Sequence[Chunk], ids: Sequence[int]) -> None:
         self.conn.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)", document_row(doc))
         self.conn.executemany(
@@ -318,3 +323,4 @@ def _document_dict(row: sqlite3.Row) -> dict[str, Any]:
     doc["categories"] = json.loads(doc["categories"])
     doc["paragraphs"] = [tuple(p) for p in json.loads(doc["paragraphs"])]
     return doc
+

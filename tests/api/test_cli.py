@@ -59,14 +59,22 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
 
 
 def test_index_skips_unreadable_files_and_says_why(tmp_path: Path) -> None:
+    """Skipped files are listed; one that could not be read (binary) makes the exit status 3, "published,
+    but not clean"; an empty file is listed but is not a failure. --strict changes nothing instead."""
     corpus = tmp_path / "c"
     corpus.mkdir()
     (corpus / "good.txt").write_text("成都超算中心为西部地区提供算力支撑。", encoding="utf-8")
     (corpus / "empty.txt").write_text("   \n", encoding="utf-8")
-    (corpus / "blob.txt").write_bytes(bytes(range(256)) * 4)
     out = semsearch("index", str(corpus), "--json", index=tmp_path / "idx")
     assert out.returncode == 0, out.stderr
+    (corpus / "blob.txt").write_bytes(bytes(range(256)) * 4)
+    out = semsearch("index", str(corpus), "--strict", index=tmp_path / "idx")
+    assert out.returncode == 1 and "nothing was changed (--strict)" in out.stderr and "blob.txt" in out.stderr
+    out = semsearch("index", str(corpus), "--json", index=tmp_path / "idx")
+    assert out.returncode == 3, out.stderr
     summary = json.loads(out.stdout)
-    assert summary["documents"] == 1
-    reasons = {Path(s["path"]).name: s["reason"] for s in summary["skipped"]}
-    assert set(reasons) == {"empty.txt", "blob.txt"}
+    assert summary["documents"] == 1 and summary["clean"] is False
+    reasons = {Path(s["path"]).name: (s["reason"], s["failed"]) for s in summary["skipped"]}
+    assert reasons == {"empty.txt": ("empty", False), "blob.txt": ("binary file", True)}
+    out = semsearch("index", str(corpus), index=tmp_path / "idx")
+    assert out.returncode == 3 and "some files could not be read: fix them" in out.stdout

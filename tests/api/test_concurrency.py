@@ -208,6 +208,9 @@ def run_scenario(server: LiveServer, corpus: Path, rounds: int = 1, seconds: flo
     started = time.monotonic()
     round_no = 0
     threads: list[Searcher] = []
+    # one copy of the corpus, re-indexed each round with that round's new file in it
+    reindexed = Path(tempfile.mkdtemp(prefix="semsearch-reindex-")) / "corpus"
+    shutil.copytree(corpus, reindexed)
     try:
         while round_no < rounds or time.monotonic() - started < seconds:
             api_doc, kept_doc, file_doc = (_doc(round_no, tag) for tag in ("接口", "排队", "文件"))
@@ -225,21 +228,19 @@ def run_scenario(server: LiveServer, corpus: Path, rounds: int = 1, seconds: flo
             time.sleep(0.5)
 
             life_api.added = writer.add(api_doc[0], api_doc[1])
-            folder = Path(tempfile.mkdtemp(prefix="semsearch-reindex-"))
-            shutil.copytree(corpus, folder / "corpus")
-            # the file's name is its doc_id relative to the folder indexed
-            target = folder / "corpus" / Path(file_doc[0]).name
+            target = reindexed / Path(file_doc[0]).name
             target.write_text(file_doc[1], encoding="utf-8")
-            life_file.doc_id = target.name
-            process = writer.reindex(folder / "corpus")
+            # a folder other than the one the index was built from: its ids carry its name (README)
+            life_file.doc_id = f"{reindexed.name}/{target.name}"
+            process = writer.reindex(reindexed)
             queued = writer.add_later(kept_doc[0], kept_doc[1])
-            life_file.added = writer.finish_reindex(process, folder / "corpus")
+            life_file.added = writer.finish_reindex(process, reindexed)
             life_kept.added = writer.finish_add(queued, kept_doc[0], kept_doc[1])
             life_api.deleted, life_api.deleted_at = writer.delete(api_doc[0])
             time.sleep(1.0)  # searches after the delete
-            shutil.rmtree(folder, ignore_errors=True)
             round_no += 1
     finally:
+        shutil.rmtree(reindexed.parent, ignore_errors=True)
         stop.set()
         for t in threads:
             t.stop_event.set()

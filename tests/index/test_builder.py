@@ -11,7 +11,8 @@ import pytest
 
 from index.builder import IndexBuilder, SettingsMismatch
 from index.config import IndexSettings
-from index.generations import IndexLocked, WriteLock
+from index.documents import Document, LoadError
+from index.generations import IndexDir, IndexLocked, WriteLock
 from search.engine import Engine, ModelMismatch
 
 PARAGRAPHS = [
@@ -115,3 +116,116 @@ def test_highlights_read_stored_word_bounds_and_older_indexes_still_work(tmp_pat
     assert passages.word_bounds([old.passage_id]) == {}
     new = engine.search("中国声谷", k=1, mode="keyword").results[0]
     assert new.doc_id == "doc9.txt" and passages.word_bounds([new.passage_id])
+
+
+def write_jsonl(file: Path, records: list[dict[str, str]]) -> None:
+    file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+def test_a_file_that_stops_loading_keeps_its_documents(tmp_path: Path) -> None:
+    """A broken JSONL line or a file turned unreadable must not delete what the index holds from it; the
+    good lines are still indexed, and only a file that is gone or emptied loses its documents."""
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    records = [{"doc_id": f"r{i}", "text": text} for i, text in enumerate(PARAGRAPHS[:3])]
+    jsonl = corpus / "records.jsonl"
+    write_jsonl(jsonl, records)
+    IndexBuilder(index).index_paths([corpus])
+    before = {d["doc_id"] for d in Engine.open(index).documents()["documents"]}
+    assert before == {"doc0.txt", "doc1.txt", "doc2.txt", "doc3.txt", "r0", "r1", "r2"}
+
+    lines = jsonl.read_text(encoding="utf-8").splitlines()
+    changed = {"doc_id": "r2", "text": "宜宾正举全市之力超常规推进大学城、科创城双城建设。"}
+    jsonl.write_text(f'{lines[0]}\n{{"doc_id": "r1", "text": \n{json.dumps(changed)}\n', encoding="utf-8")
+    (corpus / "doc0.txt").write_bytes(b"\x00\x01binary now\x00" * 40)
+    summary = IndexBuilder(index).index_paths([corpus])
+    assert not summary.clean and summary.deleted == 0 and summary.kept == 2
+    assert summary.updated == 1  # r2: the good lines of the broken file are read
+    reasons = [s.reason for s in summary.skipped]
+    assert any("line 2 of records.jsonl is not valid JSON" in r for r in reasons), reasons
+    assert "kept the 2 document(s) the index had from them" in summary.describe()
+    engine = Engine.open(index)
+    assert {d["doc_id"] for d in engine.documents()["documents"]} == before
+    assert engine.search("宜宾大学城", k=1).results[0].doc_id == "r2"
+    kept = engine.document("r1")["text"]
+    # its embeddings stay in the cache: the file fixed, nothing is embedded again
+    write_jsonl(jsonl, [records[0], {"doc_id": "r1", "text": kept}])
+    (corpus / "doc0.txt").write_text("   \n", encoding="utf-8")  # emptied on purpose: removed
+    fixed = IndexBuilder(index).index_paths([corpus])
+    assert fixed.clean and fixed.embedded == 0
+    assert (fixed.deleted, fixed.unchanged) == (2, 5)  # doc0.txt and r2 (no longer in the file)
+    skipped = {Path(s.path).name: s for s in fixed.skipped}
+    assert skipped["doc0.txt"].reason == "empty" and not skipped["doc0.txt"].failed
+
+
+def test_strict_changes_nothing_when_a_file_fails(tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    first = IndexBuilder(index).index_paths([corpus])
+    (corpus / "doc1.txt").write_bytes(b"\x00" * 100)
+    (corpus / "doc2.txt").write_text("标题2\n\n新的内容。\n", encoding="utf-8")
+    with pytest.raises(LoadError, match=r"1 file\(s\) could not be read, so nothing was changed.*doc1\.txt"):
+        IndexBuilder(index).index_paths([corpus], strict=True)
+    assert IndexDir(index).current() == first.generation
+
+
+def test_same_file_name_in_two_folders_is_two_documents(tmp_path: Path) -> None:
+    """`index f1` then `index f2`, both with readme.txt, used to replace the first ("1 updated"). The
+    first folder keeps bare ids, a further one is prefixed with its name; a real collision is reported."""
+    f1, f2, index = tmp_path / "f1", tmp_path / "f2", tmp_path / "index"
+    (f2 / "sub").mkdir(parents=True)
+    f1.mkdir()
+    (f1 / "readme.txt").write_text(PARAGRAPHS[0], encoding="utf-8")
+    (f2 / "readme.txt").write_text(PARAGRAPHS[1], encoding="utf-8")
+    (f2 / "sub" / "a.txt").write_text(PARAGRAPHS[2], encoding="utf-8")
+    write_jsonl(f1 / "r.jsonl", [{"doc_id": "n1", "text": PARAGRAPHS[3]}])
+    builder = IndexBuilder(index)
+    assert builder.index_paths([f1]).added == 2
+    second = builder.index_paths([f2])
+    assert (second.added, second.updated, second.deleted) == (2, 0, 0)
+    engine = Engine.open(index)
+    assert {d["doc_id"] for d in engine.documents()["documents"]} == {
+        "readme.txt", "n1", "f2/readme.txt", "f2/sub/a.txt"
+    }  # fmt: skip
+    assert engine.search("雅安大数据产业园", k=1).results[0].doc_id == "f2/readme.txt"
+    again = builder.index_paths([f2 / "sub"])  # a sub-folder gives the ids the folder gives
+    assert (again.unchanged, again.added, again.deleted) == (1, 0, 0)
+
+    # an explicit doc_id of another folder's file, or of a document sent through the API, is not taken
+    write_jsonl(f2 / "s.jsonl", [{"doc_id": "n1", "text": "另一个文件里的同名文档。"}])
+    builder.upsert([Document.from_paragraphs("note.txt", ["通过接口添加的笔记。"], title="笔记")])
+    (f1 / "note.txt").write_text("同名的文件。", encoding="utf-8")
+    clash = builder.index_paths([f2])
+    assert not clash.clean and not clash.changed
+    assert any(f"'n1' is already used by {f1.resolve() / 'r.jsonl'}" in s.reason for s in clash.skipped)
+    clash = builder.index_paths([f1])
+    assert any("'note.txt' is already used by a document added through the API" in s.reason
+               for s in clash.skipped)  # fmt: skip
+    engine = Engine.open(index)
+    assert engine.document("n1")["text"] == PARAGRAPHS[3]
+    assert engine.document("note.txt")["text"] == "通过接口添加的笔记。"
+
+    # a folder moved elsewhere keeps its ids; its documents are not added a second time
+    (f1 / "note.txt").unlink()
+    (tmp_path / "moved").mkdir()
+    f1.rename(tmp_path / "moved" / "f1")
+    moved = builder.index_paths([tmp_path / "moved" / "f1"])
+    assert (moved.added, moved.deleted, moved.moved, moved.unchanged) == (0, 0, 2, 2)
+    path = Engine.open(index).document("readme.txt")["path"]
+    assert path == str((tmp_path / "moved" / "f1" / "readme.txt").resolve())
+
+
+def test_an_index_built_before_folders_were_recorded_keeps_its_ids(tmp_path: Path) -> None:
+    corpus, other, index = tmp_path / "corpus", tmp_path / "other", tmp_path / "index"
+    write_corpus(corpus)
+    IndexBuilder(index).index_paths([corpus])
+    folder = IndexDir(index).path(IndexDir(index).current())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.pop("roots", None)  # as an older build wrote it
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    other.mkdir()
+    (other / "doc0.txt").write_text("宜宾正举全市之力超常规推进大学城、科创城双城建设。", encoding="utf-8")
+    summary = IndexBuilder(index).index_paths([corpus, other])
+    assert (summary.added, summary.updated, summary.unchanged) == (1, 0, 4)
+    docs = {d["doc_id"] for d in Engine.open(index).documents()["documents"]}
+    assert docs == {"doc0.txt", "doc1.txt", "doc2.txt", "doc3.txt", "other/doc0.txt"}

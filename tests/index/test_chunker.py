@@ -247,3 +247,22 @@ def test_loaded_text_invariants(paragraphs: list[str], config: ChunkerConfig) ->
     doc = Document.from_paragraphs("gen", paragraphs, title="t")
     chunks = chunk_document(doc, count_tokens, config)
     assert_invariants(doc, chunks, config)
+
+
+def test_one_huge_line_is_counted_in_bounded_batches_with_progress() -> None:
+    """A file of one 2-million-character line used to go to the tokenizer whole (gigabytes at 50 MB)."""
+    sentence = "长三角地区研发投入强度持续提升，区域协同创新格局加快形成。"
+    doc = Document.from_paragraphs("one-line.txt", [sentence * (2_000_000 // len(sentence))], repair=False)
+    largest = 0
+
+    def counting(texts: list[str]) -> list[int]:
+        nonlocal largest
+        largest = max(largest, sum(map(len, texts)))
+        return count_tokens(texts)
+
+    told: list[int] = []
+    config = ChunkerConfig()
+    chunks = chunk_document(doc, counting, config, progress=told.append)
+    assert largest <= 300_000  # bounded batches, never the whole text at once
+    assert sum(told) == len(doc.text) and len(told) > 100  # told as it goes, not once at the end
+    assert_invariants(doc, chunks, config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -151,17 +152,17 @@ def test_binary_empty_and_undecodable_files_are_skipped(
     (tmp_path / "latin1.txt").write_bytes(
         "Caf\xe9 ol\xe9 na\xefve \xe9t\xe9 \xe0 la cr\xe8me.".encode("latin-1")
     )
-    (tmp_path / "utf16.txt").write_bytes("中文".encode("utf-16"))
+    (tmp_path / "bad-utf16.txt").write_bytes(b"\xff\xfe" + "中文".encode("utf-16-le") + b"\x00\xd8")
     (tmp_path / "good.txt").write_text("正常的文章。", encoding="utf-8")
     docs, skipped = load_folder(tmp_path)
     assert list(docs) == ["good.txt"]
     reasons = {Path(s.path).name: s.reason for s in skipped}
     assert reasons == {
+        "bad-utf16.txt": "invalid UTF-16",
         "binary.txt": "binary file",
         "blank.md": "empty",
         "empty.txt": "empty",
-        "latin1.txt": "not UTF-8 or GB18030",
-        "utf16.txt": "not UTF-8 or GB18030",
+        "latin1.txt": "not UTF-8, GB18030, Big5, Shift-JIS, EUC-JP or EUC-KR",
     }
     assert "binary.txt" in caplog.text  # each skip is logged, naming the file
 
@@ -176,6 +177,65 @@ def test_gb18030_and_bom(tmp_path: Path) -> None:
     for doc in docs.values():
         assert doc.title == "标题"
         assert doc.text == "标题\n\n这是用国标编码保存的文章。第二句话！"
+    (tmp_path / "cut.txt").write_bytes(text.encode("utf-8")[:-1])  # `head -c`: cut inside "！"
+    _, doc = load_one(tmp_path / "cut.txt")
+    assert doc.text == "标题\n\n这是用国标编码保存的文章。第二句话"
+
+
+def test_only_regular_files_of_bounded_size_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO used to hang the run and a link to /dev/zero to read until the kernel killed it."""
+    os.mkfifo(tmp_path / "pipe.txt")
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")
+    (tmp_path / "dangling.md").symlink_to(tmp_path / "nowhere.md")
+    (tmp_path / "large.txt").write_text("大文件的内容。" * 200, encoding="utf-8")
+    (tmp_path / "good.txt").write_text("正常的文章。", encoding="utf-8")
+    monkeypatch.setenv("SEMSEARCH_MAX_FILE_BYTES", "1000")
+    docs, skipped = load_folder(tmp_path)
+    assert list(docs) == ["good.txt"]
+    reasons = {Path(s.path).name: s.reason for s in skipped}
+    assert reasons == {
+        "pipe.txt": "not a regular file (FIFO)",
+        "zero.txt": "not a regular file (character device)",
+        "dangling.md": "unreadable: No such file or directory",
+        "large.txt": "larger than 1,000 bytes (SEMSEARCH_MAX_FILE_BYTES)",
+    }
+    assert all(s.failed for s in skipped)  # what the index had from them is kept
+    skipped.clear()  # given on its own, a FIFO is refused the same way (not "no such file")
+    assert list(load_documents([tmp_path / "pipe.txt"], on_skip=skipped.append)) == []
+    assert [s.reason for s in skipped] == ["not a regular file (FIFO)"]
+    monkeypatch.setenv("SEMSEARCH_MAX_FILE_BYTES", "ten")
+    with pytest.raises(LoadError, match="SEMSEARCH_MAX_FILE_BYTES must be a whole number of bytes"):
+        load_folder(tmp_path)
+
+
+TRADITIONAL = "臺灣大學成立於一九二八年，是臺灣歷史最悠久的高等學府之一。校園內的椰林大道遠近馳名。"
+JAPANESE = "東京都は本日、新しい科学技術振興計画を発表しました。大学と企業の共同研究を支援します。"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "text"),
+    [
+        ("big5", TRADITIONAL),  # Taiwan and Hong Kong files: used to come out as GB18030 gibberish
+        # dense with CJK punctuation, which charset-normalizer's default threshold refuses
+        ("big5", "堅持“共需、共建、共享、共治”理念，按照“政府引導、市場運作”原則。"),
+        ("cp932", JAPANESE),  # Shift-JIS, as Windows writes it
+        ("euc_jp", JAPANESE),
+        ("gb18030", "成都超算中心自2020年投运以来，为西部地区产业发展提供了强大的算力支撑。"),
+        ("gb18030", "长三角国家技术创新中心"),
+        ("utf-16", TRADITIONAL),  # Windows Notepad's "Unicode": UTF-16 LE with a byte-order mark
+        ("utf-16-be-bom", JAPANESE),
+        ("utf-32", TRADITIONAL),
+    ],
+)
+def test_legacy_and_utf16_encodings_are_detected(tmp_path: Path, encoding: str, text: str) -> None:
+    data = b"\xfe\xff" + text.encode("utf-16-be") if encoding == "utf-16-be-bom" else text.encode(encoding)
+    (tmp_path / "doc.txt").write_bytes(data)
+    _, doc = load_one(tmp_path / "doc.txt")
+    assert doc.text == text
+    (doc,) = load_bytes("upload.txt", data)  # the API reads uploads the same way
+    assert doc.text == text
 
 
 def test_missing_path_is_reported(tmp_path: Path) -> None:
@@ -231,6 +291,18 @@ def test_html_drops_scripts_styles_comments() -> None:
         "https://example.com/a.html",
     )
     assert doc.path is None
+
+
+def test_deeply_nested_html_keeps_its_text(tmp_path: Path) -> None:
+    """Markup nested thousands deep (generated pages, hostile uploads) is read, not a RecursionError."""
+    depth = 5000
+    page = "<html><body>" + "<div><span>" * depth + "<h2>深处的标题</h2><p>深处的段落文字。</p>"
+    page += "</span></div>" * depth + "<p>结尾。</p></body></html>"
+    (doc,) = load_bytes("deep.html", page.encode("utf-8"))
+    assert paragraph_texts(doc) == ["深处的标题", "深处的段落文字。", "结尾。"]
+    (tmp_path / "deep.html").write_text(page, encoding="utf-8")
+    _, from_file = load_one(tmp_path / "deep.html")
+    assert from_file.text == doc.text
 
 
 def test_html_title_falls_back_to_h1() -> None:
@@ -346,14 +418,27 @@ def test_jsonl_good(tmp_path: Path) -> None:
     assert all(d.path == str(file.resolve()) for d in docs)
 
 
-def test_jsonl_bad_line_skips_the_whole_file(tmp_path: Path) -> None:
+def test_jsonl_bad_line_skips_only_that_line(tmp_path: Path) -> None:
+    """`semsearch index` reads the good lines and names each bad one; an upload is refused as a whole."""
     file = tmp_path / "docs.jsonl"
-    file.write_text('{"doc_id": "a", "text": "好的。"}\n{"doc_id": "b", "text": \n', encoding="utf-8")
+    file.write_text(
+        '{"doc_id": "a", "text": "好的。"}\n{"doc_id": "b", "text": \n'
+        '{"text": ""}\n{"doc_id": "c", "text": "也好。"}\n',
+        encoding="utf-8",
+    )
     skipped: list[SkippedFile] = []
-    assert list(load_documents([tmp_path], on_skip=skipped.append)) == []
-    assert "line 2 of docs.jsonl is not valid JSON" in skipped[0].reason
+    assert [d.doc_id for _, d in load_documents([tmp_path], on_skip=skipped.append)] == ["a", "c"]
+    assert [s.reason.split(":")[0] for s in skipped] == [
+        "line 2 of docs.jsonl is not valid JSON",
+        "line 3 of docs.jsonl",
+    ]
+    assert all(s.failed and s.path == str(file.resolve()) for s in skipped)
     with pytest.raises(LoadError, match=r"line 2 of docs\.jsonl is not valid JSON"):
         load_bytes("docs.jsonl", file.read_bytes())
+    file.write_text('{"doc_id": "b", "text": \n', encoding="utf-8")
+    skipped.clear()
+    assert list(load_documents([file], on_skip=skipped.append)) == []
+    assert [s.reason for s in skipped][-1] == "docs.jsonl has no valid records"
 
 
 @pytest.mark.parametrize(
