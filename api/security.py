@@ -1,18 +1,9 @@
 """Who may do what, how often, and how much: API keys, rate limits, body limits and CORS.
 
-Configuration comes from the environment (read once, when the app is made):
-
-    SEMSEARCH_API_KEY          the key; or SEMSEARCH_API_KEY_FILE, a file holding it (first wins)
-    SEMSEARCH_READS_NEED_KEY   1: reads need the key too (default: reads are open)
-    SEMSEARCH_RATE_LIMIT       requests a minute per client on /search, /similar, /ask (default 600; 0 off)
-    SEMSEARCH_RATE_BURST       requests a client may send at once before the rate applies (default rate/10)
-    SEMSEARCH_MAX_BODY         largest request body: bytes, or with a unit (10MB, 512k); default 10 MB.
-                               (SEMSEARCH_MAX_BODY_MB, in MB, is still read when this one is not set.)
-    SEMSEARCH_CORS_ORIGINS     comma-separated origins allowed to call the API from a browser; unset: CORS
-                               off, so only pages of the server itself (same origin) can call it
-    SEMSEARCH_ALLOWED_HOSTS    comma-separated host names the server answers to besides IP addresses,
-                               localhost and the --host it serves on (e.g. the public name of a reverse
-                               proxy that forwards its Host header); `*` turns the Host check off
+Configuration comes from the environment, read once when the app is made: SEMSEARCH_API_KEY (or
+SEMSEARCH_API_KEY_FILE), SEMSEARCH_READS_NEED_KEY, SEMSEARCH_RATE_LIMIT, SEMSEARCH_RATE_BURST,
+SEMSEARCH_MAX_BODY, SEMSEARCH_CORS_ORIGINS and SEMSEARCH_ALLOWED_HOSTS; their types, defaults and meaning
+are rows of the one settings table (`index.settings`).
 
 Writes (`POST`/`DELETE /documents`, `/jobs`, any future re-index route) need `Authorization: Bearer KEY`
 whenever a key is configured. Without a key, writes are accepted only on a loopback connection: a
@@ -107,10 +98,9 @@ class SecuritySettings:
             rate_limit=rate,
             rate_burst=_int_setting(env, "SEMSEARCH_RATE_BURST", 1) if burst else None,
             max_body_bytes=max_body_from_env(env),
-            cors_origins=tuple(o.strip().rstrip("/") for o in env.get("SEMSEARCH_CORS_ORIGINS", "").split(",")
-                               if o.strip()),
-            allowed_hosts=tuple(_host_name(h) if h.strip() != "*" else "*"
-                                for h in env.get("SEMSEARCH_ALLOWED_HOSTS", "").split(",") if h.strip()),
+            cors_origins=tuple(o.rstrip("/") for o in settings.value("SEMSEARCH_CORS_ORIGINS", env)),
+            allowed_hosts=tuple(_host_name(h) if h != "*" else "*"
+                                for h in settings.value("SEMSEARCH_ALLOWED_HOSTS", env)),
         )
 
     def serving(self, host: str) -> SecuritySettings:
@@ -138,10 +128,10 @@ def parse_size(value: str, name: str = "SEMSEARCH_MAX_BODY") -> int:
 def max_body_from_env(environ: Mapping[str, str] | None = None) -> int:
     """`SEMSEARCH_MAX_BODY` (bytes or with a unit), else `SEMSEARCH_MAX_BODY_MB`, else 10 MB."""
     env = os.environ if environ is None else environ
-    if value := env.get("SEMSEARCH_MAX_BODY", "").strip():
-        return parse_size(value)
-    if value := env.get("SEMSEARCH_MAX_BODY_MB", "").strip():
-        return parse_size(value + "M", "SEMSEARCH_MAX_BODY_MB")
+    if settings.is_set("SEMSEARCH_MAX_BODY", env):
+        return int(settings.value("SEMSEARCH_MAX_BODY", env))
+    if settings.is_set("SEMSEARCH_MAX_BODY_MB", env):
+        return parse_size(env["SEMSEARCH_MAX_BODY_MB"].strip() + "M", "SEMSEARCH_MAX_BODY_MB")
     return DEFAULT_MAX_BODY_BYTES
 
 

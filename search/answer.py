@@ -685,11 +685,6 @@ def retrieve(
     return engine.search(question, k=k, filters=filters).results
 
 
-def rank_sentences(engine: Retriever, question: str, results: Sequence[SearchResult]) -> list[Candidate]:
-    """All candidate sentences of `results`, best first."""
-    return score(candidates(engine, Question.parse(question), results))
-
-
 def ask(
     engine: Retriever,
     question: str,
