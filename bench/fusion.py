@@ -40,7 +40,7 @@ CACHE_VERSION = "v3"  # v3: with each candidate's idf-weighted word share
 def collect(name: str, settings: IndexSettings) -> list[dict]:
     """Per query: dense and keyword lists as document ids and scores, the coverage, each candidate's word
     share (idf-weighted, and counted), the relevant docs."""
-    from index.analysis import is_gram, query_tokens
+    from index.analysis import query_words
     from search.engine import HYBRID_DEPTH, Engine
     from search.evaluate import eval_index, read_jsonl
     from search.hybrid import dense_hits, keyword_hits
@@ -61,7 +61,7 @@ def collect(name: str, settings: IndexSettings) -> list[dict]:
         ids = [h.passage_id for h in dense + keyword if h.passage_id not in doc_of]
         doc_of.update({pid: row.doc_id for pid, row in snap.passages.passages(ids).items()})
         coverage, shares = engine._word_shares(snap, q["question"], dense, keyword)
-        words = list(dict.fromkeys(t for t in query_tokens(q["question"]) if not is_gram(t)))
+        words = list(query_words(q["question"]))
         found = snap.keywords.matched_terms(words, list(shares))
         rows.append({
             "dense": [(doc_of[h.passage_id], h.passage_id, h.score) for h in dense],

@@ -3,7 +3,8 @@
 One analysis for all three, so that a query term found by the keyword index is also the term that gets
 highlighted, and a passage indexed in traditional script is found by a query in simplified script:
 
-- `normalize`: traditional → simplified Chinese (OpenCC t2s), full-width ASCII → half-width, lower case.
+- `normalize`: traditional → simplified Chinese (OpenCC t2s), full-width ASCII → half-width, Unicode
+  hyphens → `-`, lower case.
   It never changes the length of the text, so an offset into the normalised text is an offset into the
   original (highlights are offsets into the original passage).
 - `analyze`: tokens with their offsets. CJK text gives jieba's search-mode words (a long word also yields
@@ -13,8 +14,12 @@ highlighted, and a passage indexed in traditional script is found by a query in 
   char).
   Other text gives Snowball-stemmed words (`indexing` ~ `indexed`) and numbers (`2025`, `1054.5`, `3%` as
   `3` and `3%`). A short stop-word list is dropped.
-- `tokenize` (the terms to index or to look up), `query_terms` (the same, deduplicated) and `term_spans`
-  (where a passage matches query terms, for highlighting).
+  Identifiers (`PPR-9087`, `R123-78`, `GB/T 7714-2015`, `COVID-19`, `5G`, `H1N1`) are also terms whole,
+  beside their pieces: the passage holding the identifier then outscores one holding its pieces
+  scattered (`9087号…PPR`), a query for a piece alone still matches, and a highlight covers the whole.
+- `tokenize` (the terms to index or to look up), `query_terms` (the same, deduplicated), `query_words`
+  (the query's words, an identifier counting as one) and `term_spans` (where a passage matches query
+  terms, for highlighting).
 
 Bigram tokens are prefixed with `GRAM_PREFIX` so that they stay apart from the jieba word with the same
 characters (`研发` the word and `研发` the bigram): the keyword store indexes the two kinds as separate fields
@@ -64,11 +69,25 @@ _CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
 _NUMBER = r"(?:(?<![0-9.,])\d{1,3}(?:,\d{3})+(?![0-9,])|\d+)(?:\.\d+)?%?"
 # Applied to the text with CJK masked out, so `[^\W\d_]` (any letter) only sees non-CJK scripts.
 _LATIN = re.compile(rf"(?P<num>{_NUMBER})|(?P<word>[^\W\d_]+)")
-# Letter-digit codes such as `5g`, `h1n1`, `gpt4`: indexed whole as well as in parts.
-_CODE = re.compile(r"[a-z0-9]*(?:[a-z][0-9]|[0-9][a-z])[a-z0-9]*")
+# Identifiers: runs of letters and digits joined by - / . _ (`ppr-9087`, `r123-78`, `covid-19`, `v2.1`), a
+# run alone (`5g`, `h1n1`, `iphone15`), and a standard's code whose prefix holds a slash, joined to its
+# number by one space (`gb/t 7714-2015`, `iso/iec 27001`). Matched on the normalised text with CJK masked
+# out, so `PPR-9087号` gives `ppr-9087`. Only a match with both a letter and a digit is an identifier, and
+# not a number joined to a word (`2-point`, `24-hour`): plain numbers (`2025`, `2025-2026`, `1.5`) and
+# such compounds stay what the word and number rules make of them. See `_whole`.
+_IDENTIFIER = re.compile(
+    r"(?<![a-z0-9])(?P<prefix>[a-z]+(?:/[a-z]+)+ (?=[0-9]))?(?P<code>[a-z0-9]+(?:[-/._][a-z0-9]+)*)"
+)
+_IDENTIFIER_MAX = 64  # longer matches (URLs, hashes) are not kept whole: a term nobody would type
 
-# Full-width ASCII (U+FF01–U+FF5E) and the ideographic space map to their ASCII counterparts.
-_HALF_WIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# Full-width ASCII (U+FF01–U+FF5E) and the ideographic space map to their ASCII counterparts; the Unicode
+# hyphens and dashes that join codes in typeset text (‐ ‑ ‒ – and the minus sign) to `-`. Not the em
+# dash: Chinese text uses ―― as punctuation.
+_HALF_WIDTH = (
+    {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
+    | {0x3000: 0x20}
+    | {cp: 0x2D for cp in (0x2010, 0x2011, 0x2012, 0x2013, 0x2212)}
+)
 
 
 class Token(NamedTuple):
@@ -123,12 +142,14 @@ def _stem(word: str) -> str:
     return stemmer.stemWord(word)
 
 
-ANALYZER_VERSION = f"2/jieba-search-nohmm+bigrams/{STEMMER}"
+# Changes whenever analysis would give other tokens for the same text: a keyword index stores it and
+# reuses stored tokens only when it matches.
+ANALYZER_VERSION = f"3/jieba-search-nohmm+bigrams+identifiers/{STEMMER}"
 
 
 # --- normalisation --------------------------------------------------------------------------------------
 def normalize(text: str) -> str:
-    """Simplified script, half-width ASCII, lower case; always exactly as long as `text`.
+    """Simplified script, half-width ASCII and hyphens, lower case; always exactly as long as `text`.
 
     OpenCC's t2s tables map characters and phrases to strings of the same length (checked for every entry
     of the bundled tables), but the result is still checked, and falls back to a per-character conversion,
@@ -206,6 +227,30 @@ def query_tokens(query: str) -> tuple[str, ...]:
     return tuple(tokenize(query))
 
 
+@functools.lru_cache(maxsize=4096)
+def query_words(query: str, *, whole_identifiers: bool = True) -> tuple[str, ...]:
+    """The distinct words of a query (its terms but the bigrams), for counting how many of them a passage
+    holds. An identifier is one word: the pieces inside it (`ppr` and `9087` of `PPR-9087`) are not
+    counted again, so a passage holding the pieces scattered does not share the query's words as the
+    passage holding the identifier does. A piece typed on its own (`9087`) is a word as before.
+
+    `whole_identifiers=False` keeps the pieces as words too: for a keyword index built by an older
+    analyser, which has the pieces but not the identifiers."""
+    words = [t for t in query_tokens(query) if not is_gram(t)]
+    if whole_identifiers:
+        # The CJK words as they are (no identifier holds CJK); the other terms by where they stand.
+        norm = normalize(query)
+        masked = norm if norm.isascii() else _CJK_RUN.sub(lambda m: " " * len(m.group()), norm)
+        whole = set(_identifiers(masked))
+        spans = [(start, end) for _, start, end in whole]
+        words = [t for t in words if _CJK_RUN.fullmatch(t)] + [
+            term
+            for term, start, end in _latin_tokens(norm)
+            if (term, start, end) in whole or not any(a <= start and end <= b for a, b in spans)
+        ]
+    return tuple(dict.fromkeys(words))
+
+
 def _grams(chars: str) -> list[tuple[int, str]]:
     """(offset, bigram) of a CJK run; a 1-character run gives the character itself (unless a stop word)."""
     if len(chars) == 1:
@@ -229,9 +274,45 @@ def _latin_tokens(norm: str) -> list[tuple[str, int, int]]:
         if number.endswith("%"):
             out.append((number[:-1], start, end - 1))
         out.append((number, start, end))
-    for m in _CODE.finditer(masked):
-        out.append((m.group(), m.start(), m.end()))
+    for m in _IDENTIFIER.finditer(masked):
+        whole = _whole(m)
+        if whole is not None:
+            out.append(whole)
+        start, code = m.start(), m.group()
+        if whole is not None and not _JOINER.search(code):
+            continue  # a single run (`5g`): the whole is its only part
+        # The runs of a joined identifier that mix letters and digits are terms of their own too (`r123`
+        # of `r123-78`), as the run standing alone would be; also in a match too long to be kept whole.
+        for part in _RUN.finditer(code):
+            if _is_identifier(part.group()):
+                out.append((part.group(), start + part.start(), start + part.end()))
     return out
+
+
+_JOINER = re.compile(r"[-/._ ]")
+_RUN = re.compile(r"[a-z0-9]+")
+
+
+def _is_identifier(code: str) -> bool:
+    return any(c.isdigit() for c in code) and any(c.isalpha() for c in code)
+
+
+def _identifiers(masked: str) -> list[tuple[str, int, int]]:
+    """(term, start, end) of the whole identifiers in normalised, CJK-masked text."""
+    return [whole for m in _IDENTIFIER.finditer(masked) if (whole := _whole(m)) is not None]
+
+
+def _whole(m: re.Match[str]) -> tuple[str, int, int] | None:
+    """The term of an `_IDENTIFIER` match, or None when it is no identifier (no letter or no digit) or too
+    long. The term of a code joined to its prefix by a space leaves the space out, so `GB/T 7714-2015`
+    and `GB/T7714-2015` are one term."""
+    term = m.group("code") if m.group("prefix") is None else m.group("prefix")[:-1] + m.group("code")
+    if len(term) > _IDENTIFIER_MAX or not _is_identifier(term):
+        return None
+    runs = _RUN.findall(term)
+    if runs[0].isdigit() and any(r.isalpha() and len(r) >= 3 for r in runs[1:]):
+        return None  # a number joined to a word: `2-point`, `24-hour`, `3-year-old` are words, not codes
+    return term, m.start(), m.end()
 
 
 def is_gram(term: str) -> bool:

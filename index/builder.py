@@ -81,6 +81,8 @@ class BuildSummary:
     repaired: list[str] = field(default_factory=list)  # what was damaged and how this build recovered
     warnings: list[str] = field(default_factory=list)  # e.g. a damaged embedding cache set aside
     kept: int = 0  # documents of files that failed to load, kept as the index had them
+    # The keyword index was analysed again (it was built by an older analyser), documents unchanged.
+    reanalysed: bool = False
     seconds: float = 0.0
     embed_seconds: float = 0.0
 
@@ -114,6 +116,7 @@ class BuildSummary:
             "clean": self.clean,
             "repaired": self.repaired,
             "warnings": self.warnings,
+            "reanalysed": self.reanalysed,
             "seconds": round(self.seconds, 3),
             "passages_per_s": round(self.passages_per_s, 2),
         }
@@ -134,8 +137,10 @@ class BuildSummary:
         if not self.clean:
             kept = f"; kept the {self.kept} document(s) the index had from them" if self.kept else ""
             lines.append(f"some files could not be read{kept}: fix them and run again")
+        if self.reanalysed:
+            lines.append("keyword index analysed again: it was built by an older version of the analyser")
         where = f"generation {self.generation}" if self.generation else "no index"
-        state = "published" if self.changed or self.repaired else "unchanged, still"
+        state = "published" if self.changed or self.repaired or self.reanalysed else "unchanged, still"
         lines.append(f"{state} {where} in {self.seconds:.1f}s")
         return "\n".join(lines)
 
@@ -304,7 +309,7 @@ class IndexBuilder:
     def _roots(self) -> tuple[Roots, set[str]]:
         """The recorded folders of the index, and its doc ids (read from the newest readable generation:
         a damaged one is reported and recovered from by `_base`, and ids must not change meanwhile)."""
-        manifest = self.dir.readable_manifest()
+        manifest = None if self.rebuild else self.dir.readable_manifest()  # a rebuild starts afresh
         if manifest is None:
             return Roots(), set()
         try:
@@ -417,12 +422,18 @@ class IndexBuilder:
             keep = [d for d in prev_docs if d not in changed and d not in gone]
             summary.documents = len(keep) + len(changed)
 
-            if previous and not changed and not gone and not repath and not base.repaired:
+            if (
+                previous and not changed and not gone and not repath and not base.repaired
+                and not self.keywords_outdated(base)
+            ):
                 summary.generation = previous
                 summary.passages = prev_store.count_passages() if prev_store else 0
                 summary.seconds = time.perf_counter() - started
                 return summary
 
+            # Nothing changed but the analysis: the keyword side is built again (the store re-tokenises every
+            # passage when the previous store's analyser differs), the vectors are carried over as they are.
+            summary.reanalysed = bool(previous) and not (changed or gone or repath or base.repaired)
             name, tmp = self.dir.begin()
             try:
                 manifest = self._write_generation(tmp, name, summary, base, changed, gone, keep, repath)
@@ -634,6 +645,15 @@ class IndexBuilder:
             "vector_index": vector_index,
         }
         return manifest
+
+    def keywords_outdated(self, base: _Base) -> bool:
+        """Whether the keyword index of the generation a build starts from was built by another analysis
+        than this process's, so that queries look up terms it lacks (identifiers, before they were terms).
+        The build then analyses it again, whether or not any document changed."""
+        if base.name is None or not base.reuse_stores:
+            return False
+        store = open_keyword_store(self.dir, base.name, base.manifest)
+        return store is not None and store.outdated
 
     def _forget_stale_vectors(self, name: str, manifest: dict[str, Any]) -> None:
         """Keep the embedding cache to the text the index holds, so it does not grow without bound."""

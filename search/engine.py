@@ -20,6 +20,7 @@ with 503 and the CLI prints in one line. Checksums are not read here: hashing a 
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -31,7 +32,7 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 
 from index import settings
-from index.analysis import is_gram, query_terms, query_tokens, term_spans
+from index.analysis import query_terms, query_words, term_spans
 from index.builder import BuildSummary, IndexBuilder
 from index.config import IndexSettings, default_index_dir
 from index.documents import Document
@@ -46,6 +47,8 @@ from search.dedupe import NearDuplicateFolder
 from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_query
 from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight, word_shares
 from search.models import AskResponse, SearchResponse, SearchResult
+
+log = logging.getLogger(__name__)
 
 MODES = ("dense", "keyword", "hybrid")
 HYBRID_DEPTH = 100  # candidates taken from each list before fusion
@@ -97,6 +100,13 @@ class Snapshot:
         try:
             vectors = open_vector_store(index, name, manifest)
             keywords = open_keyword_store(index, name, manifest)
+            if keywords is not None and keywords.outdated:
+                log.warning(
+                    "the keyword index of %s was built by an older version of the analyser: queries match "
+                    "its old terms (identifiers only by their pieces) until `semsearch index` runs on this "
+                    "index again, which re-analyses it without re-embedding anything",
+                    index.path(name),
+                )
         except BaseException:
             passages.close()
             raise
@@ -338,7 +348,8 @@ class Engine:
         """The keyword list's coverage of the query (`keyword_weight`) and every candidate's idf-weighted
         share of the query's words (`word_shares`), both read from the keyword index's postings."""
         assert snap.keywords is not None
-        words = list(dict.fromkeys(t for t in query_tokens(query) if not is_gram(t)))
+        # An index analysed before identifiers were terms holds only their pieces: count those.
+        words = list(query_words(query, whole_identifiers=not snap.keywords.outdated))
         if not words:
             return 0.0, {}
         ids = list(dict.fromkeys(h.passage_id for h in keyword + dense))

@@ -209,6 +209,10 @@ class BM25Store:
         self._tf = tf
         log.debug("keyword index: %d passages (%d tokenised), %d terms", n, len(new_rows), len(terms))
 
+    @property
+    def outdated(self) -> bool:
+        return self._analyzer != analysis.ANALYZER_VERSION
+
     def _rows_of(self, ids: np.ndarray) -> np.ndarray:
         """Row of each passage id in this store, -1 where absent."""
         if len(self) == 0 or len(ids) == 0:
@@ -330,14 +334,6 @@ class BM25Store:
             raise ValueError(f"keyword index {src} has format {meta.get('format')}, expected {FORMAT}")
         store = cls()
         store._analyzer = meta["analyzer"]
-        if store._analyzer != analysis.ANALYZER_VERSION:
-            log.warning(
-                "keyword index %s was built with analyser %r, this process analyses with %r; some query "
-                "terms may not match until the index is rebuilt",
-                src,
-                store._analyzer,
-                analysis.ANALYZER_VERSION,
-            )
         store.avg_lengths = tuple(meta.get("avg_lengths", (0.0, 0.0)))
         # load_vocab=False: the JSON vocabulary is for bm25s users; queries look terms up in `terms.bin`.
         store._bm25 = bm25s.BM25.load(src, mmap=True, load_vocab=False, show_progress=False)

@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from index.analysis import (
     is_gram,
     normalize,
     query_terms,
+    query_words,
     term_spans,
     tokenize,
     word_bounds,
@@ -58,6 +60,9 @@ _traditional = st.sampled_from("長發體會國與對這門東車馬書學們說
 _fullwidth = st.characters(min_codepoint=0xFF01, max_codepoint=0xFF5E)
 _surrogate = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
 _any_text = st.text(st.one_of(st.characters(), _cjk, _traditional, _fullwidth, _surrogate), max_size=60)
+_news_text = st.text(
+    st.one_of(_traditional, st.sampled_from("长三角研发投入强度超过的了，。 3%AbC-/.9")), max_size=40
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -67,7 +72,7 @@ def test_normalize_never_changes_length(text: str) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(_any_text)
+@given(st.one_of(_any_text, _news_text))
 def test_analyze_offsets_point_at_the_term(text: str) -> None:
     norm = normalize(text)
     terms = tokenize(text)
@@ -77,11 +82,8 @@ def test_analyze_offsets_point_at_the_term(text: str) -> None:
         assert 0 <= t.start < t.end <= len(text)
         if analysis._CJK_RUN.fullmatch(display_term(t.term)):
             assert norm[t.start : t.end] == display_term(t.term)
-
-
-_news_text = st.text(
-    st.one_of(_traditional, st.sampled_from("长三角研发投入强度超过的了，。 3%AbC")), max_size=40
-)
+        elif analysis._JOINER.search(norm[t.start : t.end]):  # an identifier: its text, less the space
+            assert norm[t.start : t.end].replace(" ", "") == t.term
 
 
 @settings(max_examples=200, deadline=None)
@@ -156,6 +158,61 @@ def test_letter_digit_codes_are_kept_whole() -> None:
     assert {"5g", "h1n1", "gpt4"} <= set(words("5G网络 H1N1 GPT4"))
 
 
+@pytest.mark.parametrize(
+    ("text", "whole", "pieces"),
+    [
+        ("编号PPR-9087号", "ppr-9087", {"ppr", "9087"}),
+        ("R123-78", "r123-78", {"r", "123", "78", "r123"}),
+        ("按GB/T 7714-2015著录", "gb/t7714-2015", {"gb", "t", "7714", "2015"}),
+        ("GB/T7714-2015", "gb/t7714-2015", {"gb", "7714", "2015"}),  # with or without the space
+        ("COVID-19疫苗", "covid-19", {"covid", "19"}),
+        ("5G网络", "5g", {"5", "g"}),
+        ("H1N1流感", "h1n1", {"h", "1", "n"}),
+        ("iPhone15发布", "iphone15", {"15"}),
+        ("ＰＰＲ－９０８７", "ppr-9087", {"ppr", "9087"}),  # full-width
+        ("PPR\u20139087", "ppr-9087", {"ppr", "9087"}),  # an en dash
+        ("版本v2.1.3", "v2.1.3", {"v2"}),
+        ("2B-11迫击炮", "2b-11", {"2b", "11"}),  # a code may start with a digit
+    ],
+)
+def test_identifiers_are_terms_whole_beside_their_pieces(text: str, whole: str, pieces: set[str]) -> None:
+    terms = words(text)
+    assert whole in terms
+    assert pieces <= set(terms)  # a query for a piece alone still matches
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025年研发投入强度超过3%，达1,054.5亿元",
+        "2025-2026年度预算",  # plain numbers joined: not an identifier
+        "长三角一体化发展加速，成渝地区双城经济圈建设提速",
+        "e-mail and state-of-the-art, U.S. policy 1.5",
+        "the 2-point conversion of a 3-year-old in 24-hour coverage",  # numbers joined to words
+        "http://" + "a1" * 40 + ".com",  # too long to be typed as one term
+    ],
+)
+def test_text_without_identifiers_keeps_its_terms(text: str) -> None:
+    # Every term is one the words, numbers and CJK rules make; no joined or glued term appears.
+    assert all("-" not in t and "/" not in t and " " not in t for t in words(text))
+    assert words("2025年") == ["年", "2025"]
+
+
+def test_a_chain_too_long_to_be_one_term_keeps_its_codes() -> None:
+    chain = "-".join(["x1"] * 30)  # 89 characters: not kept whole, its letter-digit runs still are
+    assert chain not in words(chain) and "x1" in words(chain)
+
+
+def test_an_identifier_is_one_query_word() -> None:
+    assert query_words("PPR-9087的处理情况") == ("处理", "情况", "ppr-9087")
+    # For an index analysed before identifiers were terms: the pieces count.
+    old = query_words("PPR-9087的处理情况", whole_identifiers=False)
+    assert old == ("处理", "情况", "ppr", "9087", "ppr-9087")
+    assert query_words("GB/T 7714-2015") == ("gb/t7714-2015",)
+    assert query_words("5G网络") == ("网络", "5g")
+    assert query_words("9087号 PPR") == ("号", "9087", "ppr")  # pieces typed apart stay words
+
+
 def test_query_terms_are_distinct_and_readable() -> None:
     terms = query_terms("研发 研发投入")
     assert len(terms) == len(set(terms))
@@ -211,6 +268,13 @@ def test_spans_latin_case_stem_and_full_width() -> None:
     assert highlighted(text, "indexed policy") == ["Indexing", "policies"]
     assert highlighted(text, "ai 2025") == ["ＡＩ", "2025"]
     assert highlighted(text, "5g") == ["5G"]
+
+
+def test_spans_cover_an_identifier_whole() -> None:
+    text = "设备编号PPR-9087的传感器，按GB/T 7714-2015著录；另见第9087号的PPR项目"
+    assert highlighted(text, "PPR-9087") == ["PPR-9087", "9087", "PPR"]
+    assert highlighted(text, "gb/t7714-2015") == ["GB/T 7714-2015"]
+    assert highlighted("COVID-19疫苗", "covid-19") == ["COVID-19"]
 
 
 def test_spans_of_out_of_vocabulary_names() -> None:

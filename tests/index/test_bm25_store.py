@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -210,6 +211,19 @@ def test_previous_of_another_analyser_is_not_reused(
     monkeypatch.setattr(analysis, "tokenize", lambda text: calls.append(text) or real(text))
     build(CORPUS, previous=store)
     assert len(calls) == len(CORPUS)
+
+
+def test_a_store_saved_by_another_analyser_is_outdated_and_still_answers(
+    store: BM25Store, tmp_path: Path
+) -> None:
+    assert not store.outdated
+    store.save(tmp_path)
+    meta_file = tmp_path / bm25_store.FOLDER / "meta.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta_file.write_text(json.dumps(meta | {"analyzer": "2/an older analyser"}), encoding="utf-8")
+    old = BM25Store.load(tmp_path)
+    assert old.outdated  # the builder analyses it again on its next run
+    assert ids_of(old.search("长三角 研发投入", 3)) == ids_of(store.search("长三角 研发投入", 3))
 
 
 def test_build_rejects_mismatched_input() -> None:
