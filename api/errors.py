@@ -123,8 +123,10 @@ def validation_error(exc: RequestValidationError) -> JSONResponse:
     return error(400, "bad_request", _validation_message(exc))
 
 
-# The code of an error Starlette raises by status (an unknown route, a wrong method): its first row.
-HTTP_CODES = {status: code for code, status in reversed(HTTP_ERRORS.items())}
+# The code of an error Starlette itself raises (an unknown route, a wrong method), by its status.
+_STARLETTE_CODES = ("bad_request", "not_found", "method_not_allowed", "too_large", "unsupported_media_type",
+                    "rate_limited")
+HTTP_CODES = {HTTP_ERRORS[code]: code for code in _STARLETTE_CODES}
 
 
 def install_error_handlers(app: FastAPI) -> None:
