@@ -646,10 +646,13 @@ class IndexBuilder:
         }
         return manifest
 
-    def keywords_outdated(self, base: _Base) -> bool:
-        """Whether the keyword index of the generation a build starts from was built by another analysis
-        than this process's, so that queries look up terms it lacks (identifiers, before they were terms).
-        The build then analyses it again, whether or not any document changed."""
+    def keywords_outdated(self, base: _Base | None = None) -> bool:
+        """Whether the keyword index of the generation a build starts from (default: the current one) was
+        built by another analysis than this process's, so that queries look up terms it lacks (identifiers,
+        before they were terms). The build then analyses it again, whether or not any document changed."""
+        if base is None:
+            current = self.dir.current()
+            base = _Base(current, self.dir.manifest(current)) if current else _Base()
         if base.name is None or not base.reuse_stores:
             return False
         store = open_keyword_store(self.dir, base.name, base.manifest)
