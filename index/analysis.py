@@ -38,6 +38,8 @@ import threading
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
 
+import Stemmer
+
 from index.text import CJK_RUN, jieba_tokenizer
 
 log = logging.getLogger(__name__)
@@ -115,41 +117,14 @@ def _converter() -> Any:
     return _opencc
 
 
-try:  # Snowball (Porter 2) via PyStemmer when installed; else a light suffix stripper, see below.
-    import Stemmer as _pystemmer
-
-    STEMMER = "snowball-english"
-except ImportError:  # pragma: no cover - depends on the environment
-    _pystemmer = None
-    STEMMER = "light-english"
+STEMMER = "snowball-english"  # part of ANALYZER_VERSION: another stemmer means another keyword index
 
 
 def _stem(word: str) -> str:
-    if _pystemmer is None:
-        return _light_stem(word)
     stemmer = getattr(_local, "stemmer", None)
     if stemmer is None:
-        stemmer = _local.stemmer = _pystemmer.Stemmer("english")
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
     return stemmer.stemWord(word)
-
-
-def _light_stem(word: str) -> str:
-    """A conservative English suffix stripper (plural, -ed, -ing, -ly), used without PyStemmer."""
-    if len(word) <= 3 or not word.isascii():
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    for suffix in ("ing", "ed", "ly"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            stem = word[: -len(suffix)]
-            if len(stem) > 3 and stem[-1] == stem[-2] and stem[-1] not in "aeiouls":
-                stem = stem[:-1]  # running → run
-            return stem
-    if (word.endswith("es") and word[-3:-2] in ("s", "x", "z")) or word.endswith(("ches", "shes")):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
 
 
 # Changes whenever analysis would give other tokens for the same text: a keyword index stores it and

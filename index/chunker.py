@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from index.config import ChunkSettings
 from index.documents import Chunk, Document
 from index.repair import is_heading_like
 from index.text import SENTENCE_END
@@ -54,13 +55,7 @@ def _bounded(count: CountTokens) -> CountTokens:
     return counted
 
 
-@dataclass
-class ChunkerConfig:
-    """Budget of a passage, in model tokens (without the "passage: " prompt)."""
-
-    max_tokens: int = 256  # hard limit per chunk
-    target_tokens: int = 128  # short neighbouring paragraphs of one document are merged up to this
-    overlap_sentences: int = 0  # sentences of the previous chunk repeated at the start of the next
+ChunkerConfig = ChunkSettings  # the one class of chunk settings, recorded in the index's manifest
 
 
 @dataclass

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from index.errors import SemsearchError
+
 CURRENT = "CURRENT"
 LOCK = "write.lock"
 GENERATIONS = "generations"
@@ -40,8 +42,10 @@ KEEP_GENERATIONS = 2  # the current one and its predecessor, for readers still h
 MANIFEST_KEYS = ("generation", "model", "dim", "settings", "passages")
 
 
-class IndexFolderError(RuntimeError):
-    """Base of the index's own errors; messages say what to do next."""
+class IndexFolderError(SemsearchError, RuntimeError):
+    """Base of the index folder's errors; messages say what to do next."""
+
+    code, status = "index_unavailable", 503
 
 
 class IndexNotFound(IndexFolderError):
@@ -49,7 +53,9 @@ class IndexNotFound(IndexFolderError):
 
 
 class IndexLocked(IndexFolderError):
-    pass
+    """Another writer holds the index; worth retrying in a few seconds."""
+
+    code, headers = "index_locked", {"Retry-After": "5"}
 
 
 class IndexWriteError(IndexFolderError):
@@ -76,6 +82,8 @@ class Damage:
 
 class IndexDamaged(IndexFolderError):
     """A file of the index is missing, truncated or changed; the message names it and the way out."""
+
+    code = "index_damaged"
 
     def __init__(self, root: Path, damage: Damage) -> None:
         self.root, self.damage = root, damage

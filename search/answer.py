@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import threading
 from collections.abc import Sequence
@@ -33,14 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index import settings
 from index.analysis import STOP_WORDS, analyze, normalize, term_spans
+from index.errors import ConfigError
 from index.text import CJK_RUN, SENTENCE_END, has_cjk, jieba_tokenizer
 from search.dedupe import near_duplicates, shingles
 from search.models import AskResponse, Citation, SearchResult
 
 if TYPE_CHECKING:
     from index.stores.passages import Filters
-    from search.engine import Engine
+    from search.retriever import Retriever
 
 log = logging.getLogger(__name__)
 
@@ -433,7 +434,7 @@ def _entity_share(entities: Sequence[str], text_norm: str) -> float:
     return sum(1 for e in entities if e.replace(" ", "") in flat) / len(entities)
 
 
-def candidates(engine: Engine, question: Question, results: Sequence[SearchResult]) -> list[Candidate]:
+def candidates(engine: Retriever, question: Question, results: Sequence[SearchResult]) -> list[Candidate]:
     """Every sentence of the retrieved passages with its features (embeddings in one batch)."""
     cands: list[Candidate] = []
     for rank, r in enumerate(results, start=1):
@@ -616,7 +617,7 @@ def _citation(
     )
 
 
-def citations_for(engine: Engine, best: Candidate) -> list[Citation]:
+def citations_for(engine: Retriever, best: Candidate) -> list[Citation]:
     """[1] the answer sentence in its passage; [2]… the same sentence in near-identical passages folded
     into that result (`also_in`), located in their own documents."""
     r = best.result
@@ -629,9 +630,7 @@ def citations_for(engine: Engine, best: Candidate) -> list[Citation]:
     ]
     if not r.also_in:
         return out
-    passages = engine.snapshot().passages
-    rows = passages.passages([a.passage_id for a in r.also_in])
-    metas = passages.documents_meta({row.doc_id for row in rows.values()})
+    rows, metas = engine.passages_with_documents([a.passage_id for a in r.also_in])
     grams = shingles(sentence)
     for a in r.also_in:
         row = rows.get(a.passage_id)
@@ -664,34 +663,24 @@ def _same_sentence(a: set[str], b: set[str]) -> bool:
 # --- the answer --------------------------------------------------------------------------------------
 def threshold_from_env() -> float:
     """The confidence below which no answer is given: $SEMSEARCH_ANSWER_THRESHOLD, else the default."""
-    from search.engine import QueryError
+    from search.errors import QueryError
 
-    raw = os.environ.get(THRESHOLD_ENV, "").strip()
-    if not raw:
-        return DEFAULT_THRESHOLD
     try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise QueryError(f"{THRESHOLD_ENV} must be a number from 0 to 1, not {raw!r}")
-    return value
+        value = settings.value(THRESHOLD_ENV)
+    except ConfigError as exc:  # read per question, and answered as that request's error
+        raise QueryError(str(exc)) from None
+    return DEFAULT_THRESHOLD if value is None else float(value)
 
 
 def retrieve(
-    engine: Engine, question: str, k: int, filters: Filters | None
+    engine: Retriever, question: str, k: int, filters: Filters | None
 ) -> list[SearchResult]:
     """The passages an answer is read from: hybrid search where the index has keywords, else dense."""
     return engine.search(question, k=k, filters=filters).results
 
 
-def rank_sentences(engine: Engine, question: str, results: Sequence[SearchResult]) -> list[Candidate]:
-    """All candidate sentences of `results`, best first."""
-    return score(candidates(engine, Question.parse(question), results))
-
-
 def ask(
-    engine: Engine,
+    engine: Retriever,
     question: str,
     k: int = DEFAULT_K,
     *,
@@ -699,7 +688,7 @@ def ask(
     threshold: float | None = None,
 ) -> AskResponse:
     """Answer `question` with a sentence of the top-`k` passages, or with null when none is confident."""
-    from search.engine import check_query
+    from search.errors import check_query
 
     question = check_query(question)
     threshold = threshold_from_env() if threshold is None else threshold

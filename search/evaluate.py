@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from index import settings
 from index.builder import IndexBuilder
 from index.config import IndexSettings
 from index.embedders.base import Embedder
@@ -32,8 +32,7 @@ TIMING_KEYS = ("index_passages_per_s", "query_ms_p50", "query_ms_p95")
 
 
 def eval_cache_dir() -> Path:
-    base = os.environ.get("SEMSEARCH_CACHE") or Path.home() / ".cache" / "semsearch"
-    return Path(base) / "eval"
+    return settings.cache_dir() / "eval"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from index import settings
 from index.config import DEFAULT_MODEL, EmbedderSettings
 from index.embedders.base import EmbedderError, PromptedEmbedder, exclusive
 from index.embedders.sbert import E5_ALIASES, resolve_model_path
@@ -93,7 +94,7 @@ _NORMALIZE = "sentence_transformers.models.Normalize"
 
 def onnx_threads() -> int:
     """Threads for one onnxruntime call: every core, unless `SEMSEARCH_THREADS` says otherwise."""
-    return max(1, int(os.environ.get("SEMSEARCH_THREADS") or os.cpu_count() or 1))
+    return settings.threads()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -152,8 +153,7 @@ def _export_dir(model_dir: Path) -> Path:
     """`<model>/onnx` when the model folder is writable, else a per-model folder in the user's cache."""
     if os.access(model_dir, os.W_OK):
         return model_dir / EXPORT_DIR
-    base = os.environ.get("SEMSEARCH_CACHE")
-    root = Path(base).expanduser() if base else Path.home() / ".cache" / "semsearch"
+    root = settings.cache_dir()
     key = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
     return root / "onnx" / f"{model_dir.name}-{key}"
 

@@ -143,8 +143,7 @@ def test_english_is_lowercased_and_stemmed() -> None:
     assert words("Policies") == words("policy")
 
 
-def test_light_stemmer_when_pystemmer_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analysis, "_pystemmer", None)
+def test_stems_of_inflected_words_meet() -> None:
     assert words("Indexing") == words("indexed") == words("INDEXES") == ["index"]
     assert words("Policies") == words("policy")
     assert words("running") == words("runs") == ["run"]
