@@ -326,9 +326,21 @@ def repair_paragraphs(paragraphs: list[str], *, headings: Collection[int] = ()) 
     """Mend paragraphs broken by a page copy (see the module docstring); a pure function.
 
     `headings` are indices of input paragraphs known to be headings from markup; they are never joined.
-    The result has no empty paragraphs and no line breaks inside a paragraph.
+    The result has no empty paragraphs and no line breaks inside a paragraph, and repairing it again
+    changes nothing: a continuation moved back over a finished paragraph gives that paragraph a new
+    neighbour, so passes repeat until one changes nothing (each further pass joins, so there are few).
     """
-    units = _split_lines(paragraphs, set(headings))
+    out = _repair_once(paragraphs, set(headings))
+    for _ in range(len(out)):
+        again = _repair_once([p.text for p in out], {i for i, p in enumerate(out) if p.marked})
+        if [p.text for p in again] == [p.text for p in out]:
+            break
+        out = again
+    return [paragraph.text for paragraph in out]
+
+
+def _repair_once(paragraphs: list[str], headings: set[int]) -> list[_Paragraph]:
+    units = _split_lines(paragraphs, headings)
     out: list[_Paragraph] = []
     for i, unit in enumerate(units):
         j = _target(out, units, i)
@@ -337,4 +349,4 @@ def repair_paragraphs(paragraphs: list[str], *, headings: Collection[int] = ()) 
         else:
             out[j].text = _join(out[j].text, unit.text)
             out[j].tail = i
-    return [paragraph.text for paragraph in out]
+    return out
