@@ -7,7 +7,7 @@ INDEX  ?= .index
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: setup model index serve test test-llm lint browser clean
+.PHONY: setup model index serve test test-fast test-llm lint browser clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ browser:
 test: model browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The unit tier (tests/conftest.py marks the tiers): no model, no server, no subprocess; well under a minute.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m unit -q
 
 # The optional generation path against a real local LLM server (llama.cpp + Gemma 3 270M from PyPI).
 # Compiles llama.cpp on first use (~7 min); the tests start the server on loopback and stop it by PID.

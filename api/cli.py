@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# `semsearch index` finished and published, but some files (or JSONL lines) could not be read; what the
-# index held from them was kept. Distinct from 1 (an error: nothing changed) and 2 (bad usage).
-EXIT_SKIPPED = 3
+from index import settings
+from index.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_SKIPPED, EXIT_USAGE, ConfigError, classify
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,21 +25,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     if (name := _undecodable_argument(args)) is not None:
         # bytes that are not UTF-8 arrive as lone surrogates, which the tokenizer and SQLite refuse deep down
-        print(f"semsearch: error: {name} is not valid UTF-8 text", file=sys.stderr)
-        return 2
+        return fail(f"{name} is not valid UTF-8 text", EXIT_USAGE)
     try:
+        settings.validate()  # a wrong setting stops the command before it starts working
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted; the index is unchanged unless a generation was published", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # every error the user can cause is reported in one line, no traceback
-        if args.verbose or not _is_user_error(exc):
+        info = classify(exc)
+        if args.verbose or info is None:
             raise
-        print(f"semsearch: error: {exc}", file=sys.stderr)
-        return 1
+        return fail(info.message, info.exit)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> int:
+    """Print `message` as the one line of a failed command; the exit status to return."""
+    print(f"semsearch: error: {message}", file=sys.stderr)
+    return code
 
 
 def _undecodable_argument(args: argparse.Namespace) -> str | None:
@@ -53,17 +58,6 @@ def _undecodable_argument(args: argparse.Namespace) -> str | None:
                 except UnicodeEncodeError:
                     return name.replace("_", "-")
     return None
-
-
-def _is_user_error(exc: Exception) -> bool:
-    from api.security import ConfigError
-    from index.documents import LoadError
-    from index.embedders.base import EmbedderError
-    from index.generations import IndexFolderError
-    from search.engine import NotFound, QueryError
-
-    return isinstance(exc, IndexFolderError | QueryError | NotFound | LoadError | EmbedderError | OSError
-                      | ConfigError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,12 +180,9 @@ def _watch_args(p: argparse.ArgumentParser) -> None:
 
 
 def _watch_options(args: argparse.Namespace) -> dict[str, float]:
-    from index.watch import RESCAN_SECONDS
-
-    rescan = args.rescan if args.rescan is not None else float(os.environ.get("SEMSEARCH_RESCAN") or
-                                                               RESCAN_SECONDS)
+    rescan = args.rescan if args.rescan is not None else settings.value("SEMSEARCH_RESCAN")
     if rescan <= 0:
-        raise ValueError(f"--rescan must be more than 0 seconds, not {rescan}")
+        raise ConfigError(f"--rescan must be more than 0 seconds, not {rescan}")
     # what changed goes to the log (INFO); the rest of semsearch stays at WARNING
     logging.getLogger("semsearch.watch").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     return {"rescan": rescan}
@@ -259,15 +250,14 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     for path in args.paths:
         if not path.exists():
-            print(f"semsearch: error: {path} does not exist", file=sys.stderr)
-            return 1
+            return fail(f"{path} does not exist")
     settings = None
     if args.model:
         settings = IndexSettings.from_env()
         settings.embedder.model = args.model
     builder = _location(args).builder(
         settings, progress=not args.quiet and sys.stderr.isatty(), rebuild=args.rebuild,
-        ray=args.ray or os.environ.get("SEMSEARCH_RAY_ADDRESS") or None,
+        ray=args.ray or settings.value("SEMSEARCH_RAY_ADDRESS"),
     )
     summary = builder.index_paths(args.paths, strict=args.strict)
     if args.json:
@@ -393,6 +383,9 @@ def _ask_streamed(engine: Any, question: str, k: int, filters: Any) -> int:
             print(event["text"], end="", flush=True)
         elif event["type"] == "done":
             final = AskResponse.model_validate(event["response"])
+        elif event["type"] == "error":  # the LLM failed midway: what was printed is no answer
+            print()
+            return fail(event["message"])
     print()
     if final is not None:
         print_answer(final, answer_printed=True)
@@ -504,7 +497,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         if IndexDir(_index_dir(args)).current() is None:  # a new index: build it before serving it
             print(IndexBuilder(_index_dir(args)).index_paths(args.watch).describe(), file=sys.stderr)
-    os.environ["SEMSEARCH_INDEX"] = str(_index_dir(args))
     app = create_app(_location(args), security=security, watch=args.watch, watch_options=options)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

@@ -3,9 +3,10 @@
 Status codes: 400 a bad query or parameter (or a Host the server does not serve), 401 no or a wrong key,
 403 a write from another site or, without a key, from another machine, 404 an unknown id or route,
 413 a body over the size limit, 415 a body of another type than JSON or multipart, 422 malformed JSON,
-an unreadable upload or an unusable doc_id, 429 over the rate limit, 501 a feature not built yet,
-503 the index is unavailable, damaged (the message names the file and the command that repairs it) or
-locked, 500 anything unexpected (logged).
+an unreadable upload or document or an unusable doc_id, 429 over the rate limit, 502 the LLM server
+failed, 503 the index is unavailable, damaged (the message names the file and the command that repairs
+it) or locked, 500 anything unexpected (logged). The codes of the index's and the search's errors are in
+`index.errors` (each class carries its own); the HTTP layer's own are `HTTP_ERRORS` below.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from index.documents import LoadError
-from index.generations import IndexDamaged, IndexFolderError, IndexLocked
-from search.engine import NotFound, QueryError
+from index import settings
+from index.errors import INTERNAL_MESSAGE, SemsearchError, classify
 
 log = logging.getLogger("semsearch.api")
 
-DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES: int = settings.default("SEMSEARCH_MAX_BODY")
 
 
 class ErrorDetail(BaseModel):
@@ -55,18 +55,37 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "body over the size limit",
         415: "unsupported body type",
         422: "malformed JSON body or unreadable upload",
-        501: "not available yet",
+        502: "the LLM server failed",
         503: "index unavailable, damaged or locked",
     }
     return {s: {"model": ErrorResponse, "description": what.get(s, "error")} for s in statuses}
 
 
-class ApiError(Exception):
-    """An error a route raises on purpose, with its status and code."""
+# The HTTP layer's own errors (a key, a Host, a body): code -> status. The errors of the index and the
+# search carry theirs (`index.errors.SemsearchError`); `tests/api/test_errors.py` checks both tables.
+HTTP_ERRORS: dict[str, int] = {
+    "bad_request": 400,
+    "host_not_allowed": 400,
+    "unauthorized": 401,
+    "cross_site_write": 403,
+    "writes_closed": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "malformed_json": 422,
+    "unreadable_upload": 422,
+    "invalid_doc_id": 422,
+    "rate_limited": 429,
+}
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+
+class ApiError(SemsearchError):
+    """An error of the HTTP layer itself; its status is its code's row of `HTTP_ERRORS`."""
+
+    def __init__(self, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
+        self.status, self.code, self.message, self.headers = HTTP_ERRORS[code], code, message, headers
 
 
 def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -104,38 +123,16 @@ def validation_error(exc: RequestValidationError) -> JSONResponse:
     return error(400, "bad_request", _validation_message(exc))
 
 
-HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-              415: "unsupported_media_type", 429: "rate_limited"}
+# The code of an error Starlette itself raises (an unknown route, a wrong method), by its status.
+_STARLETTE_CODES = ("bad_request", "not_found", "method_not_allowed", "too_large", "unsupported_media_type",
+                    "rate_limited")
+HTTP_CODES = {HTTP_ERRORS[code]: code for code in _STARLETTE_CODES}
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error(exc.status, exc.code, exc.message, exc.headers)
-
-    @app.exception_handler(QueryError)
-    async def _query(_: Request, exc: QueryError) -> JSONResponse:
-        return error(400, "bad_request", str(exc))
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return error(404, "not_found", str(exc))
-
-    @app.exception_handler(LoadError)
-    async def _load(_: Request, exc: LoadError) -> JSONResponse:
-        return error(422, "unreadable_document", str(exc))
-
-    @app.exception_handler(IndexLocked)
-    async def _locked(_: Request, exc: IndexLocked) -> JSONResponse:
-        return error(503, "index_locked", str(exc), {"Retry-After": "5"})
-
-    @app.exception_handler(IndexDamaged)
-    async def _damaged(_: Request, exc: IndexDamaged) -> JSONResponse:
-        return error(503, "index_damaged", str(exc))
-
-    @app.exception_handler(IndexFolderError)
-    async def _index(_: Request, exc: IndexFolderError) -> JSONResponse:
-        return error(503, "index_unavailable", str(exc))
+    @app.exception_handler(SemsearchError)
+    async def _ours(request: Request, exc: SemsearchError) -> JSONResponse:
+        return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -151,8 +148,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error(500, "internal_error", "unexpected server error; the server log has the details")
+        return error_response(request, exc)
+
+
+def error_response(request: Request, exc: BaseException) -> JSONResponse:
+    """The response for `exc`, from the one error table (`index.errors`); a 500 is logged, never detailed."""
+    info = classify(exc)
+    if info is None or info.unexpected:
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error(500, "internal_error", INTERNAL_MESSAGE)
+    return error(info.status, info.code, info.message, info.headers)
 
 
 def _size(n: int) -> str:
@@ -188,7 +193,8 @@ class BodySizeLimit:
         self.max_bytes = max_bytes
 
     def _refusal(self) -> JSONResponse:
-        return error(413, "too_large", _too_large_message(self.max_bytes), {"Connection": "close"})
+        return error(HTTP_ERRORS["too_large"], "too_large", _too_large_message(self.max_bytes),
+                     {"Connection": "close"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

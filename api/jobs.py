@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from index.errors import classify
 from index.generations import IndexFolderError, IndexLocked, fsync_path
 
 log = logging.getLogger("semsearch.api.jobs")
@@ -191,20 +192,12 @@ def _iso(t: float | None) -> str | None:
 
 
 def _error_of(exc: BaseException) -> dict[str, str]:
-    """The client-facing error of a failed job: the same {code, message} as every API error."""
-    from index.documents import LoadError
-    from search.engine import NotFound, QueryError
-
-    if isinstance(exc, IndexLocked):
-        return {"code": "index_locked", "message": str(exc)}
-    if isinstance(exc, IndexFolderError):
-        return {"code": "index_unavailable", "message": str(exc)}
-    if isinstance(exc, NotFound):
-        return {"code": "not_found", "message": str(exc)}
-    if isinstance(exc, LoadError | QueryError):
-        return {"code": "bad_request", "message": str(exc)}
-    return {"code": "internal_error",
-            "message": "the job failed unexpectedly; the server log has the details"}
+    """The client-facing error of a failed job: the same {code, message} as the HTTP API gives for it."""
+    info = classify(exc)
+    if info is None or info.unexpected:
+        return {"code": "internal_error",
+                "message": "the job failed unexpectedly; the server log has the details"}
+    return {"code": info.code, "message": info.message}
 
 
 class JobQueue:
@@ -317,9 +310,9 @@ class JobQueue:
                 job.summary = self._run(job)
                 job.state = DONE
             except Exception as exc:  # a failed job must never end the worker
-                if not isinstance(exc, IndexFolderError | LookupError | ValueError):
-                    log.exception("job %s (%s) failed", job.id, job.kind)
                 job.error, job.state = _error_of(exc), FAILED
+                if job.error["code"] == "internal_error":
+                    log.exception("job %s (%s) failed", job.id, job.kind)
             finally:
                 job.finished = time.time()
                 self._record_finished(job)

@@ -1,18 +1,9 @@
 """Who may do what, how often, and how much: API keys, rate limits, body limits and CORS.
 
-Configuration comes from the environment (read once, when the app is made):
-
-    SEMSEARCH_API_KEY          the key; or SEMSEARCH_API_KEY_FILE, a file holding it (first wins)
-    SEMSEARCH_READS_NEED_KEY   1: reads need the key too (default: reads are open)
-    SEMSEARCH_RATE_LIMIT       requests a minute per client on /search, /similar, /ask (default 600; 0 off)
-    SEMSEARCH_RATE_BURST       requests a client may send at once before the rate applies (default rate/10)
-    SEMSEARCH_MAX_BODY         largest request body: bytes, or with a unit (10MB, 512k); default 10 MB.
-                               (SEMSEARCH_MAX_BODY_MB, in MB, is still read when this one is not set.)
-    SEMSEARCH_CORS_ORIGINS     comma-separated origins allowed to call the API from a browser; unset: CORS
-                               off, so only pages of the server itself (same origin) can call it
-    SEMSEARCH_ALLOWED_HOSTS    comma-separated host names the server answers to besides IP addresses,
-                               localhost and the --host it serves on (e.g. the public name of a reverse
-                               proxy that forwards its Host header); `*` turns the Host check off
+Configuration comes from the environment, read once when the app is made: SEMSEARCH_API_KEY (or
+SEMSEARCH_API_KEY_FILE), SEMSEARCH_READS_NEED_KEY, SEMSEARCH_RATE_LIMIT, SEMSEARCH_RATE_BURST,
+SEMSEARCH_MAX_BODY, SEMSEARCH_CORS_ORIGINS and SEMSEARCH_ALLOWED_HOSTS; their types, defaults and meaning
+are rows of the one settings table (`index.settings`).
 
 Writes (`POST`/`DELETE /documents`, `/jobs`, any future re-index route) need `Authorization: Bearer KEY`
 whenever a key is configured. Without a key, writes are accepted only on a loopback connection: a
@@ -68,15 +59,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import DEFAULT_MAX_BODY_BYTES, ApiError, error
+from index import settings
+from index.errors import ConfigError
 
-DEFAULT_RATE_LIMIT = 600  # a minute: ten a second, far above what one person at the page sends
+# a minute: ten a second, far above what one person at the page sends
+DEFAULT_RATE_LIMIT: int = settings.default("SEMSEARCH_RATE_LIMIT")
 MIN_KEY_CHARS = 16  # a short key can be guessed; `secrets.token_urlsafe(32)` gives 43 characters
 MAX_TRACKED_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first
 KEY_HINT = "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-
-
-class ConfigError(ValueError):
-    """A security setting is wrong; the message names it and says how to fix it."""
 
 
 # --- settings ----------------------------------------------------------------------------------------
@@ -106,12 +96,11 @@ class SecuritySettings:
             api_key=load_api_key(env),
             reads_need_key=_flag(env, "SEMSEARCH_READS_NEED_KEY"),
             rate_limit=rate,
-            rate_burst=_int_setting(env, "SEMSEARCH_RATE_BURST", 1, minimum=1) if burst else None,
+            rate_burst=_int_setting(env, "SEMSEARCH_RATE_BURST", 1) if burst else None,
             max_body_bytes=max_body_from_env(env),
-            cors_origins=tuple(o.strip().rstrip("/") for o in env.get("SEMSEARCH_CORS_ORIGINS", "").split(",")
-                               if o.strip()),
-            allowed_hosts=tuple(_host_name(h) if h.strip() != "*" else "*"
-                                for h in env.get("SEMSEARCH_ALLOWED_HOSTS", "").split(",") if h.strip()),
+            cors_origins=tuple(o.rstrip("/") for o in settings.value("SEMSEARCH_CORS_ORIGINS", env)),
+            allowed_hosts=tuple(_host_name(h) if h != "*" else "*"
+                                for h in settings.value("SEMSEARCH_ALLOWED_HOSTS", env)),
         )
 
     def serving(self, host: str) -> SecuritySettings:
@@ -123,49 +112,26 @@ class SecuritySettings:
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{name} must be 1 or 0, not {value!r}")
+    return bool(settings.value(name, env))
 
 
-def _int_setting(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    value = env.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{name} must be {minimum} or more, not {number}")
-    return number
-
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$", re.I)
+def _int_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    number = settings.value(name, env)
+    return default if number is None else int(number)
 
 
 def parse_size(value: str, name: str = "SEMSEARCH_MAX_BODY") -> int:
     """Bytes of "10485760", "10MB", "10M", "512k", "1.5GiB" (units of 1024)."""
-    match = _SIZE.match(value)
-    if match is None:
-        raise ConfigError(f"{name} must be a size like 10MB or 10485760, not {value!r}")
-    number, unit = float(match.group(1)), match.group(2).lower()
-    size = int(number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit])
-    if size < 1:
-        raise ConfigError(f"{name} must be at least 1 byte, not {value!r}")
-    return size
+    return settings.size(name, value)
 
 
 def max_body_from_env(environ: Mapping[str, str] | None = None) -> int:
     """`SEMSEARCH_MAX_BODY` (bytes or with a unit), else `SEMSEARCH_MAX_BODY_MB`, else 10 MB."""
     env = os.environ if environ is None else environ
-    if value := env.get("SEMSEARCH_MAX_BODY", "").strip():
-        return parse_size(value)
-    if value := env.get("SEMSEARCH_MAX_BODY_MB", "").strip():
-        return parse_size(value + "M", "SEMSEARCH_MAX_BODY_MB")
+    if settings.is_set("SEMSEARCH_MAX_BODY", env):
+        return int(settings.value("SEMSEARCH_MAX_BODY", env))
+    if settings.is_set("SEMSEARCH_MAX_BODY_MB", env):
+        return parse_size(env["SEMSEARCH_MAX_BODY_MB"].strip() + "M", "SEMSEARCH_MAX_BODY_MB")
     return DEFAULT_MAX_BODY_BYTES
 
 
@@ -276,7 +242,7 @@ def origin_allowed(origin: str, host: str, settings: SecuritySettings) -> bool:
 
 
 def _foreign_host(host: str) -> ApiError:
-    return ApiError(400, "host_not_allowed",
+    return ApiError("host_not_allowed",
                     f"this server does not answer to the host name {_host_name(host)!r} (a page on a name "
                     "pointed at this machine could use it to read and change the index); use its address "
                     "or localhost, or add the name to the server's SEMSEARCH_ALLOWED_HOSTS")
@@ -311,7 +277,7 @@ def check_same_site(request: Request) -> None:
         who = f"a page of another site (Sec-Fetch-Site: {site})"
     else:
         return
-    raise ApiError(403, "cross_site_write",
+    raise ApiError("cross_site_write",
                    f"writes from {who} are refused: only the server's own page and clients that are not "
                    "browsers may change the index; list a trusted page's origin in the server's "
                    "SEMSEARCH_CORS_ORIGINS")
@@ -372,7 +338,7 @@ def _key_matches(token: str | None, key: str | None) -> bool:
 
 def _unauthorized(message: str, error: str | None = None) -> ApiError:
     challenge = 'Bearer realm="semsearch"' + (f', error="{error}"' if error else "")
-    return ApiError(401, "unauthorized", message, {"WWW-Authenticate": challenge})
+    return ApiError("unauthorized", message, {"WWW-Authenticate": challenge})
 
 
 def _check(request: Request, what: str) -> None:
@@ -401,7 +367,7 @@ async def write_access(request: Request) -> None:
     Either way, never from a browser on another site."""
     check_same_site(request)
     if _settings(request).api_key is None and not _loopback_connection(request):
-        raise ApiError(403, "writes_closed",
+        raise ApiError("writes_closed",
                        "this server has no API key, so it takes writes only from its own machine; set "
                        "SEMSEARCH_API_KEY on the server and send 'Authorization: Bearer <key>'")
     _check(request, "writes")
@@ -435,7 +401,7 @@ async def rate_limit(request: Request) -> None:
     wait = limiter.take(client_id(request))
     if wait > 0:
         seconds = max(1, math.ceil(wait))
-        raise ApiError(429, "rate_limited",
+        raise ApiError("rate_limited",
                        f"too many requests: at most {limiter.per_minute} a minute for each client "
                        f"(the server's SEMSEARCH_RATE_LIMIT); retry in {seconds} s",
                        {"Retry-After": str(seconds)})

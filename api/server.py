@@ -9,7 +9,6 @@ same kind that renders `/openapi.json` (no Swagger UI, whose assets come from a 
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +33,7 @@ from api.security import (
     security_openapi,
 )
 from api.security import max_body_from_env as _max_body_from_env
+from index import settings
 from index.watch import FolderWatcher
 from search.engine import Engine
 
@@ -196,4 +196,4 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """For `uvicorn --factory api.server:app_from_env`: the index of `$SEMSEARCH_INDEX` (else ./.index)."""
-    return create_app(os.environ.get("SEMSEARCH_INDEX"))
+    return create_app(settings.value("SEMSEARCH_INDEX"))

@@ -25,8 +25,7 @@ Bigram tokens are prefixed with `GRAM_PREFIX` so that they stay apart from the j
 characters (`研发` the word and `研发` the bigram): the keyword store indexes the two kinds as separate fields
 and weighs the bigram field lower, which measured best (see `index.stores.bm25_store`).
 
-jieba's dictionary takes about a second to load and logs to stderr; it is loaded lazily, once per
-process, under a lock, with its logger quietened.
+jieba's dictionary is the process's one (`index.text.jieba_tokenizer`), loaded lazily and quietly.
 """
 
 from __future__ import annotations
@@ -38,6 +37,10 @@ import re
 import threading
 from collections.abc import Collection, Sequence
 from typing import Any, NamedTuple
+
+import Stemmer
+
+from index.text import CJK_RUN, jieba_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +62,6 @@ STOP_WORDS_EN = frozenset([
 # fmt: on
 STOP_WORDS = STOP_WORDS_ZH | STOP_WORDS_EN
 
-# CJK unified ideographs: extension A, the basic block, compatibility ideographs, extensions B–H.
-_CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f\U00030000-\U000323af"
-_CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
 # Numbers: `1,000,000.5` (thousands separators only in groups of three) or `1054.5`, with an optional %.
 # The look-arounds keep `2020,2021` from being read as a thousands-separated number.
 _NUMBER = r"(?:(?<![0-9.,])\d{1,3}(?:,\d{3})+(?![0-9,])|\d+)(?:\.\d+)?%?"
@@ -98,25 +98,12 @@ class Token(NamedTuple):
 
 # --- lazily initialised resources ---------------------------------------------------------------------
 _lock = threading.Lock()
-_jieba: Any = None
 _opencc: Any = None
 _local = threading.local()  # a Snowball stemmer keeps state, so each thread gets its own
 
 
 def _segmenter() -> Any:
-    """jieba's tokenizer with its dictionary loaded (once per process, thread-safe)."""
-    global _jieba
-    if _jieba is None:
-        with _lock:
-            if _jieba is None:
-                import jieba
-
-                # jieba logs the dictionary loading at DEBUG to a stderr handler of its own.
-                jieba.setLogLevel(logging.WARNING)
-                tk = jieba.Tokenizer()
-                tk.initialize()
-                _jieba = tk
-    return _jieba
+    return jieba_tokenizer()
 
 
 def _converter() -> Any:
@@ -130,41 +117,14 @@ def _converter() -> Any:
     return _opencc
 
 
-try:  # Snowball (Porter 2) via PyStemmer when installed; else a light suffix stripper, see below.
-    import Stemmer as _pystemmer
-
-    STEMMER = "snowball-english"
-except ImportError:  # pragma: no cover - depends on the environment
-    _pystemmer = None
-    STEMMER = "light-english"
+STEMMER = "snowball-english"  # part of ANALYZER_VERSION: another stemmer means another keyword index
 
 
 def _stem(word: str) -> str:
-    if _pystemmer is None:
-        return _light_stem(word)
     stemmer = getattr(_local, "stemmer", None)
     if stemmer is None:
-        stemmer = _local.stemmer = _pystemmer.Stemmer("english")
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
     return stemmer.stemWord(word)
-
-
-def _light_stem(word: str) -> str:
-    """A conservative English suffix stripper (plural, -ed, -ing, -ly), used without PyStemmer."""
-    if len(word) <= 3 or not word.isascii():
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    for suffix in ("ing", "ed", "ly"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            stem = word[: -len(suffix)]
-            if len(stem) > 3 and stem[-1] == stem[-2] and stem[-1] not in "aeiouls":
-                stem = stem[:-1]  # running → run
-            return stem
-    if (word.endswith("es") and word[-3:-2] in ("s", "x", "z")) or word.endswith(("ches", "shes")):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
 
 
 # Changes whenever analysis would give other tokens for the same text: a keyword index stores it and
@@ -216,7 +176,7 @@ def analyze(text: str, *, grams: bool = True) -> list[Token]:
     left out with `grams=False`), stemmed Latin-script words and numbers. Stop words are dropped."""
     norm = normalize(text)
     tokens: list[Token] = []
-    for run in _CJK_RUN.finditer(norm):
+    for run in CJK_RUN.finditer(norm):
         chars, base = run.group(), run.start()
         # Without HMM, jieba leaves characters it has no word for as single characters instead of gluing
         # them into guessed words that differ between query and passage; measured better and faster.
@@ -237,7 +197,7 @@ def tokenize(text: str) -> list[str]:
     """
     norm = normalize(text)
     terms: list[str] = []
-    for run in _CJK_RUN.finditer(norm):
+    for run in CJK_RUN.finditer(norm):
         chars = run.group()
         terms.extend(w for w in _segmenter().cut_for_search(chars, HMM=False) if w not in STOP_WORDS)
         terms.extend([GRAM_PREFIX + g for _, g in _grams(chars)])
@@ -265,10 +225,10 @@ def query_words(query: str, *, whole_identifiers: bool = True) -> tuple[str, ...
     if whole_identifiers:
         # The CJK words as they are (no identifier holds CJK); the other terms by where they stand.
         norm = normalize(query)
-        masked = norm if norm.isascii() else _CJK_RUN.sub(lambda m: " " * len(m.group()), norm)
+        masked = norm if norm.isascii() else CJK_RUN.sub(lambda m: " " * len(m.group()), norm)
         whole = set(_identifiers(masked))
         spans = [(start, end) for _, start, end in whole]
-        words = [t for t in words if _CJK_RUN.fullmatch(t)] + [
+        words = [t for t in words if CJK_RUN.fullmatch(t)] + [
             term
             for term, start, end in _latin_tokens(norm)
             if (term, start, end) in whole or not any(a <= start and end <= b for a, b in spans)
@@ -287,7 +247,7 @@ def _latin_tokens(norm: str) -> list[tuple[str, int, int]]:
     """(term, start, end) of words and numbers outside CJK runs (letters of any script but CJK count as
     letters; words are stemmed, numbers lose thousands separators, `3%` also gives `3`)."""
     out: list[tuple[str, int, int]] = []
-    masked = norm if norm.isascii() else _CJK_RUN.sub(lambda m: " " * len(m.group()), norm)
+    masked = norm if norm.isascii() else CJK_RUN.sub(lambda m: " " * len(m.group()), norm)
     for m in _LATIN.finditer(masked):
         start, end = m.span()
         word = m.group("word")
@@ -363,7 +323,7 @@ def word_bounds(text: str) -> list[int]:
     that highlighting a result does not segment it again (jieba was the largest cost of highlighting)."""
     norm = normalize(text)
     bounds: set[int] = set()
-    for run in _CJK_RUN.finditer(norm):
+    for run in CJK_RUN.finditer(norm):
         bounds |= _word_bounds(norm, *run.span())
     return sorted(bounds)
 
@@ -390,7 +350,7 @@ def term_spans(
         term = display_term(term)
         if not term or term in STOP_WORDS:
             continue
-        if not _CJK_RUN.fullmatch(term):
+        if not CJK_RUN.fullmatch(term):
             other_terms.add(term)
         elif len(term) == 1 or _segmenter().FREQ.get(term):
             # Multi-character strings missing from jieba's dictionary are bigrams only (发投 of 研发投入);
@@ -400,7 +360,7 @@ def term_spans(
     stored = None if bounds is None else bounds if isinstance(bounds, (set, frozenset)) else set(bounds)
     # Without stored bounds, only the CJK runs where a term occurs are segmented: jieba is the costly
     # part of highlighting.
-    runs = [m.span() for m in _CJK_RUN.finditer(norm)] if cjk_terms and stored is None else []
+    runs = [m.span() for m in CJK_RUN.finditer(norm)] if cjk_terms and stored is None else []
     run_starts = [start for start, _ in runs]
     bounds_of_run: dict[int, set[int]] = {}
 

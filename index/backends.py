@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from index import settings
 from index.config import IndexSettings, default_index_dir
 from index.generations import IndexDamaged, IndexDir, IndexFolderError, Pointer
 from index.stores.base import Generation
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COLLECTION = "semsearch"
+DEFAULT_COLLECTION = settings.default("SEMSEARCH_MILVUS_COLLECTION")
 
 
 @dataclass
@@ -49,11 +49,11 @@ class StoreConfig:
     def from_env(cls, **given: Any) -> StoreConfig:
         """The environment's settings; arguments given (not None) win, as CLI flags over variables."""
         env = {
-            "store": os.environ.get("SEMSEARCH_STORE") or "faiss",
+            "store": settings.value("SEMSEARCH_STORE"),
             "index": default_index_dir(),
-            "milvus_uri": os.environ.get("SEMSEARCH_MILVUS_URI") or None,
-            "milvus_token": os.environ.get("SEMSEARCH_MILVUS_TOKEN") or None,
-            "collection": os.environ.get("SEMSEARCH_MILVUS_COLLECTION") or DEFAULT_COLLECTION,
+            "milvus_uri": settings.value("SEMSEARCH_MILVUS_URI"),
+            "milvus_token": settings.value("SEMSEARCH_MILVUS_TOKEN"),
+            "collection": settings.value("SEMSEARCH_MILVUS_COLLECTION"),
         }
         env.update({k: v for k, v in given.items() if v is not None})
         if env["index"] is not None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from index.chunker import ChunkerConfig, Progress, chunk_document
+from index.chunker import Progress, chunk_document
 from index.config import FORMAT_VERSION, IndexSettings
 from index.documents import Chunk, Document, LoadError, SkippedFile
 from index.embedders.base import Embedder
@@ -401,8 +401,10 @@ class IndexBuilder:
         previous, prev_store, prev_manifest = base.name, base.store, base.manifest
         try:
             prev_docs = prev_store.document_hashes() if prev_store else {}
+            # Compared as settings, not as dicts: a manifest written before a chunk option existed holds
+            # its default.
             same_chunking = (
-                prev_manifest.get("settings", {}).get("chunks") == self.settings.to_dict()["chunks"]
+                IndexSettings.from_dict(prev_manifest.get("settings", {})).chunks == self.settings.chunks
             )
 
             changed, gone, keep, repath = self._plan(
@@ -702,10 +704,7 @@ class IndexBuilder:
             store.close()
 
     def _chunk(self, doc: Document, progress: Progress | None = None) -> list[Chunk]:
-        config = ChunkerConfig(
-            max_tokens=self.settings.chunks.max_tokens, target_tokens=self.settings.chunks.target_tokens
-        )
-        return chunk_document(doc, self.embedder.count_tokens, config, progress=progress)
+        return chunk_document(doc, self.embedder.count_tokens, self.settings.chunks, progress=progress)
 
     def _vectors(self, hashes: list[str], texts: list[str], summary: BuildSummary) -> np.ndarray:
         """Vectors of these passages (text hash, text): from the cache where the text was embedded before,

@@ -17,16 +17,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from index.config import ChunkSettings
 from index.documents import Chunk, Document
 from index.repair import is_heading_like
+from index.text import SENTENCE_END
 
 CountTokens = Callable[[list[str]], list[int]]
 
 # Where a piece of a paragraph may end, from the best place to the worst.
-_SENTENCE_END = re.compile(r"(?:[。！？；!?;]+|…+|\.(?=[\"'”’)\]]*\s))[”’」』）)》\]\"']*|\n+")
 _CLAUSE_END = re.compile(r"[，、]|[,:](?!\d)|：")
 _WORD_END = re.compile(r"\s+")
-_LEVELS = (_SENTENCE_END, _CLAUSE_END, _WORD_END)
+_LEVELS = (SENTENCE_END, _CLAUSE_END, _WORD_END)
 # Characters per budget token above which a paragraph is cut into runs before counting (see _windows).
 WINDOW = 32
 # Characters sent to the tokenizer at once: its memory grows with the batch (a count of 17 million
@@ -54,13 +55,7 @@ def _bounded(count: CountTokens) -> CountTokens:
     return counted
 
 
-@dataclass
-class ChunkerConfig:
-    """Budget of a passage, in model tokens (without the "passage: " prompt)."""
-
-    max_tokens: int = 256  # hard limit per chunk
-    target_tokens: int = 128  # short neighbouring paragraphs of one document are merged up to this
-    overlap_sentences: int = 0  # sentences of the previous chunk repeated at the start of the next
+ChunkerConfig = ChunkSettings  # the one class of chunk settings, recorded in the index's manifest
 
 
 @dataclass
@@ -239,7 +234,7 @@ def _pieces(
             room = limit - heading_tokens
             after_heading = 0 < heading_tokens <= limit // 2 and room < tokens
             heading_tokens = 0
-            if tokens <= limit and not (after_heading and len(_spans(text, start, end, _SENTENCE_END)) > 1):
+            if tokens <= limit and not (after_heading and len(_spans(text, start, end, SENTENCE_END)) > 1):
                 pieces.append(_Piece(start, end, tokens))
             else:
                 pieces.extend(_split(text, start, end, tokens, count, room if after_heading else limit))
@@ -310,7 +305,7 @@ def _with_overlap(
     text = doc.text
     result = [chunks[0]] if chunks else []
     for previous, chunk in zip(chunks, chunks[1:], strict=False):
-        sentences = _spans(text, previous.start, chunk.start, _SENTENCE_END)
+        sentences = _spans(text, previous.start, chunk.start, SENTENCE_END)
         starts = [s for s, _ in sentences][-config.overlap_sentences :]
         # strictly inside the previous chunk: a chunk never swallows the whole of the previous one
         first = _strip(text, previous.start, previous.end)[0]

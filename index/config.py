@@ -6,35 +6,33 @@ built with, and a mismatch (another model, another dimension) is a clear error i
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from index.documents import LoadError
+from index.errors import ConfigError
+from index.settings import default, is_set, value
 
 FORMAT_VERSION = 1
-DEFAULT_MODEL = "multilingual-e5-small"
+DEFAULT_MODEL: str = default("SEMSEARCH_MODEL")
 
 
-DEFAULT_MAX_FILE_BYTES = 100_000_000
+DEFAULT_MAX_FILE_BYTES: int = default("SEMSEARCH_MAX_FILE_BYTES")
 
 
 def max_file_bytes() -> int:
     """`SEMSEARCH_MAX_FILE_BYTES`: the largest file (in bytes) `semsearch index` reads; larger are skipped."""
-    value = os.environ.get("SEMSEARCH_MAX_FILE_BYTES", "").strip().replace("_", "")
-    if not value:
-        return DEFAULT_MAX_FILE_BYTES
-    if not value.isdigit() or int(value) < 1:
-        raise LoadError(
-            f"SEMSEARCH_MAX_FILE_BYTES must be a whole number of bytes such as 100000000, not {value!r}"
-        )
-    return int(value)
+    try:
+        return int(value("SEMSEARCH_MAX_FILE_BYTES"))
+    except ConfigError as exc:  # met while loading files: the load fails, naming the setting
+        raise LoadError(str(exc)) from None
 
 
 def default_index_dir() -> Path:
     """`$SEMSEARCH_INDEX`, else `.index` in the working folder (like `.git`, next to the documents)."""
-    return Path(os.environ.get("SEMSEARCH_INDEX") or ".index")
+    return Path(value("SEMSEARCH_INDEX"))
 
 
 @dataclass
@@ -51,10 +49,14 @@ class EmbedderSettings:
 
 @dataclass
 class ChunkSettings:
-    """Chunker budget in model tokens."""
+    """Everything the chunker (`index.chunker`) takes: a passage's budget in model tokens (without the
+    "passage: " prompt), and its overlap."""
 
-    max_tokens: int = 256
-    target_tokens: int = 128
+    max_tokens: int = default("SEMSEARCH_MAX_TOKENS")  # hard limit per chunk
+    # short neighbouring paragraphs of one document are merged up to this
+    target_tokens: int = default("SEMSEARCH_TARGET_TOKENS")
+    # sentences of the previous chunk repeated at the start of the next
+    overlap_sentences: int = default("SEMSEARCH_OVERLAP_SENTENCES")
 
 
 @dataclass
@@ -65,7 +67,7 @@ class FaissSettings:
     """
 
     kind: str = "auto"  # auto: exact up to exact_max vectors, then ivf; or force "flat", "ivf", "hnsw"
-    exact_max: int = 50_000
+    exact_max: int = default("SEMSEARCH_EXACT_MAX")
     codec: str = "fp16"  # how ivf / hnsw store vectors: "fp16" (2 bytes a dimension), "sq8" (1) or "flat"
     nlist: int = 0
     nprobe: int = 0
@@ -98,19 +100,20 @@ class IndexSettings:
         )
 
     @classmethod
-    def from_env(cls) -> IndexSettings:
-        """Defaults, overridden by `SEMSEARCH_MODEL`, `SEMSEARCH_BACKEND`, `SEMSEARCH_MAX_TOKENS`,
-        `SEMSEARCH_FAISS_KIND` and `SEMSEARCH_EXACT_MAX`."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> IndexSettings:
+        """Defaults, overridden by the index's rows of the settings table (`index.settings`):
+        `SEMSEARCH_MODEL`, `_BACKEND`, `_MAX_TOKENS`, `_TARGET_TOKENS`, `_OVERLAP_SENTENCES`,
+        `_FAISS_KIND` and `_EXACT_MAX`."""
         settings = cls()
-        if model := os.environ.get("SEMSEARCH_MODEL"):
-            settings.embedder.model = model
-        if backend := os.environ.get("SEMSEARCH_BACKEND"):
-            settings.embedder.backend = backend
-        if max_tokens := os.environ.get("SEMSEARCH_MAX_TOKENS"):
-            settings.chunks.max_tokens = int(max_tokens)
-            settings.chunks.target_tokens = min(settings.chunks.target_tokens, settings.chunks.max_tokens)
-        if kind := os.environ.get("SEMSEARCH_FAISS_KIND"):
-            settings.faiss.kind = kind
-        if exact_max := os.environ.get("SEMSEARCH_EXACT_MAX"):
-            settings.faiss.exact_max = int(exact_max)
+        settings.embedder.model = value("SEMSEARCH_MODEL", environ)
+        settings.embedder.backend = value("SEMSEARCH_BACKEND", environ)
+        max_tokens = value("SEMSEARCH_MAX_TOKENS", environ)
+        target = value("SEMSEARCH_TARGET_TOKENS", environ)
+        if target > max_tokens and is_set("SEMSEARCH_TARGET_TOKENS", environ):
+            raise ConfigError(f"SEMSEARCH_TARGET_TOKENS ({target}) must not be over SEMSEARCH_MAX_TOKENS "
+                              f"({max_tokens})")
+        settings.chunks = ChunkSettings(max_tokens=max_tokens, target_tokens=min(target, max_tokens),
+                                        overlap_sentences=value("SEMSEARCH_OVERLAP_SENTENCES", environ))
+        settings.faiss.kind = value("SEMSEARCH_FAISS_KIND", environ)
+        settings.faiss.exact_max = value("SEMSEARCH_EXACT_MAX", environ)
         return settings

@@ -14,13 +14,16 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from index.errors import SemsearchError
 from index.repair import repair_paragraphs
 
 PARAGRAPH_SEPARATOR = "\n\n"
 
 
-class LoadError(ValueError):
+class LoadError(SemsearchError, ValueError):
     """Input that cannot become documents; the message names the file (and line) or record at fault."""
+
+    code, status = "unreadable_document", 422
 
 
 DOC_ID_RULE = ("a doc_id cannot hold control characters (newline, tab, carriage return, or any other "

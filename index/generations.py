@@ -26,22 +26,29 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from index.errors import SemsearchError
+
 CURRENT = "CURRENT"
 LOCK = "write.lock"
+# Write locks this process holds: lock file -> the thread holding it.
+_HELD: dict[Path, int] = {}
 GENERATIONS = "generations"
 MANIFEST = "manifest.json"
 KEEP_GENERATIONS = 2  # the current one and its predecessor, for readers still holding it
 MANIFEST_KEYS = ("generation", "model", "dim", "settings", "passages")
 
 
-class IndexFolderError(RuntimeError):
-    """Base of the index's own errors; messages say what to do next."""
+class IndexFolderError(SemsearchError, RuntimeError):
+    """Base of the index folder's errors; messages say what to do next."""
+
+    code, status = "index_unavailable", 503
 
 
 class IndexNotFound(IndexFolderError):
@@ -49,7 +56,9 @@ class IndexNotFound(IndexFolderError):
 
 
 class IndexLocked(IndexFolderError):
-    pass
+    """Another writer holds the index; worth retrying in a few seconds."""
+
+    code, headers = "index_locked", {"Retry-After": "5"}
 
 
 class IndexWriteError(IndexFolderError):
@@ -76,6 +85,8 @@ class Damage:
 
 class IndexDamaged(IndexFolderError):
     """A file of the index is missing, truncated or changed; the message names it and the way out."""
+
+    code = "index_damaged"
 
     def __init__(self, root: Path, damage: Damage) -> None:
         self.root, self.damage = root, damage
@@ -147,7 +158,9 @@ class IndexDir:
         try:
             text = (self.root / CURRENT).read_bytes().decode("ascii").strip()
         except FileNotFoundError:
-            if self.published():
+            # The first build renames its generation into place just before it writes CURRENT: a reader
+            # in between sees a generation without CURRENT, which is a build in progress, not damage.
+            if self.published() and not self._other_writer_alive():
                 raise IndexDamaged(self.root, Damage(CURRENT, "is missing")) from None
             return None
         except (UnicodeDecodeError, OSError) as exc:
@@ -163,6 +176,25 @@ class IndexDir:
                 self.root, Damage(CURRENT, f"names generation {pointer.name}, which is not in {GENERATIONS}/")
             )
         return pointer
+
+    def _other_writer_alive(self) -> bool:
+        """Whether another live process holds the write lock (its PID is in the lock file while it does)."""
+        try:
+            pid = int((self.root / LOCK).read_text().strip() or 0)
+        except (OSError, ValueError):
+            return False
+        if pid <= 0:
+            return False
+        if pid == os.getpid():  # this process: is it another thread than the one asking?
+            holder = _HELD.get((self.root / LOCK).resolve())
+            return holder is not None and holder != threading.get_ident()
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False  # killed mid-publish: CURRENT really is missing
+        except PermissionError:
+            return True
+        return True
 
     def current(self) -> str | None:
         """The published generation's name, or None for an index never built (see `pointer`)."""
@@ -328,6 +360,7 @@ class WriteLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
+        _HELD[self.path.resolve()] = threading.get_ident()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -336,6 +369,7 @@ class WriteLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+            _HELD.pop(self.path.resolve(), None)
 
 
 def _is_id(text: str) -> bool:

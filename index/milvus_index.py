@@ -25,7 +25,6 @@ machines at once must be serialised by the deployment (see docs/scale-out.md).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from index import settings
 from index.backends import StoreConfig
 from index.builder import BuildSummary, IndexBuilder, Roots
 from index.config import FORMAT_VERSION, IndexSettings, default_index_dir
@@ -178,7 +178,7 @@ def _name(generation: int) -> str:
 
 
 def grace_seconds() -> float:
-    return float(os.environ.get("SEMSEARCH_MILVUS_GRACE") or 1.0)
+    return float(settings.value("SEMSEARCH_MILVUS_GRACE"))
 
 
 class MilvusWriter(IndexBuilder):

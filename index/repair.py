@@ -26,15 +26,14 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from functools import lru_cache
+
+from index.text import CJK_CHARS, CLOSERS, SENTENCE_FINAL, is_spaceless, jieba_tokenizer
 
 # How far (in paragraphs) a stray sentence end may have moved from the sentence it belongs to.
 WINDOW = 8
 # Size (CJK characters, or 4 per Latin word) from which a paragraph counts as running text.
 PROSE_SIZE = 40
 
-SENTENCE_FINAL = "。！？!?…；;．"
-CLOSERS = "”’」』）)》〉】］]"
 OPENERS = {
     "“": "”",
     "‘": "’",
@@ -49,14 +48,6 @@ OPENERS = {
 # Characters that cannot open a sentence: if a paragraph starts with one, it continues something earlier.
 NO_START = set("、，,。；;：:！!？?）)]】》〉」』”’%％·")
 
-_CJK_RANGES = (
-    (0x3400, 0x4DBF),
-    (0x4E00, 0x9FFF),
-    (0xF900, 0xFAFF),
-    (0x20000, 0x2FFFF),
-    (0x3040, 0x30FF),  # kana
-    (0xAC00, 0xD7AF),  # hangul
-)
 # Punctuation used in both Chinese and Western text: whether a space goes next to it depends on its neighbour.
 _AMBIGUOUS = set("“”‘’…—–-·\"'")
 _LOWER_WORD = re.compile(r"[a-z]+(?![A-Za-z])")
@@ -65,21 +56,15 @@ _INNER_SPACE = re.compile(r"[ \t\u3000\u00a0\u2000-\u200a\u202f\u205f]+")
 _ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
 # "A 区域协同…", "一、总则", "（三）", "3. ", "第二章": numbered section headings.
 _HEADING_MARK = re.compile(
-    r"^(?:[A-Z][\s\u3000]+(?=[\u4e00-\u9fff])|[一二三四五六七八九十百]+[、.．]|[（(][一二三四五六七八九十\d]+[）)]"
+    rf"^(?:[A-Z][\s\u3000]+(?=[{CJK_CHARS}])|[一二三四五六七八九十百]+[、.．]|[（(][一二三四五六七八九十\d]+[）)]"
     r"|\d{1,2}[、．]|第[一二三四五六七八九十百\d]+[章节条部篇编])"
 )
-
-
-def is_cjk(char: str) -> bool:
-    """An ideograph, kana or hangul syllable: text written without spaces between words."""
-    code = ord(char)
-    return any(lo <= code <= hi for lo, hi in _CJK_RANGES)
 
 
 def _is_wide(char: str) -> bool:
     """CJK text or full-width punctuation: no space is ever needed next to it."""
     code = ord(char)
-    return is_cjk(char) or 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF
+    return is_spaceless(char) or 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF
 
 
 def _join(left: str, right: str) -> str:
@@ -152,7 +137,7 @@ def ends_with_colon(text: str) -> bool:
 
 
 def _size(text: str) -> int:
-    cjk = sum(1 for c in text if is_cjk(c))
+    cjk = sum(1 for c in text if is_spaceless(c))
     return cjk + 4 * len(_LATIN_WORD.findall(text))
 
 
@@ -198,20 +183,10 @@ def opens_as_continuation(text: str) -> bool:
 # --- words across a break -------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _tokenizer():  # -> jieba.Tokenizer, loaded only when a mid-word break has to be checked
-    import logging
-
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    return jieba.dt
-
-
 def _leading_cjk(text: str, n: int) -> str:
     out = []
     for char in text:
-        if not is_cjk(char) or len(out) == n:
+        if not is_spaceless(char) or len(out) == n:
             break
         out.append(char)
     return "".join(out)
@@ -231,7 +206,7 @@ def completes_word(tail: str, head: str) -> bool:
     left, right = _trailing_cjk(tail, 4), _leading_cjk(head, 4)
     if not left or not right:
         return False
-    tokenizer = _tokenizer()
+    tokenizer = jieba_tokenizer()
     if len(tokenizer.lcut(left, HMM=False)[-1]) != 1 or len(tokenizer.lcut(head[:8], HMM=False)[0]) != 1:
         return False
     position = 0
@@ -293,7 +268,7 @@ def _nearest_unfinished(out: list[_Paragraph]) -> int | None:
 
 def _word_target(out: list[_Paragraph], head: str) -> int | None:
     """The nearest unfinished paragraph whose last character makes a word with the first of `head`."""
-    if not head or not is_cjk(head[0]):
+    if not head or not is_spaceless(head[0]):
         return None
     for j in range(len(out) - 1, max(-1, len(out) - 1 - WINDOW), -1):
         paragraph = out[j]
@@ -339,8 +314,8 @@ def _target(out: list[_Paragraph], units: list[_Paragraph], i: int) -> int | Non
         and not previous.protected
         and is_unfinished(previous.text)
         and not is_heading_like(unit.text)
-        and is_cjk(previous.text[-1])
-        and (is_cjk(unit.text[0]) or unit.text[0].isdigit())
+        and is_spaceless(previous.text[-1])
+        and (is_spaceless(unit.text[0]) or unit.text[0].isdigit())
         and not _claimed_later(units, i, previous.text)
     ):
         return len(out) - 1
@@ -351,9 +326,21 @@ def repair_paragraphs(paragraphs: list[str], *, headings: Collection[int] = ()) 
     """Mend paragraphs broken by a page copy (see the module docstring); a pure function.
 
     `headings` are indices of input paragraphs known to be headings from markup; they are never joined.
-    The result has no empty paragraphs and no line breaks inside a paragraph.
+    The result has no empty paragraphs and no line breaks inside a paragraph, and repairing it again
+    changes nothing: a continuation moved back over a finished paragraph gives that paragraph a new
+    neighbour, so passes repeat until one changes nothing (each further pass joins, so there are few).
     """
-    units = _split_lines(paragraphs, set(headings))
+    out = _repair_once(paragraphs, set(headings))
+    for _ in range(len(out)):
+        again = _repair_once([p.text for p in out], {i for i, p in enumerate(out) if p.marked})
+        if [p.text for p in again] == [p.text for p in out]:
+            break
+        out = again
+    return [paragraph.text for paragraph in out]
+
+
+def _repair_once(paragraphs: list[str], headings: set[int]) -> list[_Paragraph]:
+    units = _split_lines(paragraphs, headings)
     out: list[_Paragraph] = []
     for i, unit in enumerate(units):
         j = _target(out, units, i)
@@ -362,4 +349,4 @@ def repair_paragraphs(paragraphs: list[str], *, headings: Collection[int] = ()) 
         else:
             out[j].text = _join(out[j].text, unit.text)
             out[j].tail = i
-    return [paragraph.text for paragraph in out]
+    return out

@@ -45,6 +45,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from index import settings
 from index.builder import BuildSummary
 from index.generations import IndexDir, IndexLocked, now_iso
 from index.loaders import LoaderFactory
@@ -54,7 +55,8 @@ log = logging.getLogger("semsearch.watch")
 
 QUIET_SECONDS = 1.0  # a sync runs once the folders have been quiet this long …
 MAX_DELAY_SECONDS = 3.0  # … or this long after the first event of a burst that does not stop
-RESCAN_SECONDS = 60.0  # full rescan even without events (lost events, network shares)
+# full rescan even without events (lost events, network shares)
+RESCAN_SECONDS: float = settings.default("SEMSEARCH_RESCAN")
 RETRY_SECONDS = 2.0  # after the index was locked by another writer, or a sync failed
 TICK_SECONDS = 0.2
 # Writes, creations, renames and deletions only: reading a file (which every sync does) raises

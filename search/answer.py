@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import threading
 from collections.abc import Sequence
@@ -33,13 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index import settings
 from index.analysis import STOP_WORDS, analyze, normalize, term_spans
+from index.errors import ConfigError
+from index.text import CJK_RUN, SENTENCE_END, has_cjk, jieba_tokenizer
 from search.dedupe import near_duplicates, shingles
 from search.models import AskResponse, Citation, SearchResult
 
 if TYPE_CHECKING:
     from index.stores.passages import Filters
-    from search.engine import Engine
+    from search.retriever import Retriever
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,6 @@ NO_PASSAGES_MESSAGE = "no passage matches the question; nothing to answer from"
 
 
 # --- sentences ---------------------------------------------------------------------------------------
-_CLOSERS = "”’」』）)】》\"'"
-# A sentence ends at CJK end punctuation (any closing quotes stay with it), at ASCII end punctuation
-# followed by white space, or at a line break (headings stand on their own lines).
-_SENTENCE_END = re.compile(rf"\n+|[。！？；…]+[{_CLOSERS}]*|[.!?;]+[{_CLOSERS}]*(?=\s|$)")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof st jr sr vs etc no inc co ltd mt ft fig al gen col lt sgt rev "  # noqa: SIM905
     "u.s e.g i.e a.m p.m".split()
@@ -94,7 +92,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """
     spans: list[tuple[int, int]] = []
     at = 0
-    for m in _SENTENCE_END.finditer(text):
+    for m in SENTENCE_END.finditer(text):
         if m.group().startswith(".") and _is_abbreviation(text, m.start()):
             continue
         _add_trimmed(text, at, m.end(), spans)
@@ -187,11 +185,9 @@ def _pos_cut(text: str) -> list[tuple[str, str, int]]:
     if _posseg is None:
         with _POSSEG_LOCK:
             if _posseg is None:
-                import jieba
                 import jieba.posseg
 
-                jieba.setLogLevel(logging.WARNING)
-                _posseg = jieba.posseg.POSTokenizer(jieba.Tokenizer())
+                _posseg = jieba.posseg.POSTokenizer(jieba_tokenizer())  # the one dictionary
     out = []
     at = 0
     for pair in _posseg.cut(text):
@@ -219,7 +215,7 @@ def key_entities(question: str) -> list[str]:
     found: list[str] = [n for n in _DIGITS.findall(q)]
     for m in _TITLE.finditer(question):
         found.append(normalize(next(g for g in m.groups() if g)))
-    if re.search(r"[\u4e00-\u9fff]", question):
+    if has_cjk(question):
         for word, flag, _ in _pos_cut(question):
             w = normalize(word).strip()
             if flag in _ENTITY_FLAGS and len(w) >= 2 and w not in QUESTION_WORDS and not w.isdigit():
@@ -245,12 +241,11 @@ def _term_weight(term: str) -> float:
     return float(min(len(term), 4)) if not term.isascii() else 2.0
 
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
 def _bigrams(text: str) -> set[str]:
     out: set[str] = set()
-    for run in _CJK.findall(text):
+    for run in CJK_RUN.findall(text):
         out.update(run[i : i + 2] for i in range(len(run) - 1))
     return out
 
@@ -337,7 +332,7 @@ def typed_spans(sentence: str, qtype: str, *, tagged: bool = True) -> list[tuple
     if qtype in ("person", "place", "which") and tagged:
         flags = {"person": _PERSON_FLAGS, "place": _PLACE_FLAGS, "which": _WHICH_FLAGS}[qtype]
         spans: list[tuple[int, int]] = []
-        if _CJK.search(sentence):
+        if CJK_RUN.search(sentence):
             tagged_words = _pos_cut(sentence)
             spans += [(s, s + len(w)) for w, f, s in tagged_words if f in flags and len(w) >= 2]
             spans += [m.span() for m in re.finditer(r"《[^》]{1,40}》", sentence)]
@@ -360,7 +355,7 @@ def _dotted_names(words: list[tuple[str, str, int]]) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for i in range(1, len(words) - 1):
         left, right = words[i - 1][0], words[i + 1][0]
-        if words[i][0] in ("·", "・", "•") and _CJK.fullmatch(left) and _CJK.fullmatch(right):
+        if words[i][0] in ("·", "・", "•") and CJK_RUN.fullmatch(left) and CJK_RUN.fullmatch(right):
             begin, end = words[i - 1][2], words[i + 1][2] + len(words[i + 1][0])
             if spans and spans[-1][1] == words[i - 1][2] + len(words[i - 1][0]):
                 begin = spans.pop()[0]
@@ -439,7 +434,7 @@ def _entity_share(entities: Sequence[str], text_norm: str) -> float:
     return sum(1 for e in entities if e.replace(" ", "") in flat) / len(entities)
 
 
-def candidates(engine: Engine, question: Question, results: Sequence[SearchResult]) -> list[Candidate]:
+def candidates(engine: Retriever, question: Question, results: Sequence[SearchResult]) -> list[Candidate]:
     """Every sentence of the retrieved passages with its features (embeddings in one batch)."""
     cands: list[Candidate] = []
     for rank, r in enumerate(results, start=1):
@@ -452,7 +447,7 @@ def candidates(engine: Engine, question: Question, results: Sequence[SearchResul
         ent_ctx = _entity_share(question.entities, context_norm)
         for start, end in split_sentences(r.text):
             sentence = r.text[start:end]
-            if len(_CJK.sub("xx", sentence).strip()) < MIN_SENTENCE_CHARS:
+            if len(CJK_RUN.sub("xx", sentence).strip()) < MIN_SENTENCE_CHARS:
                 continue
             sent_terms = {t.term for t in tokens if t.start >= start and t.end <= end}
             sent_norm = passage_norm[start:end]
@@ -622,7 +617,7 @@ def _citation(
     )
 
 
-def citations_for(engine: Engine, best: Candidate) -> list[Citation]:
+def citations_for(engine: Retriever, best: Candidate) -> list[Citation]:
     """[1] the answer sentence in its passage; [2]… the same sentence in near-identical passages folded
     into that result (`also_in`), located in their own documents."""
     r = best.result
@@ -635,9 +630,7 @@ def citations_for(engine: Engine, best: Candidate) -> list[Citation]:
     ]
     if not r.also_in:
         return out
-    passages = engine.snapshot().passages
-    rows = passages.passages([a.passage_id for a in r.also_in])
-    metas = passages.documents_meta({row.doc_id for row in rows.values()})
+    rows, metas = engine.passages_with_documents([a.passage_id for a in r.also_in])
     grams = shingles(sentence)
     for a in r.also_in:
         row = rows.get(a.passage_id)
@@ -670,34 +663,24 @@ def _same_sentence(a: set[str], b: set[str]) -> bool:
 # --- the answer --------------------------------------------------------------------------------------
 def threshold_from_env() -> float:
     """The confidence below which no answer is given: $SEMSEARCH_ANSWER_THRESHOLD, else the default."""
-    from search.engine import QueryError
+    from search.errors import QueryError
 
-    raw = os.environ.get(THRESHOLD_ENV, "").strip()
-    if not raw:
-        return DEFAULT_THRESHOLD
     try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise QueryError(f"{THRESHOLD_ENV} must be a number from 0 to 1, not {raw!r}")
-    return value
+        value = settings.value(THRESHOLD_ENV)
+    except ConfigError as exc:  # read per question, and answered as that request's error
+        raise QueryError(str(exc)) from None
+    return DEFAULT_THRESHOLD if value is None else float(value)
 
 
 def retrieve(
-    engine: Engine, question: str, k: int, filters: Filters | None
+    engine: Retriever, question: str, k: int, filters: Filters | None
 ) -> list[SearchResult]:
     """The passages an answer is read from: hybrid search where the index has keywords, else dense."""
     return engine.search(question, k=k, filters=filters).results
 
 
-def rank_sentences(engine: Engine, question: str, results: Sequence[SearchResult]) -> list[Candidate]:
-    """All candidate sentences of `results`, best first."""
-    return score(candidates(engine, Question.parse(question), results))
-
-
 def ask(
-    engine: Engine,
+    engine: Retriever,
     question: str,
     k: int = DEFAULT_K,
     *,
@@ -705,7 +688,7 @@ def ask(
     threshold: float | None = None,
 ) -> AskResponse:
     """Answer `question` with a sentence of the top-`k` passages, or with null when none is confident."""
-    from search.engine import check_query
+    from search.errors import check_query
 
     question = check_query(question)
     threshold = threshold_from_env() if threshold is None else threshold

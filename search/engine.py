@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numpy as np
 
+from index import settings
 from index.analysis import query_terms, query_words, term_spans
 from index.backends import IndexLocation, as_location
-from index.builder import BuildSummary, IndexBuilder
 from index.config import IndexSettings
 from index.documents import Document
 from index.embedders.base import Embedder
@@ -41,33 +40,22 @@ from index.embedders.factory import create_embedder
 from index.generations import IndexFolderError
 from index.stores.base import Generation
 from index.stores.passages import FILE as PASSAGES_FILE
-from index.stores.passages import Filters
+from index.stores.passages import Filters, PassageRow
 from search.dedupe import NearDuplicateFolder
+from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_query
 from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight, word_shares
-from search.models import SearchResponse, SearchResult
+from search.models import AskResponse, SearchResponse, SearchResult
+
+if TYPE_CHECKING:  # the builder (and the loaders it imports) only when the index is written, not per query
+    from index.builder import BuildSummary, IndexBuilder
 
 log = logging.getLogger(__name__)
 
 MODES = ("dense", "keyword", "hybrid")
-MAX_QUERY_CHARS = 1000
 HYBRID_DEPTH = 100  # candidates taken from each list before fusion
 READ_MARGIN = 10  # candidates read beyond the page, so that folding near-duplicates still fills it
 MAX_DEPTH = 2000  # deepest retrieval tried to fill a page that near-duplicates emptied
 KEYWORD_COVERAGE_HITS = 3  # keyword hits whose words measure how well keyword search covers a query
-# Entries of the query caches (`$SEMSEARCH_QUERY_CACHE`, 0 turns them off): answers are a few kB each.
-QUERY_CACHE_SIZE = int(os.environ.get("SEMSEARCH_QUERY_CACHE") or 1024)
-
-
-class QueryError(ValueError):
-    """The request itself is wrong (empty query, bad k, unknown mode …); the message says which part."""
-
-
-class NotFound(LookupError):
-    """An unknown passage or document id."""
-
-
-class ModelMismatch(IndexFolderError):
-    """The index was built with another model than the one configured for searching it."""
 
 
 P = ParamSpec("P")
@@ -121,8 +109,10 @@ class Engine:
         # identity, even where an index rebuilt from scratch reuses a number, so nothing cached can outlive
         # the index it came from. Query vectors by text: paging and other
         # modes or filters of one query embed it once.
-        self._answers: LRU = LRU(QUERY_CACHE_SIZE)
-        self._query_vectors: LRU = LRU(QUERY_CACHE_SIZE)
+        # Entries of the query caches (`$SEMSEARCH_QUERY_CACHE`, 0 turns them off): answers are a few kB.
+        cache_size = settings.value("SEMSEARCH_QUERY_CACHE")
+        self._answers: LRU = LRU(cache_size)
+        self._query_vectors: LRU = LRU(cache_size)
         self.counters = Counters()
 
     @classmethod
@@ -400,7 +390,7 @@ class Engine:
         filters: Filters | None = None,
         mode: str = "extract",
         threshold: float | None = None,
-    ) -> Any:
+    ) -> AskResponse:
         """Answer a question from the top-`k` passages, with citations (an `AskResponse`).
 
         `mode="extract"`: the best sentence of the passages (verbatim), null below the confidence
@@ -421,11 +411,22 @@ class Engine:
         self.counters.add(("answers", mode, "withheld" if response.answer is None else "given"))
         return response
 
-    def ask_stream(self, question: str, k: int = 5, *, filters: Filters | None = None) -> Any:
+    def ask_stream(
+        self, question: str, k: int = 5, *, filters: Filters | None = None
+    ) -> Iterator[dict[str, Any]]:
         """`ask(mode="generate")` as it is written: an iterator of events (token…, then done)."""
         from search.generate import generate_stream
 
         return generate_stream(self, question, k, filters=filters)
+
+    @_reports_damage
+    def passages_with_documents(
+        self, passage_ids: Sequence[int]
+    ) -> tuple[dict[int, PassageRow], dict[str, dict[str, Any]]]:
+        """The passages of these ids that exist, and their documents' metadata, from one generation."""
+        passages = self.snapshot().passages
+        rows = passages.passages(passage_ids)
+        return rows, passages.documents_meta({row.doc_id for row in rows.values()})
 
     @_reports_damage
     def facets(self) -> dict[str, Any]:
@@ -550,16 +551,3 @@ def _filters_key(filters: Filters | None) -> tuple | None:
         filters.date_from, filters.date_to,
     )
 
-
-def check_query(query: str) -> str:
-    if not isinstance(query, str) or not query.strip():
-        raise QueryError("the query is empty; type some words to search for")
-    query = query.strip()
-    if len(query) > MAX_QUERY_CHARS:
-        raise QueryError(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
-    return query
-
-
-def check_k(k: int) -> None:
-    if not isinstance(k, int) or not 1 <= k <= 100:
-        raise QueryError(f"k must be a whole number from 1 to 100, not {k!r}")

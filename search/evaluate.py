@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Callable
@@ -21,11 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from index import settings
 from index.backends import IndexLocation, StoreConfig, open_index
 from index.builder import IndexBuilder
 from index.config import IndexSettings
 from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
+from index.text import is_cjk
 from search.engine import Engine
 
 ANSWER_KEYS = ("answer_hit", "em", "f1", "withheld")
@@ -34,8 +35,7 @@ TIMING_KEYS = ("index_passages_per_s", "query_ms_p50", "query_ms_p95")
 
 
 def eval_cache_dir() -> Path:
-    base = os.environ.get("SEMSEARCH_CACHE") or Path.home() / ".cache" / "semsearch"
-    return Path(base) / "eval"
+    return settings.cache_dir() / "eval"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -183,7 +183,7 @@ def _cmrc_tokens(text: str) -> list[str]:
                 tokens.append(word)
                 word = ""
             continue
-        if "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf" or not char.isalnum():
+        if is_cjk(char) or not char.isalnum():
             if word:
                 tokens.append(word)
                 word = ""

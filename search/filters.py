@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from index.stores.passages import Filters
-from search.engine import QueryError
+from search.errors import QueryError
 
 
 def check_date(value: str | None, name: str) -> str | None:

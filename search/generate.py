@@ -22,7 +22,6 @@ whole response with its citations and checks.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,14 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from index import settings
 from index.analysis import STOP_WORDS, analyze
+from index.errors import ConfigError, SemsearchError
+from index.text import count_cjk
 from search.answer import split_sentences
-from search.engine import QueryError, check_query
+from search.errors import QueryError, check_query
 from search.models import AskResponse, Citation, SearchResult
 
 if TYPE_CHECKING:
     from index.stores.passages import Filters
-    from search.engine import Engine
+    from search.retriever import Retriever
 
 ENV_BASE_URL = "SEMSEARCH_LLM_BASE_URL"
 ENV_MODEL = "SEMSEARCH_LLM_MODEL"
@@ -64,9 +66,13 @@ _MARK = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]|【(\d+)】")
 class GenerationNotConfigured(QueryError):
     """mode=generate was asked for, but no LLM endpoint is configured (a 400 / a CLI error)."""
 
+    code = "generation_not_configured"
 
-class GenerationFailed(RuntimeError):
+
+class GenerationFailed(SemsearchError, RuntimeError):
     """The LLM endpoint could not be reached or answered with an error (a 502)."""
+
+    code, status = "llm_failed", 502
 
 
 @dataclass(frozen=True)
@@ -79,18 +85,14 @@ class LLMConfig:
 
     @classmethod
     def from_env(cls) -> LLMConfig:
-        base_url = os.environ.get(ENV_BASE_URL, "").strip()
-        model = os.environ.get(ENV_MODEL, "").strip()
+        base_url, model = settings.value(ENV_BASE_URL), settings.value(ENV_MODEL)
         if not base_url or not model:
             raise GenerationNotConfigured(NOT_CONFIGURED)
         try:
-            timeout = float(os.environ.get(ENV_TIMEOUT) or 120.0)
-            max_tokens = int(os.environ.get(ENV_MAX_TOKENS) or 400)
-        except ValueError as exc:
-            raise GenerationNotConfigured(
-                f"{ENV_TIMEOUT} / {ENV_MAX_TOKENS} must be numbers: {exc}"
-            ) from None
-        return cls(base_url.rstrip("/"), model, os.environ.get(ENV_API_KEY) or None, timeout, max_tokens)
+            timeout, max_tokens = settings.value(ENV_TIMEOUT), settings.value(ENV_MAX_TOKENS)
+        except ConfigError as exc:  # the request asked for generation, which this server cannot do
+            raise GenerationNotConfigured(str(exc)) from None
+        return cls(base_url.rstrip("/"), model, settings.value(ENV_API_KEY), timeout, max_tokens)
 
     @property
     def url(self) -> str:
@@ -106,7 +108,7 @@ class LLMConfig:
 # --- the request -------------------------------------------------------------------------------------
 def question_language(question: str) -> str:
     """zh when the question is mostly CJK, else en (the languages the corpus and prompts are in)."""
-    cjk = len(re.findall(r"[\u3400-\u9fff]", question))
+    cjk = count_cjk(question)
     latin = len(re.findall(r"[A-Za-z]", question))
     return "zh" if cjk and cjk * 2 >= latin * 0.5 else "en"
 
@@ -304,7 +306,7 @@ def finish(question: str, answer: str, passages: Sequence[SearchResult]) -> AskR
 
 # --- entry points ------------------------------------------------------------------------------------
 def _prepare(
-    engine: Engine, question: str, k: int, filters: Filters | None
+    engine: Retriever, question: str, k: int, filters: Filters | None
 ) -> tuple[LLMConfig, str, list[SearchResult]]:
     config = LLMConfig.from_env()  # first: an unconfigured server fails before any work
     question = check_query(question)
@@ -316,7 +318,7 @@ def _no_passages(question: str) -> AskResponse:
                        message="no passage matches the question; nothing to answer from")
 
 
-def generate(engine: Engine, question: str, k: int = 5, *, filters: Filters | None = None) -> AskResponse:
+def generate(engine: Retriever, question: str, k: int = 5, *, filters: Filters | None = None) -> AskResponse:
     """A generated answer with checked citations, in one piece."""
     config, question, passages = _prepare(engine, question, k, filters)
     if not passages:
@@ -325,7 +327,7 @@ def generate(engine: Engine, question: str, k: int = 5, *, filters: Filters | No
 
 
 def generate_stream(
-    engine: Engine, question: str, k: int = 5, *, filters: Filters | None = None
+    engine: Retriever, question: str, k: int = 5, *, filters: Filters | None = None
 ) -> Iterator[dict[str, Any]]:
     """Events of a generated answer: {"type": "token", "text"}…, then {"type": "done", "response"}, or
     {"type": "error", "message"} if the server fails midway.

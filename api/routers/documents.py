@@ -136,14 +136,14 @@ async def add_documents(
     elif content_type == "multipart/form-data":
         docs = await _from_upload(request)
     else:
-        raise ApiError(415, "unsupported_media_type",
+        raise ApiError("unsupported_media_type",
                        "send application/json ({\"documents\": [...]}) or multipart/form-data with files")
     seen: set[str] = set()
     for doc in docs:
         if problem := doc_id_problem(doc.doc_id):  # ids from uploaded files; JSON ids were checked as parsed
-            raise ApiError(422, INVALID_DOC_ID, f"doc_id {doc.doc_id!r}: {problem}")
+            raise ApiError(INVALID_DOC_ID, f"doc_id {doc.doc_id!r}: {problem}")
         if doc.doc_id in seen:
-            raise ApiError(400, "bad_request", f"doc_id {doc.doc_id!r} is sent twice; ids must be unique")
+            raise ApiError("bad_request", f"doc_id {doc.doc_id!r} is sent twice; ids must be unique")
         seen.add(doc.doc_id)
     payload = {"documents": [asdict(d) for d in docs]}
     job = await run_in_threadpool(jobs.submit, "add", [d.doc_id for d in docs], payload)  # fsyncs: not here
@@ -182,23 +182,23 @@ async def _from_json(body: bytes) -> list[Document]:
     try:
         payload = await run_in_threadpool(json.loads, body)  # up to the body limit: not on the event loop
     except ValueError as exc:
-        raise ApiError(422, "malformed_json", f"the body is not valid JSON ({exc})") from None
+        raise ApiError("malformed_json", f"the body is not valid JSON ({exc})") from None
     except RecursionError:  # valid JSON, but nested deeper than any document list needs
-        raise ApiError(400, "bad_request", "the JSON body is nested too deeply") from None
+        raise ApiError("bad_request", "the JSON body is nested too deeply") from None
     try:
         parsed = DocumentsIn.model_validate(payload)
     except ValidationError as exc:
         errors = exc.errors()
         # a well-formed body whose id breaks the id rule is unprocessable (422), like an unreadable file
         if bad_ids := [e for e in errors if e["type"] == INVALID_DOC_ID]:
-            errors, status, code = bad_ids, 422, INVALID_DOC_ID
+            errors, code = bad_ids, INVALID_DOC_ID
         else:
-            status, code = 400, "bad_request"
+            code = "bad_request"
         where = "; ".join(
             f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
             for e in errors[:5]
         )
-        raise ApiError(status, code, where) from None
+        raise ApiError(code, where) from None
     records = [d.model_dump(exclude_none=True) for d in parsed.documents]
     return await run_in_threadpool(documents_from_records, records)
 
@@ -209,14 +209,14 @@ async def _from_upload(request: Request) -> list[Document]:
     except StarletteHTTPException as exc:
         if exc.status_code == 413:  # over the size limit: that answer, not "unreadable"
             raise
-        raise ApiError(422, "unreadable_upload", f"the upload cannot be read: {exc.detail}") from None
+        raise ApiError("unreadable_upload", f"the upload cannot be read: {exc.detail}") from None
     except Exception as exc:  # a cut or garbled multipart body; Starlette raises several types
         detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-        raise ApiError(422, "unreadable_upload", f"the upload cannot be read: {detail}") from None
+        raise ApiError("unreadable_upload", f"the upload cannot be read: {detail}") from None
     files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
     if not files:
         # 422 like any unreadable upload: a multipart body cut short parses as a form without files
-        raise ApiError(422, "unreadable_upload",
+        raise ApiError("unreadable_upload",
                        "the form has no complete file; send files in a field named 'file' "
                        f"(supported: {', '.join(SUPPORTED_EXTENSIONS)})")
     docs: list[Document] = []
@@ -247,7 +247,7 @@ async def delete_document(
         try:
             await run_in_threadpool(engine.document, doc_id)
         except NotFound:
-            raise ApiError(404, "not_found", f"no document with id {doc_id!r}") from None
+            raise ApiError("not_found", f"no document with id {doc_id!r}") from None
     job = await run_in_threadpool(jobs.submit, "delete", [doc_id], {"doc_ids": [doc_id]})
     await _wait(job, wait)
     return _job_response(jobs, job)
@@ -259,7 +259,7 @@ def job(job_id: str, jobs: Annotated[JobQueue, Depends(get_jobs)]) -> dict[str, 
     """The state of a background write: queued, running, done (with its summary) or failed (with why)."""
     found = jobs.get(job_id)
     if found is None:
-        raise ApiError(404, "not_found",
+        raise ApiError("not_found",
                        f"no job {job_id!r} (the last {KEEP_FINISHED} finished jobs are kept, for at most "
                        f"{KEEP_FINISHED_DAYS:g} days)")
     return found.to_dict(jobs.position(found))

@@ -22,7 +22,7 @@ def health(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> 
     return {k: info[k] for k in ("generation", "documents", "passages", "model")} | {
         "status": "ok",
         "modes": info.get("modes", ["dense"]),
-        "ask": hasattr(engine, "ask"),
+        "ask": True,
         "max_body_bytes": request.app.state.max_body_bytes,
         "sync": _sync(request),
     }

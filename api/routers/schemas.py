@@ -100,7 +100,7 @@ class Health(BaseModel):
     passages: int
     model: str
     modes: list[str] = Field(description="retrieval modes this index supports")
-    ask: bool = Field(description="whether POST /ask is available")
+    ask: bool = Field(description="POST /ask is available (always true; kept for the clients that read it)")
     max_body_bytes: int = Field(description="largest request body (uploads) the server accepts")
     sync: SyncOut | None = Field(default=None, description="the folder sync, when the server watches folders")
 
@@ -163,6 +163,11 @@ class AskRequest(FilterFields):
         "the answer from the passages (needs the server's SEMSEARCH_LLM_* settings)"
     )
     stream: bool = Field(False, description="answer with server-sent events (tokens while an LLM writes)")
+    # `filters` the field: the name `filters` is already FilterFields' method that parses them.
+    nested_filters: FilterFields | None = Field(
+        None, alias="filters",
+        description="the same filter fields as an object, e.g. {\"source\": [\"新华社\"]}",
+    )
 
     model_config = _example({"question": "到2025年长三角研发投入强度的目标是多少"})
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import get_engine
-from api.errors import ApiError, responses
+from api.errors import responses
 from api.routers.schemas import AskRequest, SimilarRequest, SimilarResponse
 from search.engine import Engine, QueryError
 from search.filters import parse_filters
@@ -61,67 +59,29 @@ _EVENT_STREAM = {200: {"description": "the answer; with `stream: true` as server
                        "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 
 
-@router.post("/ask", response_model=AskResponse, responses=responses(400, 422, 501, 502, 503) | _EVENT_STREAM)
-async def ask(
-    body: AskRequest, request: Request, engine: Annotated[Engine, Depends(get_engine)]
-) -> Any:
+@router.post("/ask", response_model=AskResponse, responses=responses(400, 422, 502, 503) | _EVENT_STREAM)
+def ask(body: AskRequest, engine: Annotated[Engine, Depends(get_engine)]) -> Any:
     """An answer to a question with [n] citations of the passages it comes from.
 
     `mode`: `extract` (default) answers with a sentence of the documents, or `answer: null` with a message
     when none is confident; `generate` lets the configured LLM write the answer (400 when none is
     configured, 502 when it fails). `stream: true` answers with server-sent events: `data: {"type":
     "token", "text"}` while the answer is written, then `data: {"type": "done", "response": {...}}`.
+    Filters are the flat fields or a `filters` object of the same fields (which wins when it has any).
     """
     from fastapi.responses import StreamingResponse
 
-    from search.generate import GenerationFailed, GenerationNotConfigured, sse
+    from search.generate import sse
 
-    answer = getattr(engine, "ask", None)
-    if answer is None:
-        raise ApiError(501, "not_implemented",
-                       "question answering is not available on this server yet; use GET /search for passages")
-    # mode and stream are read from the body itself while AskRequest does not declare them.
-    raw = await request.json()
-    mode = getattr(body, "mode", None) or (raw.get("mode") if isinstance(raw, dict) else None) or "extract"
-    stream = getattr(body, "stream", None)
-    stream = stream if stream is not None else (raw.get("stream", False) if isinstance(raw, dict) else False)
-    if mode not in ("extract", "generate"):
-        raise QueryError(f"mode must be extract or generate, not {mode!r}")
-    if not isinstance(stream, bool):
-        raise QueryError(f"stream must be true or false, not {stream!r}")
     filters = body.filters()
-    nested = raw.get("filters") if isinstance(raw, dict) else None
-    if nested is not None:  # {"filters": {"doc_id": [...], "source": [...], ...}} as well as flat fields
-        if not isinstance(nested, dict):
-            raise QueryError("filters must be an object like {\"source\": [\"新华社\"]}")
-
-        def many(name: str) -> list[str]:
-            value = nested.get(name) or []
-            if isinstance(value, str):
-                return [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise QueryError(f"filters.{name} must be a string or a list of strings")
-            return value
-
-        for name in ("date_from", "date_to"):
-            if nested.get(name) is not None and not isinstance(nested[name], str):
-                raise QueryError(f"filters.{name} must be a date like 2021-11-29")
-
-        parsed = parse_filters(doc_ids=many("doc_id"), sources=many("source"), categories=many("category"),
-                               date_from=nested.get("date_from"), date_to=nested.get("date_to"))
-        filters = parsed if parsed.active() else filters
-    try:
-        if stream and mode == "generate":
-            events = await run_in_threadpool(engine.ask_stream, body.question, k=body.k, filters=filters)
-        else:
-            result = await run_in_threadpool(answer, body.question, k=body.k, filters=filters, mode=mode)
-            result = result.model_dump() if isinstance(result, BaseModel) else result
-            if not stream:
-                return result
-            events = iter([{"type": "done", "response": result}])
-    except GenerationNotConfigured as exc:
-        raise ApiError(400, "generation_not_configured", str(exc)) from exc
-    except GenerationFailed as exc:
-        raise ApiError(502, "llm_failed", str(exc)) from exc
+    if body.nested_filters is not None and (nested := body.nested_filters.filters()) is not None:
+        filters = nested
+    if body.stream and body.mode == "generate":
+        events = engine.ask_stream(body.question, k=body.k, filters=filters)
+    else:
+        result = engine.ask(body.question, k=body.k, filters=filters, mode=body.mode)
+        if not body.stream:
+            return result
+        events = iter([{"type": "done", "response": result.model_dump()}])
     return StreamingResponse(sse(events), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -9,6 +9,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from index.errors import SemsearchError
+
 
 @runtime_checkable
 class Embedder(Protocol):
@@ -34,8 +36,11 @@ class Embedder(Protocol):
         ...
 
 
-class EmbedderError(RuntimeError):
-    """The model could not be loaded or used; the message says what to do."""
+class EmbedderError(SemsearchError, RuntimeError):
+    """The model could not be loaded or used; the message says what to do (a 500 over HTTP: the server's
+    setup, not the request, is at fault)."""
+
+    code = "model_unavailable"
 
 
 class PromptedEmbedder:

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from index import settings
 from index.embedders.base import exclusive
 
 log = logging.getLogger(__name__)
@@ -686,9 +687,7 @@ def _remove_leftovers(cache_dir: Path) -> None:
 
 def default_cache_dir() -> Path:
     """Where converted models live: `$SEMSEARCH_CACHE/models`, else `~/.cache/semsearch/models`."""
-    base = os.environ.get("SEMSEARCH_CACHE")
-    root = Path(base).expanduser() if base else Path.home() / ".cache" / "semsearch"
-    return root / "models"
+    return settings.cache_dir() / "models"
 
 
 def ensure_e5_model(cache_dir: Path | None = None, *, force: bool = False) -> Path:

@@ -29,6 +29,7 @@ and L2 normalisation run in numpy on the exported ``last_hidden_state``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -41,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from index import settings
 from index.config import DEFAULT_MODEL, EmbedderSettings
 from index.embedders.base import EmbedderError, PromptedEmbedder, exclusive
 from index.embedders.sbert import E5_ALIASES, resolve_model_path
@@ -83,13 +85,16 @@ FLOAT_MATMUL_SUFFIXES = ("output/dense/MatMul",)
 # sentence-transformers modules this backend reproduces; anything else (Dense, another pooling) would
 # be silently dropped, so such models are refused.
 _TRANSFORMER = "sentence_transformers.models.Transformer"
+# Tokenizer classes that are tokenizer.json run as it is (others, e.g. slow sentencepiece ones, add rules).
+_VERBATIM_TOKENIZERS = {"PreTrainedTokenizerFast", "XLMRobertaTokenizerFast",
+                        "BertTokenizerFast", "TokenizersBackend"}
 _POOLING = "sentence_transformers.models.Pooling"
 _NORMALIZE = "sentence_transformers.models.Normalize"
 
 
 def onnx_threads() -> int:
     """Threads for one onnxruntime call: every core, unless `SEMSEARCH_THREADS` says otherwise."""
-    return max(1, int(os.environ.get("SEMSEARCH_THREADS") or os.cpu_count() or 1))
+    return settings.threads()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -148,8 +153,7 @@ def _export_dir(model_dir: Path) -> Path:
     """`<model>/onnx` when the model folder is writable, else a per-model folder in the user's cache."""
     if os.access(model_dir, os.W_OK):
         return model_dir / EXPORT_DIR
-    base = os.environ.get("SEMSEARCH_CACHE")
-    root = Path(base).expanduser() if base else Path.home() / ".cache" / "semsearch"
+    root = settings.cache_dir()
     key = hashlib.sha256(str(model_dir.resolve()).encode()).hexdigest()[:16]
     return root / "onnx" / f"{model_dir.name}-{key}"
 
@@ -359,7 +363,6 @@ class OnnxEmbedder(PromptedEmbedder):
 
     def _load(self, folder: Path, transformer_dir: Path, model_file: Path) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = onnx_threads()
@@ -373,23 +376,35 @@ class OnnxEmbedder(PromptedEmbedder):
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
 
-        # The same fast tokenizer sentence-transformers loads, so token ids (and count_tokens) match.
-        self.tokenizer = AutoTokenizer.from_pretrained(str(transformer_dir))
+        # The tokenizer.json that sentence-transformers' fast tokenizer runs, read by `tokenizers` itself:
+        # the same token ids (and counts), without importing transformers (and torch) on every query.
+        from tokenizers import Tokenizer
+
+        tokenizer_config: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            tokenizer_config = _read_json(transformer_dir / "tokenizer_config.json")
+        if tokenizer_config.get("tokenizer_class", "PreTrainedTokenizerFast") not in _VERBATIM_TOKENIZERS:
+            raise EmbedderError(
+                f"the onnx backends read tokenizer.json as it is; {transformer_dir} uses "
+                f"{tokenizer_config['tokenizer_class']}: use backend 'torch'"
+            )
+        # One parse of tokenizer.json (a large file: about half a second); the counting copy is made from
+        # it only when passages are counted (indexing), never for a query.
+        self._fast = Tokenizer.from_file(str(transformer_dir / "tokenizer.json"))
         st_config: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError):
             st_config = _read_json(folder / "sentence_bert_config.json")
         model_config = _read_json(transformer_dir / "config.json")
         self.max_tokens = int(
             st_config.get("max_seq_length")
-            or min(self.tokenizer.model_max_length, model_config.get("max_position_embeddings", 512))
+            or min(int(tokenizer_config.get("model_max_length", 512)),
+                   model_config.get("max_position_embeddings", 512))
         )
         self.dim = int(model_config["hidden_size"])
-        self.pad_id = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
-        # A private copy of the Rust tokenizer that truncates like sentence-transformers (max_seq_length,
-        # special tokens included) and never pads: padding is done per batch below.
-        from tokenizers import Tokenizer
-
-        self._fast = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+        pad = self._fast.token_to_id(str(tokenizer_config.get("pad_token", "<pad>")))
+        self.pad_id = int(pad if pad is not None else 0)
+        # Truncated like sentence-transformers (max_seq_length, special tokens included), never padded:
+        # padding is done per batch below.
         self._fast.no_padding()
         self._fast.enable_truncation(self.max_tokens)
 
@@ -405,6 +420,20 @@ class OnnxEmbedder(PromptedEmbedder):
             self.passage_prompt = prompts.get("passage", prompts.get("document", "passage: " if e5 else ""))
 
     # --- encoding ----------------------------------------------------------------------------------
+    @functools.cached_property
+    def tokenizer(self) -> Any:
+        """The tokenizer without truncation: it counts as the Hugging Face tokenizer of the other backends."""
+        from tokenizers import Tokenizer
+
+        counting = Tokenizer.from_str(self._fast.to_str())
+        counting.no_truncation()
+        return counting
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
     def _batches(self, lengths: Sequence[int]) -> Iterator[list[int]]:
         """Indices grouped longest first into batches of at most TOKEN_BUDGET padded tokens."""
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from index import settings
 from index.config import DEFAULT_MODEL, EmbedderSettings
 from index.embedders.base import EmbedderError, PromptedEmbedder
 
@@ -32,7 +32,7 @@ def set_threads() -> int:
     """Use every core: torch defaults to fewer on some machines, and indexing is compute-bound."""
     import torch
 
-    threads = int(os.environ.get("SEMSEARCH_THREADS") or os.cpu_count() or 1)
+    threads = settings.threads()
     torch.set_num_threads(threads)
     return threads
 

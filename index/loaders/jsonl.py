@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,9 @@ from typing import Any
 from index.documents import Document, LoadError
 from index.loaders.base import Loader, Origin, headline_title, parse_date
 from index.repair import repair_paragraphs
+from index.text import split_paragraphs
 
-_BLANK_LINE = re.compile(r"\n[ \t\u3000\u00a0]*\n")
 _OPTIONAL_TEXT_FIELDS = ("title", "source", "author", "url")
-
-
-def record_paragraphs(text: str) -> list[str]:
-    """Paragraphs of a record's text: blocks between blank lines if it has any, else its lines."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    blocks = _BLANK_LINE.split(text) if _BLANK_LINE.search(text) else text.split("\n")
-    return [block for block in blocks if block.strip()]
 
 
 def _optional_text(record: dict[str, Any], key: str, where: str) -> str | None:
@@ -74,7 +66,7 @@ def record_to_document(
         day = parse_date(record.get("date"))
     except ValueError as exc:
         raise LoadError(f"{where}: field 'date' {exc}") from None
-    paragraphs = repair_paragraphs(record_paragraphs(text))
+    paragraphs = repair_paragraphs(split_paragraphs(text))
     return Document.from_paragraphs(
         doc_id.strip(),
         paragraphs,

@@ -41,6 +41,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index import settings
 from index.config import FaissSettings
 
 log = logging.getLogger(__name__)
@@ -462,7 +463,7 @@ def _single_threaded(nq: int) -> None:
     search 4x slower with two threads than with one (measured: 162 ms vs 45 ms). omp_set_num_threads sets
     the calling thread's own value, so server threads do not affect the builder.
     """
-    want = 1 if nq < 4 else int(os.environ.get("SEMSEARCH_THREADS") or os.cpu_count() or 1)
+    want = 1 if nq < 4 else settings.threads()
     if getattr(_threads, "n", None) != want:
         faiss.omp_set_num_threads(want)
         _threads.n = want

@@ -1,15 +1,26 @@
-"""The HTTP API, against a live `semsearch serve` on a copy of the seed index (see conftest.py)."""
+"""The HTTP API, in process (FastAPI's TestClient) on a copy of the seed index.
+
+How `semsearch serve` starts and stops is tested with a live server elsewhere (test_security.py,
+test_failures.py, test_browser.py); what is tested here is the app, so no process is started.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
-from tests.api.conftest import LiveServer, wait_for_job
+from api.security import SecuritySettings
+from api.server import create_app
+from search.engine import Engine
+from tests.api.conftest import copy_index, wait_for_job
 
 ZQSB = "000_ad61b687c275495d.txt"  # 证券时报网
 XINHUA = "003_07e0a4d71f185c6b.txt"
@@ -27,6 +38,33 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
         assert body["error"]["code"] == code, body
     assert body["error"]["message"] and "Traceback" not in response.text
     return body["error"]["message"]
+
+
+@dataclass
+class InProcessServer:
+    """What these tests need of a server: its URL (the TestClient's; port 80) and its index."""
+
+    url: str
+    index: Path
+
+
+URL = "http://localhost:80"  # a port in the URL: the Host and Origin checks compare it
+
+
+@pytest.fixture(scope="module")
+def server(seed_index: Path, engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> InProcessServer:
+    return InProcessServer(URL, copy_index(seed_index, tmp_path_factory.mktemp("server")))
+
+
+@pytest.fixture(scope="module")
+def client(server: InProcessServer, engine: Engine) -> Iterator[TestClient]:
+    own = Engine.open(server.index)
+    own._embedder = engine.embedder  # the session's loaded model (the factory shares it anyway)
+    # Functional tests send bursts of requests from one client; the rate limit is not what they test.
+    app = create_app(engine=own, security=SecuritySettings(rate_limit=0))
+    # from a loopback address, as a local user is: without a key, writes are taken from loopback only
+    with TestClient(app, base_url=URL, client=("127.0.0.1", 50000)) as c:
+        yield c
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -161,7 +199,7 @@ def test_upload_a_text_file(client: httpx.Client) -> None:
     assert done.status_code == 200 and done.json()["state"] == "done"
 
 
-def test_a_foreign_page_cannot_write_and_a_foreign_name_gets_nothing(server: LiveServer,
+def test_a_foreign_page_cannot_write_and_a_foreign_name_gets_nothing(server: InProcessServer,
                                                                       client: httpx.Client) -> None:
     """Issue 17.1: a form post from any page the operator opens, or a DNS-rebound name, is refused."""
     files = {"file": ("csrf.txt", "外站写入的文档。\n".encode(), "text/plain")}
@@ -233,8 +271,7 @@ def test_jobs_run_one_at_a_time_in_order(client: httpx.Client) -> None:
 
     def upload(i: int) -> None:
         doc = {"doc_id": f"queue/{i}", "text": f"队列测试文档{i}：成都超算中心的第{i}次扩容。"}
-        with httpx.Client(base_url=str(client.base_url), timeout=60) as own:
-            responses.append(own.post("/documents", json={"documents": [doc]}))
+        responses.append(client.post("/documents", json={"documents": [doc]}))  # TestClient: thread-safe
 
     threads = [threading.Thread(target=upload, args=(i,)) for i in range(4)]
     for t in threads:
@@ -289,11 +326,9 @@ def test_errors_have_one_shape(client: httpx.Client, method: str, path: str, kwa
     assert_error(client.request(method, path, **kwargs), status, code)
 
 
-def test_ask_answers_with_exact_citations_or_is_501(client: httpx.Client) -> None:
+def test_ask_answers_with_exact_citations(client: httpx.Client) -> None:
     response = client.post("/ask", json={"question": "到2025年长三角研发投入强度的目标是多少"})
-    if not client.get("/health").json()["ask"]:
-        assert "not available" in assert_error(response, 501, "not_implemented")
-        return
+    assert client.get("/health").json()["ask"] is True
     assert response.status_code == 200, response.text
     body = response.json()
     assert {"question", "answer", "answer_span", "confidence", "citations", "passages"} <= set(body)
@@ -373,7 +408,7 @@ def test_every_schema_reference_resolves(client: httpx.Client) -> None:
     assert "DocumentsIn" in refs and refs <= defined, refs - defined
 
 
-def test_the_page_is_served_with_a_strict_policy(server: LiveServer, client: httpx.Client) -> None:
+def test_the_page_is_served_with_a_strict_policy(server: InProcessServer, client: httpx.Client) -> None:
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]

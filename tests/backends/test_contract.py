@@ -19,7 +19,7 @@ QUESTION = "到2025年长三角研发投入强度的目标是多少"
 # The README tour's questions: both back ends must rank the same passages first.
 README_QUERIES = [QUESTION, "长三角研发投入强度", "成都超算中心", "長三角研發投入強度目標", "固态电池"]
 
-pytestmark = pytest.mark.parametrize("kind", BACKENDS)
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("kind", BACKENDS)]
 
 
 def _cites_exactly(engine: Engine, results: list) -> None:

@@ -13,6 +13,8 @@ import pytest
 from api.cli import main
 from tests.backends.test_contract import README_QUERIES
 
+pytestmark = pytest.mark.integration
+
 
 def test_a_folder_index_moves_to_milvus_and_answers_as_before(
     built: Any, milvus_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_embedder: Any

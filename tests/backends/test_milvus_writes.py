@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.backends.conftest import free_port
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
 
 KILLS = 10
 VERSION = re.compile(r"版本(\d+)")

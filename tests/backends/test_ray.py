@@ -20,6 +20,8 @@ import pytest
 
 from tests.conftest import EVAL, ROOT
 
+pytestmark = pytest.mark.integration
+
 DOCS, QUERIES = 30, 15
 
 SCRIPT = """

@@ -24,6 +24,7 @@ from index.analysis import (
     tokenize,
     word_bounds,
 )
+from index.text import CJK_RUN
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,7 +81,7 @@ def test_analyze_offsets_point_at_the_term(text: str) -> None:
     assert sorted(t.term for t in tokens) == sorted(terms)
     for t in tokens:
         assert 0 <= t.start < t.end <= len(text)
-        if analysis._CJK_RUN.fullmatch(display_term(t.term)):
+        if CJK_RUN.fullmatch(display_term(t.term)):
             assert norm[t.start : t.end] == display_term(t.term)
         elif analysis._JOINER.search(norm[t.start : t.end]):  # an identifier: its text, less the space
             assert norm[t.start : t.end].replace(" ", "") == t.term
@@ -142,8 +143,7 @@ def test_english_is_lowercased_and_stemmed() -> None:
     assert words("Policies") == words("policy")
 
 
-def test_light_stemmer_when_pystemmer_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(analysis, "_pystemmer", None)
+def test_stems_of_inflected_words_meet() -> None:
     assert words("Indexing") == words("indexed") == words("INDEXES") == ["index"]
     assert words("Policies") == words("policy")
     assert words("running") == words("runs") == ["run"]
@@ -239,7 +239,7 @@ def test_tokenize_is_thread_safe() -> None:
 
 def test_jieba_is_loaded_lazily_and_quietly() -> None:
     code = (
-        "import sys; from index import analysis; assert analysis._jieba is None; "
+        "import sys; from index import analysis, text; assert text._jieba is None; "
         "print(analysis.tokenize('长三角研发投入')[:1])"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

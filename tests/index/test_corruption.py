@@ -101,3 +101,32 @@ def test_writes_through_the_api_repair_what_they_can_and_never_publish_a_loss(tm
     # the files are there to rebuild from; the API's document is gone with the generations that held it
     assert IndexBuilder(index).index_paths([corpus]).repaired
     assert Engine.open(index).info()["documents"] == 2
+
+
+def test_a_first_build_publishing_is_not_taken_for_damage(tmp_path: Path) -> None:
+    """The first build renames its generation into place before it writes CURRENT: a reader in between
+    (a watcher's poll, a server started on the folder) sees no index yet, not a damaged one; once no
+    writer is left, a generation without CURRENT is damage again."""
+    import threading
+
+    from index.generations import IndexDamaged, IndexDir, WriteLock
+
+    index = IndexDir(tmp_path / "index")
+    (index.generations / "000001").mkdir(parents=True)
+    held, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with WriteLock(index.root):
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert held.wait(10)
+        assert index.current() is None
+    finally:
+        release.set()
+        thread.join()
+    with pytest.raises(IndexDamaged, match="CURRENT"):
+        index.current()

@@ -71,6 +71,7 @@ def test_repair_keeps_every_character_of_any_unicode(paragraphs: list[str]) -> N
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_unicode, max_size=10))
+@example(["!0", "0…", "a㐀"])  # a continuation moved back over a finished paragraph (issue 16)
 def test_repair_is_idempotent(paragraphs: list[str]) -> None:
     once = repair_paragraphs(paragraphs)
     assert repair_paragraphs(once) == once

@@ -1,0 +1,114 @@
+"""The rules of Chinese (and mixed) text, in one place: what a CJK character is, what ends a sentence, how
+text splits into paragraphs, and the one jieba dictionary of the process.
+
+Repair, loaders, chunking, analysis, answers, generation and evaluation all use these; a rule changed
+here changes for all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+# --- CJK characters -------------------------------------------------------------------------------------
+# CJK unified ideographs: extension A, the basic block, compatibility ideographs, extensions B-F and the
+# compatibility supplement (U+20000-U+2FA1F), extensions G-H (U+30000-U+323AF).
+CJK_RANGES = (
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0x20000, 0x2FA1F),
+    (0x30000, 0x323AF),
+)
+# Kana and hangul: not ideographs, but like them written without spaces between words.
+_KANA_HANGUL = ((0x3040, 0x30FF), (0xAC00, 0xD7AF))
+
+CJK_CHARS = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in CJK_RANGES)  # the body of a regex class
+CJK_RUN = re.compile(f"[{CJK_CHARS}]+")
+
+
+def is_cjk(char: str) -> bool:
+    """A CJK ideograph (any block, extensions included)."""
+    code = ord(char)
+    return any(lo <= code <= hi for lo, hi in CJK_RANGES)
+
+
+def is_spaceless(char: str) -> bool:
+    """An ideograph, kana or hangul syllable: text written without spaces between words."""
+    code = ord(char)
+    return is_cjk(char) or any(lo <= code <= hi for lo, hi in _KANA_HANGUL)
+
+
+def count_cjk(text: str) -> int:
+    return sum(1 for c in text if is_cjk(c))
+
+
+def has_cjk(text: str) -> bool:
+    return CJK_RUN.search(text) is not None
+
+
+# --- sentences ----------------------------------------------------------------------------------------
+# End a sentence wherever they stand (Chinese text puts no space after them, and often uses the ASCII
+# forms of ! ? ; between CJK characters).
+SENTENCE_FINAL = "。！？；…．!?;"
+# Closing quotes and brackets stay with the sentence they close.
+CLOSERS = "”’」』）)》〉】］]\"'"
+# A sentence ends at a run of sentence-final punctuation (closers included), at a period followed by
+# white space or the end (so 3.5 and U.S.A stay whole; abbreviations are the caller's to judge), or at a
+# line break (headings and list items stand on their own lines).
+SENTENCE_END = re.compile(
+    rf"\n+|[{re.escape(SENTENCE_FINAL)}]+[{re.escape(CLOSERS)}]*|\.+[{re.escape(CLOSERS)}]*(?=\s|$)"
+)
+
+# --- paragraphs -----------------------------------------------------------------------------------------
+# A blank line (white space allowed on it, full-width and no-break spaces included) separates paragraphs.
+BLANK_LINE = re.compile(r"\n[ \t\u3000\u00a0]*\n")
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Paragraphs of plain text: blocks between blank lines, or lines if there is no blank line.
+
+    Text without blank lines usually has one paragraph per line; wrapped lines of one paragraph are
+    joined again by the repair, which sees that a line stops mid-sentence. Blank blocks are dropped.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+    blocks = BLANK_LINE.split(text) if BLANK_LINE.search(text) else text.split("\n")
+    return [block for block in blocks if block.strip()]
+
+
+# --- jieba ----------------------------------------------------------------------------------------------
+_lock = threading.Lock()
+_jieba: Any = None
+
+
+def jieba_cache_file() -> Path:
+    """jieba's prefix dictionary, cached (marshal) in semsearch's cache folder: ~0.3 s to load, not ~1 s."""
+    from index import settings
+
+    return settings.cache_dir() / "jieba" / "jieba.cache"
+
+
+def jieba_tokenizer() -> Any:
+    """The process's one jieba tokenizer with its dictionary loaded (lazily, once, thread-safe)."""
+    global _jieba
+    if _jieba is None:
+        with _lock:
+            if _jieba is None:
+                import jieba
+
+                # jieba logs the dictionary loading at DEBUG to a stderr handler of its own.
+                jieba.setLogLevel(logging.WARNING)
+                tokenizer = jieba.Tokenizer()
+                cache = jieba_cache_file()
+                try:
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    tokenizer.tmp_dir = str(cache.parent)
+                    tokenizer.cache_file = cache.name
+                except OSError:  # a read-only home: jieba's own cache in the temporary folder
+                    pass
+                tokenizer.initialize()
+                _jieba = tokenizer
+    return _jieba

@@ -1,0 +1,43 @@
+"""The search layer's errors and the checks of a query, shared by the engine, answers and generation.
+
+Outside the facade (`search.engine`) so that the modules it delegates to can raise them without
+importing it back.
+"""
+
+from __future__ import annotations
+
+from index.errors import SemsearchError
+from index.generations import IndexFolderError
+
+MAX_QUERY_CHARS = 1000
+
+
+class QueryError(SemsearchError, ValueError):
+    """The request itself is wrong (empty query, bad k, unknown mode …); the message says which part."""
+
+    code, status = "bad_request", 400
+
+
+class NotFound(SemsearchError, LookupError):
+    """An unknown passage or document id."""
+
+    code, status = "not_found", 404
+
+
+class ModelMismatch(IndexFolderError):
+    """The index was built with another model than the one configured for searching it."""
+
+
+def check_query(query: str) -> str:
+    """The query without surrounding space; a `QueryError` when it is empty or too long."""
+    if not isinstance(query, str) or not query.strip():
+        raise QueryError("the query is empty; type some words to search for")
+    query = query.strip()
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
+    return query
+
+
+def check_k(k: int) -> None:
+    if not isinstance(k, int) or not 1 <= k <= 100:
+        raise QueryError(f"k must be a whole number from 1 to 100, not {k!r}")

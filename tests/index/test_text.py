@@ -1,0 +1,64 @@
+"""The rules of Chinese text (index/text.py), and that every part of the pipeline follows the same ones."""
+
+from __future__ import annotations
+
+import jieba
+import pytest
+
+from index import analysis, text
+from index.chunker import SENTENCE_END
+from index.loaders import load_documents
+from index.repair import completes_word
+from search import answer, evaluate
+from search.generate import question_language
+
+# One character of each block: extension A, basic, compatibility, extension B, extension G.
+EVERY_BLOCK = "㐀中豈𠀀𰀀"
+
+
+@pytest.mark.parametrize("char", list(EVERY_BLOCK))
+def test_every_ideograph_block_is_cjk_everywhere(char: str) -> None:
+    """Issue 16: five copies disagreed on the extension blocks (answers, generation and evaluation
+    missed extension B and later; repair missed G and H)."""
+    assert text.is_cjk(char) and text.is_spaceless(char) and text.has_cjk(f"ab{char}")
+    assert text.CJK_RUN.fullmatch(char * 2)
+    assert evaluate._cmrc_tokens(char * 2) == [char, char], "CJK characters count one by one"
+    assert question_language(char * 6 + " ok") == "zh"
+
+
+def test_names_in_rare_characters_are_language_zh_and_sentences() -> None:
+    question = "𠀾𡈼𡋗𡑭𢂘 is who"  # a name in extension-B characters, asked in mixed text
+    assert question_language(question) == "zh"
+    assert text.count_cjk(question) == 5
+    assert not text.is_cjk("a") and not text.is_cjk("。") and text.is_spaceless("か")
+
+
+def test_chunker_and_answers_end_sentences_at_the_same_places() -> None:
+    """Issue 16: the chunker split at "!" between CJK characters, the answers did not."""
+    sample = "长三角研发投入强度超过3%!上海居首；“目标明确。”Dr. Li said so. It grew 3.5 times.\n标题"
+    chunker_ends = [m.end() for m in SENTENCE_END.finditer(sample)]
+    answer_ends = [end for _, end in answer.split_sentences(sample)]
+    assert chunker_ends[:3] == answer_ends[:3]
+    pieces = [sample[s:e] for s, e in answer.split_sentences(sample)]
+    assert pieces == ["长三角研发投入强度超过3%!", "上海居首；", "“目标明确。”", "Dr. Li said so.",
+                      "It grew 3.5 times.", "标题"]
+
+
+def test_paragraphs_split_alike_in_text_files_and_jsonl_records(tmp_path) -> None:
+    body = "第一段第一句。\n  \n第二段。\r\n\u3000\r\n第三段。"
+    assert text.split_paragraphs(body) == ["第一段第一句。", "第二段。", "第三段。"]
+    assert text.split_paragraphs("一行。\n二行。\n\n") == ["一行。", "二行。"]
+    record = tmp_path / "a.jsonl"
+    record.write_text('{"doc_id": "a", "text": "第一段。\\n \\n第二段。"}\n', encoding="utf-8")
+    docs = [doc for _, doc in load_documents([record])]
+    assert [docs[0].text[s:e] for s, e in docs[0].paragraphs] == ["第一段。", "第二段。"]
+
+
+def test_one_jieba_dictionary_is_loaded() -> None:
+    """Issue 16: analysis, repair and answers each loaded their own dictionary (about a second each)."""
+    assert analysis._segmenter() is text.jieba_tokenizer()
+    assert completes_word("加快技术研", "发、推广")
+    assert [w for w, _, _ in answer._pos_cut("上海研发投入")]
+    assert answer._posseg.tokenizer is text.jieba_tokenizer()
+    assert not jieba.dt.initialized, "jieba's global dictionary is never loaded besides ours"
+    assert text.jieba_cache_file().exists()
