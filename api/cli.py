@@ -251,13 +251,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     for path in args.paths:
         if not path.exists():
             return fail(f"{path} does not exist")
-    settings = None
+    ray = args.ray or settings.value("SEMSEARCH_RAY_ADDRESS")
+    chosen = None
     if args.model:
-        settings = IndexSettings.from_env()
-        settings.embedder.model = args.model
+        chosen = IndexSettings.from_env()
+        chosen.embedder.model = args.model
     builder = _location(args).builder(
-        settings, progress=not args.quiet and sys.stderr.isatty(), rebuild=args.rebuild,
-        ray=args.ray or settings.value("SEMSEARCH_RAY_ADDRESS"),
+        chosen, progress=not args.quiet and sys.stderr.isatty(), rebuild=args.rebuild, ray=ray
     )
     summary = builder.index_paths(args.paths, strict=args.strict)
     if args.json:
