@@ -291,7 +291,7 @@ def recalls(rows: list[dict], fuse: Fusion, grams: dict[int, set[str]]) -> tuple
 
 BASE = "convex 0.5 × √coverage, word share 0.5"
 BEFORE = f"{BASE} (semsearch before)"
-DEFAULT = f"semsearch: {BASE}, bigram share 0.5, phrase run 1.0, separation 0.05 (search/hybrid.py)"
+DEFAULT = f"semsearch: {BASE}, phrase run 1.0, separation 0.1 (search/hybrid.py)"
 # The bigram-share and phrase-run weights and the separation compared, and chosen with one family held
 # out at a time.
 GRID = {
