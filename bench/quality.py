@@ -24,7 +24,10 @@ from index.config import IndexSettings  # noqa: E402
 from search.evaluate import evaluate  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
-RETRIEVAL_SETS = ["cmrc2018-dev", "xquad/zh", "xquad/en", "xquad/en2zh", "xquad/zh2en", "sts/PAWSX"]
+RETRIEVAL_SETS = [
+    "cmrc2018-dev", "drcd-dev", "xquad/zh", "xquad/en", "xquad/en2zh", "xquad/zh2en", "sts/PAWSX",
+    "news/antiterror-train",
+]
 PAIR_SETS = ["sts/PAWSX", "sts/STS-B"]
 MODES = ["keyword", "dense", "hybrid"]
 ANSWER_SETS = ["cmrc2018-dev", "xquad/zh", "xquad/en"]  # sets with extractive gold answers

@@ -270,8 +270,8 @@ def breakdown(folder: Path, queries: list[str], backend: str) -> dict[str, float
         t3 = time.perf_counter()
         dense, keyword = dense_hits(scores[0], ids[0]), keyword_hits(*kw)
         if snap.keywords is not None:  # word shares of every candidate, then the fusion itself
-            coverage, shares = engine._word_shares(snap, q, dense, keyword)  # noqa: SLF001
-            fuse(dense, keyword, coverage=coverage, word_shares=shares)
+            coverage, lexical = engine._word_shares(snap, q, dense, keyword)  # noqa: SLF001
+            fuse(dense, keyword, coverage=coverage, lexical=lexical)
         t4 = time.perf_counter()
         results = engine._results(snap, dense[:30] + keyword[:10])  # noqa: SLF001 - the engine's own step
         t5 = time.perf_counter()

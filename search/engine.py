@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import numpy as np
 
 from index import settings
-from index.analysis import query_terms, query_words, term_spans
+from index.analysis import analyze, is_gram, query_terms, query_words, term_spans
 from index.backends import IndexLocation, as_location
 from index.config import IndexSettings
 from index.documents import Document
@@ -43,7 +43,16 @@ from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import Filters, PassageRow
 from search.dedupe import NearDuplicateFolder
 from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_query
-from search.hybrid import Hit, dense_hits, fuse, keyword_hits, keyword_weight, word_shares
+from search.hybrid import (
+    Hit,
+    Lexical,
+    dense_hits,
+    fuse,
+    keyword_hits,
+    keyword_weight,
+    phrase_runs,
+    term_shares,
+)
 from search.models import AskResponse, SearchResponse, SearchResult
 
 if TYPE_CHECKING:  # the builder (and the loaders it imports) only when the index is written, not per query
@@ -293,8 +302,8 @@ class Engine:
             return dense
         assert snap.keywords is not None
         keyword = keyword_hits(*snap.keywords.search(query, n, allowed))
-        coverage, shares = self._word_shares(snap, query, dense, keyword)
-        fused = fuse(dense, keyword, coverage=coverage, word_shares=shares)
+        coverage, lexical = self._word_shares(snap, query, dense, keyword)
+        fused = fuse(dense, keyword, coverage=coverage, lexical=lexical)
         # Keyword-only candidates get their cosine too, so every hybrid result shows both parts (reading
         # ~100 stored vectors takes ~0.2 ms).
         missing = [h for h in fused if h.dense_score is None]
@@ -306,20 +315,39 @@ class Engine:
 
     def _word_shares(
         self, snap: Snapshot, query: str, dense: list[Hit], keyword: list[Hit]
-    ) -> tuple[float, dict[int, float]]:
-        """The keyword list's coverage of the query (`keyword_weight`) and every candidate's idf-weighted
-        share of the query's words (`word_shares`), both read from the keyword index's postings."""
+    ) -> tuple[float, Lexical]:
+        """The keyword list's coverage of the query (`keyword_weight`) and every candidate's lexical
+        evidence (`Lexical`: its idf-weighted shares of the query's words and bigrams, `term_shares`,
+        and its longest run of the query's bigrams, `phrase_runs`), all read from the keyword index's
+        postings for the ~200 candidates: nothing is analysed again, no other passage is read."""
         assert snap.keywords is not None
         # An index analysed before identifiers were terms holds only their pieces: count those.
         words = list(query_words(query, whole_identifiers=not snap.keywords.outdated))
-        if not words:
-            return 0.0, {}
+        grams = [t for t in analyze(query) if is_gram(t.term)]  # positions, in reading order
+        gram_terms = list(dict.fromkeys(t.term for t in grams))
         ids = list(dict.fromkeys(h.passage_id for h in keyword + dense))
-        matched = dict(zip(ids, snap.keywords.matched_terms(words, ids), strict=True))
-        top = [matched[h.passage_id] for h in keyword[:KEYWORD_COVERAGE_HITS]]
-        idf = dict(zip(words, snap.keywords.idf(words).tolist(), strict=True))
-        shares = word_shares(idf, list(matched.values()))
-        return keyword_weight(words, top), dict(zip(matched, shares, strict=True))
+        terms = words + gram_terms
+        if not terms or not ids:
+            return 0.0, Lexical({}, {}, {})
+        present = snap.keywords.contains(terms, ids)
+        idf = snap.keywords.idf(terms)
+        in_words, in_grams = present[:, : len(words)], present[:, len(words) :]
+        column = {t: j for j, t in enumerate(gram_terms)}
+        follows = np.asarray([i > 0 and t.start == grams[i - 1].start + 1 for i, t in enumerate(grams)])
+        runs = phrase_runs(in_grams[:, [column[t.term] for t in grams]], follows)
+        # The keyword list comes first in `ids`: its best hits are the first rows.
+        best = in_words[: min(len(keyword), KEYWORD_COVERAGE_HITS)]
+        top = [{words[j] for j in np.flatnonzero(r)} for r in best]
+
+        def by_id(values: np.ndarray) -> dict[int, float]:
+            return dict(zip(ids, values.tolist(), strict=True))
+
+        lexical = Lexical(
+            word=by_id(term_shares(idf[: len(words)], in_words)) if words else {},
+            grams=by_id(term_shares(idf[len(words) :], in_grams)) if grams else {},
+            phrase=by_id(runs) if grams else {},
+        )
+        return keyword_weight(words, top), lexical
 
     def _highlight(self, snap: Snapshot, query: str, results: list[SearchResult]) -> None:
         terms = query_terms(query)

@@ -1,21 +1,31 @@
 """Dense, keyword and hybrid candidate lists.
 
 Hybrid is a convex combination of the two lists' scores, each min-max normalised over its own top
-candidates, plus how many of the query's words each candidate contains:
+candidates, plus what the keyword index says about each candidate beyond its BM25 score:
 
-    score = ((1 - a) · dense + a · keyword + WORD_WEIGHT · words) / (1 + WORD_WEIGHT)
+    score = ((1 - a) · dense + a · keyword + WORD_WEIGHT · words + m · (GRAM_WEIGHT · grams
+             + PHRASE_WEIGHT · phrase)) / (1 + WORD_WEIGHT + m · (GRAM_WEIGHT + PHRASE_WEIGHT))
 
 where a = KEYWORD_SHARE · √coverage, coverage is how much of the query's words the best keyword hits
-contain (`keyword_weight`), and `words` is the candidate's own share of the query's words, each word
-weighted by its idf (`word_shares`). Normalising puts cosine (crowded into 0.75–0.95 for e5) and BM25
-(unbounded) on one 0–1 scale per query; a candidate missing from one list gets that list's minimum. The
-word share is the classic coordination signal: BM25 sums a score per word, so a passage holding one or
-two of the question's words many times, or its rarest ones, can outscore one that holds all of them;
-the dense score does not count words. Measured against reciprocal-rank fusion and against the fusion
-without the word share on every development set (`python bench/fusion.py`, table in docs/fusion.md):
-scores keep how far apart candidates are, which ranks throw away, and the coverage keeps an off-topic
-keyword list (a cross-lingual query) from pushing good dense results down. Each hit keeps both scores,
-both ranks and its word share, so a user can see why it ranked.
+contain (`keyword_weight`), `words` and `grams` are the candidate's own shares of the query's words and
+of its character bigrams, each weighted by its idf (`term_shares`), and `phrase` is the longest run of
+the query's bigrams the candidate holds one after the other (`phrase_runs`), both weighted by
+m = SEPARATION / (SEPARATION + s), s the cosine of the dense top hit less that of its tenth
+(`dense_separation`): the less the dense model can tell this query's candidates apart, the more their
+surface decides. Normalising puts cosine
+(crowded into 0.75–0.95 for e5) and BM25 (unbounded) on one 0–1 scale per query; a candidate missing
+from one list gets that list's minimum. The shares are the classic coordination signal: BM25 sums a
+score per term, so a passage holding one or two of the question's words many times, or its rarest ones,
+can outscore one that holds all of them; the dense score does not count words. The phrase run is the
+order BM25 and the shares ignore: a Chinese question copies a stretch of its passage (对于美国遭遇的新一轮
+内乱危机), and on a news archive with many articles on one topic, that stretch is what tells the
+article from its neighbours, which share its words and which the dense model cannot tell apart.
+Measured against reciprocal-rank fusion, document-level keyword scores and other weights on every
+development set (`python bench/fusion.py`, table in docs/fusion.md): scores keep how far apart
+candidates are, which ranks throw away, and the coverage keeps an off-topic keyword list (a
+cross-lingual query) from pushing good dense results down; a query without CJK text has no bigrams, so
+English and cross-lingual queries fuse as before. Each hit keeps both scores, both ranks and its
+lexical evidence, so a user can see why it ranked.
 """
 
 from __future__ import annotations
@@ -25,11 +35,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The keyword list's share at full coverage, and the weight of a candidate's word share: chosen on the
-# development sets among keyword shares 0.4-0.6 × √coverage and word weights 0.3-0.7 (bench/fusion.py,
-# docs/fusion.md). At 0.5 and 0.5 no set fell under its better single mode, nor did most neighbours.
+# The keyword list's share at full coverage and the weight of a candidate's word share: chosen on the
+# development sets among keyword shares 0.4-0.6 × √coverage and word weights 0.3-0.7. The phrase run and
+# the separation: among phrase weights 0.5-2 and separations 0.02-0.1 (or none), the only setting under
+# which no set fell under its better single mode at rank 1 or 5, and the one chosen on the other families
+# with the news family held out (bench/fusion.py, docs/fusion.md). The bigram share is computed and shown
+# but weighs nothing: at 0.5-1 it gained news a point at rank 1 and cost PAWS-X up to 0.8 at rank 5.
 KEYWORD_SHARE = 0.5
 WORD_WEIGHT = 0.5
+GRAM_WEIGHT = 0.0
+PHRASE_WEIGHT = 1.0
+# The phrase run (and bigram share) count fully when the dense list cannot tell its candidates apart and
+# less the more it can: times SEPARATION / (SEPARATION + the cosine of the dense top hit minus that of its
+# SEPARATION_DEPTH-th). On news the dense top 10 lie within ~0.02 of each other (one topic, many
+# articles); on Wikipedia and paraphrase sets within 0.04-0.1, where the dense order is worth keeping.
+SEPARATION = 0.1
+SEPARATION_DEPTH = 10
 
 
 @dataclass(slots=True)
@@ -43,6 +64,8 @@ class Hit:
     keyword_score: float | None = None
     keyword_rank: int | None = None
     word_share: float | None = None  # idf-weighted share of the query's words in the passage (hybrid)
+    gram_share: float | None = None  # idf-weighted share of the query's character bigrams (hybrid)
+    phrase: float | None = None  # longest run of the query's bigrams it holds in order (hybrid, 0-1)
 
 
 def dense_hits(scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
@@ -76,16 +99,50 @@ def keyword_weight(query_words: Sequence[str], top_hits_words: Sequence[set[str]
     return max(len(words & hit) for hit in top_hits_words) / len(words)
 
 
-def word_shares(idf: Mapping[str, float], matched: Sequence[set[str]]) -> list[float]:
-    """For each candidate, the share of the query's words it contains, each word weighted by its idf
-    (`idf` maps every distinct word of the query to its weight). Weighting keeps a passage that holds
-    the question's rare words ahead of one that holds its common ones; a word no passage holds still
-    counts in the whole, so a query the corpus does not share (another language) gives every candidate
-    a small share."""
-    total = sum(idf.values())
-    if total <= 0.0:
-        return [0.0] * len(matched)
-    return [sum(idf.get(w, 0.0) for w in found) / total for found in matched]
+def term_shares(idf: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """For each candidate (a row of `present`, candidates × the query's distinct terms), the share of the
+    query's terms it contains, each term weighted by its idf. Weighting keeps a passage that holds the
+    question's rare words ahead of one that holds its common ones; a term no passage holds still counts
+    in the whole, so a query the corpus does not share (another language) gives every candidate a small
+    share."""
+    total = float(np.sum(idf))
+    if total <= 0.0 or present.shape[0] == 0:
+        return np.zeros(present.shape[0], dtype=np.float64)
+    return (present @ np.asarray(idf, dtype=np.float64)) / total
+
+
+def phrase_runs(present: np.ndarray, follows: np.ndarray) -> np.ndarray:
+    """For each candidate, the longest run of the query's character bigrams that it contains one after
+    the other, as a share of the query's bigrams (0-1).
+
+    `present` is candidates × the query's bigram positions in reading order (a bigram repeated in the
+    query has a column per position); `follows[j]` says position j continues position j-1 in the same
+    run of CJK text (False at the start of each run, after punctuation). A candidate holding 不断爆发冲突
+    as the question words it, rather than its characters spread over the text, holds a long run. Read
+    from the keyword index's bigram postings: the words a Chinese question copies from its passage are
+    what tells one article on a topic from the next, and neither BM25 (a sum over terms) nor the word
+    share (a set of words) sees their order.
+    """
+    n, positions = present.shape
+    best = np.zeros(n, dtype=np.int64)
+    if positions == 0:
+        return best.astype(np.float64)
+    run = np.zeros(n, dtype=np.int64)
+    for j in range(positions):
+        run = np.where(present[:, j], run + 1 if follows[j] else 1, 0)
+        np.maximum(best, run, out=best)
+    return best / positions
+
+
+@dataclass(slots=True)
+class Lexical:
+    """What the keyword index says about a query's candidates beyond their BM25 score, by passage id:
+    the share of the query's words (`word`) and bigrams (`grams`) each holds, and its longest run of the
+    query's bigrams (`phrase`). Any of them may be empty (a query without words or without CJK)."""
+
+    word: Mapping[int, float]
+    grams: Mapping[int, float]
+    phrase: Mapping[int, float]
 
 
 def fuse(
@@ -93,14 +150,16 @@ def fuse(
     keyword: list[Hit],
     *,
     coverage: float = 1.0,
-    word_shares: Mapping[int, float] | None = None,
+    lexical: Lexical | None = None,
 ) -> list[Hit]:
-    """Convex combination of the two candidate lists plus each candidate's word share, best first (ties
-    broken by the dense score).
+    """Convex combination of the two candidate lists plus each candidate's lexical evidence, best first
+    (ties broken by the dense score).
 
     `coverage` (0-1, from `keyword_weight`) sets the keyword list's share: KEYWORD_SHARE · √coverage.
-    `word_shares` maps a candidate's passage id to its share of the query's words (0-1, `word_shares`);
-    without it the word share plays no part.
+    `lexical` gives each candidate's word share (WORD_WEIGHT), bigram share (GRAM_WEIGHT) and phrase run
+    (PHRASE_WEIGHT), a candidate it does not name having none; the last two count less the better the
+    dense list separates its candidates (`dense_separation`, SEPARATION). Without `lexical` the lists'
+    scores alone decide.
     """
     share = KEYWORD_SHARE * max(0.0, min(1.0, coverage)) ** 0.5
     dense_norm = _min_max([h.dense_score for h in dense])
@@ -112,11 +171,27 @@ def fuse(
         hit = fused.setdefault(h.passage_id, Hit(h.passage_id, 0.0))
         hit.score += share * norm
         hit.keyword_score, hit.keyword_rank = h.keyword_score, h.keyword_rank
-    if word_shares is not None:
+    if lexical is not None:
+        order = SEPARATION / (SEPARATION + dense_separation(dense))
+        gram_weight, phrase_weight = order * GRAM_WEIGHT, order * PHRASE_WEIGHT
+        whole = 1.0 + WORD_WEIGHT + gram_weight + phrase_weight
         for hit in fused.values():
-            hit.word_share = word_shares.get(hit.passage_id, 0.0)
-            hit.score = (hit.score + WORD_WEIGHT * hit.word_share) / (1.0 + WORD_WEIGHT)
+            pid = hit.passage_id
+            hit.word_share = lexical.word.get(pid, 0.0)
+            hit.gram_share = lexical.grams.get(pid, 0.0)
+            hit.phrase = lexical.phrase.get(pid, 0.0)
+            evidence = gram_weight * hit.gram_share + phrase_weight * hit.phrase
+            hit.score = (hit.score + WORD_WEIGHT * hit.word_share + evidence) / whole
     return sorted(fused.values(), key=lambda h: (-h.score, -(h.dense_score or -1.0)))
+
+
+def dense_separation(dense: Sequence[Hit]) -> float:
+    """How far the dense list's top hit stands above its SEPARATION_DEPTH-th (or last), in cosine: how
+    well the dense model tells this query's candidates apart (0 for a list of one or none)."""
+    if not dense:
+        return 0.0
+    top, last = dense[0].dense_score, dense[min(SEPARATION_DEPTH, len(dense)) - 1].dense_score
+    return max(0.0, (top or 0.0) - (last or 0.0))
 
 
 def _min_max(scores: Sequence[float | None]) -> list[float]:

@@ -88,6 +88,11 @@ class KeywordStore(Protocol):
         an unknown id contains none. Read from the index, so no passage is analysed again at query time."""
         ...
 
+    def contains(self, terms: Sequence[str], passage_ids: Sequence[int]) -> np.ndarray:
+        """(passages, terms) bool array: whether each passage holds each term (`matched_terms` as a
+        matrix, for scoring many candidates at once)."""
+        ...
+
     def idf(self, terms: Sequence[str]) -> np.ndarray:
         """How informative each analysed term is here: its inverse document frequency, as the ranking
         weighs it (float64, one per term). A term no passage holds gets the largest value; an empty

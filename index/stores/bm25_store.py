@@ -250,22 +250,28 @@ class BM25Store:
         return scores[rows].astype(np.float32), self._ids[rows]
 
     def matched_terms(self, terms: Sequence[str], passage_ids: Sequence[int]) -> list[set[str]]:
-        """For each passage id, which of `terms` it contains: a binary search of the passage's row in
-        each term's posting list (rows ascend within a column), instead of analysing its text again."""
+        """For each passage id, which of `terms` it contains (read from `contains`)."""
+        unique = list(dict.fromkeys(terms))
+        present = self.contains(unique, passage_ids)
+        return [{unique[j] for j in np.flatnonzero(row)} for row in present]
+
+    def contains(self, terms: Sequence[str], passage_ids: Sequence[int]) -> np.ndarray:
+        """(passages, terms) bool: whether each passage holds each term. A binary search of the passages'
+        rows in each term's posting list (rows ascend within a column), instead of analysing their text
+        again; an unknown id holds no term."""
         rows = self._rows_of(np.asarray(passage_ids, dtype=np.int64).reshape(-1))
-        found: list[set[str]] = [set() for _ in rows]
+        present = np.zeros((len(rows), len(terms)), dtype=bool)
         if not len(rows) or not (rows >= 0).any():
-            return found
+            return present
         indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
-        for term in dict.fromkeys(terms):
+        for j, term in enumerate(terms):
             col = self._vocab.find(term)
             if col < 0 or indptr[col] == indptr[col + 1]:
                 continue
             postings = indices[indptr[col] : indptr[col + 1]]
             at = np.minimum(np.searchsorted(postings, rows), len(postings) - 1)
-            for i in np.flatnonzero((postings[at] == rows) & (rows >= 0)):
-                found[i].add(term)
-        return found
+            present[:, j] = (postings[at] == rows) & (rows >= 0)
+        return present
 
     def idf(self, terms: Sequence[str]) -> np.ndarray:
         """Lucene's idf of each term from its posting list's length (the ranking's own weight)."""

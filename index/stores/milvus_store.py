@@ -5,7 +5,8 @@ Three collections per index (`NAME` is the configured collection):
 - `NAME`: one row per passage — its vector (HNSW, inner product on unit vectors, i.e. cosine), its text,
   offsets and word bounds, its document's filterable metadata (doc_id, source, categories, date), the
   normalised text that Milvus' BM25 function (jieba analyzer) turns into the sparse keyword vector, and its
-  distinct analysed words (`index.analysis.tokenize`, whitespace-analysed, for word shares and idf).
+  distinct analysed terms (`index.analysis.tokenize`: words and bigrams, whitespace-analysed), for the
+  hybrid ranking's word and bigram shares, phrase runs and idf.
 - `NAME__docs`: one row per document (more for a long text, split into parts): metadata and text.
 - `NAME__state`: one row, the published state — the generation number readers see, the rows a write
   has replaced but not yet removed, the next passage id, and the manifest.
@@ -407,17 +408,25 @@ class MilvusKeywords:
         pairs.sort(key=lambda p: -p[0])
         return (np.asarray([p[0] for p in pairs], np.float32), np.asarray([p[1] for p in pairs], np.int64))
 
-    def matched_terms(self, terms: Sequence[str], passage_ids: Sequence[int]) -> list[set[str]]:
+    def _words(self, passage_ids: Sequence[int]) -> list[set[str]]:
         wanted = [int(i) for i in passage_ids]
         rows = query_in(self.view.client, self.view.name, "passage_id", wanted, self.view.passage_expr,
                         ["passage_id", "words"])
         words = {r["passage_id"]: set(r["words"].split()) for r in rows}
-        asked = set(terms)
-        return [words.get(pid, set()) & asked for pid in wanted]
+        return [words.get(pid, set()) for pid in wanted]
+
+    def matched_terms(self, terms: Sequence[str], passage_ids: Sequence[int]) -> list[set[str]]:
+        asked = {stored_term(t): t for t in terms}
+        return [{asked[w] for w in held if w in asked} for held in self._words(passage_ids)]
+
+    def contains(self, terms: Sequence[str], passage_ids: Sequence[int]) -> np.ndarray:
+        stored = [stored_term(t) for t in terms]
+        held = self._words(passage_ids)
+        return np.asarray([[w in h for w in stored] for h in held], dtype=bool).reshape(len(held), len(terms))
 
     def idf(self, terms: Sequence[str]) -> np.ndarray:
         df = np.zeros(len(terms), dtype=np.float64)
-        for i, term in enumerate(terms):
+        for i, term in enumerate(stored_term(t) for t in terms):
             if term and not any(c.isspace() for c in term):
                 expr = f"{self.view.passage_expr} and text_match(words, {quote(term)})"
                 df[i] = count(self.view.client, self.view.name, expr)
@@ -433,11 +442,19 @@ class MilvusKeywords:
         return self.view.passage_count
 
 
+def stored_term(term: str) -> str:
+    """An analysed term as the `words` field holds it: a bigram's control-character prefix
+    (`index.analysis.GRAM_PREFIX`) as `g:` (no word or number of the analysis holds a colon)."""
+    from index.analysis import GRAM_PREFIX
+
+    return "g:" + term[len(GRAM_PREFIX):] if term.startswith(GRAM_PREFIX) else term
+
+
 def passage_row(pid: int, doc: Any, chunk: Any, vector: np.ndarray, born: int) -> dict[str, Any]:
     """The passage collection's row of one chunk of `doc`."""
-    from index.analysis import is_gram, normalize, tokenize, word_bounds
+    from index.analysis import normalize, tokenize, word_bounds
 
-    words = " ".join(dict.fromkeys(t for t in tokenize(chunk.text) if not is_gram(t)))
+    words = " ".join(dict.fromkeys(stored_term(t) for t in tokenize(chunk.text)))
     return {
         "passage_id": pid, "doc_id": doc.doc_id, "ordinal": chunk.ordinal, "paragraph": chunk.paragraph,
         "start": chunk.start, "stop": chunk.end, "text": chunk.text, "hash": chunk.content_hash(),
