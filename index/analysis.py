@@ -213,6 +213,18 @@ def query_tokens(query: str) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=4096)
+def query_grams(query: str) -> tuple[Token, ...]:
+    """The CJK bigrams of a query with their offsets, in reading order (the bigram tokens of `analyze`,
+    without segmenting the words: the hybrid phrase run needs only where each bigram stands)."""
+    norm = normalize(query)
+    return tuple(
+        Token(GRAM_PREFIX + g, run.start() + i, run.start() + i + len(g))
+        for run in CJK_RUN.finditer(norm)
+        for i, g in _grams(run.group())
+    )
+
+
+@functools.lru_cache(maxsize=4096)
 def query_words(query: str, *, whole_identifiers: bool = True) -> tuple[str, ...]:
     """The distinct words of a query (its terms but the bigrams), for counting how many of them a passage
     holds. An identifier is one word: the pieces inside it (`ppr` and `9087` of `PPR-9087`) are not

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import numpy as np
 
 from index import settings
-from index.analysis import analyze, is_gram, query_terms, query_words, term_spans
+from index.analysis import query_grams, query_terms, query_words, term_spans
 from index.backends import IndexLocation, as_location
 from index.config import IndexSettings
 from index.documents import Document
@@ -323,7 +323,7 @@ class Engine:
         assert snap.keywords is not None
         # An index analysed before identifiers were terms holds only their pieces: count those.
         words = list(query_words(query, whole_identifiers=not snap.keywords.outdated))
-        grams = [t for t in analyze(query) if is_gram(t.term)]  # positions, in reading order
+        grams = list(query_grams(query))  # positions, in reading order
         gram_terms = list(dict.fromkeys(t.term for t in grams))
         ids = list(dict.fromkeys(h.passage_id for h in keyword + dense))
         terms = words + gram_terms

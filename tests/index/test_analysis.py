@@ -293,3 +293,13 @@ def test_spans_of_nothing() -> None:
     assert term_spans("长三角", []) == []
     assert term_spans("长三角", query_terms("的")) == []
     assert term_spans("长三角", query_terms("珠三角")) == [(1, 3)]  # 三角 is a word of the query
+
+
+def test_query_grams_are_the_bigram_tokens_of_analyze() -> None:
+    """The hybrid phrase run reads the query's bigrams from `query_grams`, which skips segmenting words:
+    it must give the very bigram tokens, offsets and order `analyze` gives."""
+    from index.analysis import analyze, is_gram, query_grams
+
+    for query in ["到2025年长三角研发投入强度的目标是多少", "長三角 研發投入 PPR-9087 強度", "who founded it",
+                  "英国首相是谁？袭击造成几人受伤", "一"]:
+        assert list(query_grams(query)) == [t for t in analyze(query) if is_gram(t.term)], query
