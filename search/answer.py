@@ -1,23 +1,23 @@
-"""Extractive question answering: the sentence of our own passages that best answers a question.
-
-No reading-comprehension model is available on these machines, so an answer is EXTRACTED, never written:
+"""Extractive question answering: the part of our own passages that answers a question, in its sentence.
 
 1. hybrid search gives the top passages (`Engine.search`);
-2. each passage is split into sentences, keeping every sentence's offsets into its document;
-3. each sentence is scored against the question with a small logistic model over a few features: the
-   embedding similarity of sentence and question (the e5 model, passage and query prompts), the share of
-   the question's words (jieba) and character bigrams in the sentence and in its passage, the share of
-   the question's key entities (names, places, numbers, titles) found there, the passage's retrieval
-   rank and cosine, and whether the sentence holds what the question asks for (多少/how many → a number
-   with its unit, 何时/when → a date);
-4. the best sentence is the answer, and `answer_span` marks the shortest part of it that answers (the
-   number and unit, the date, the name, or the clause after the words the question already has);
-5. a second logistic model turns the best sentence's score, its margin over the runner-up and its entity
-   coverage into a calibrated confidence; below the threshold no answer is given, only passages.
+2. the span reader (`search.reader`: the e5 encoder with layers and a span head trained here, see
+   docs/answers.md) reads the first `READ_PASSAGES` of them with the question and marks, per passage, the
+   best answer span and how much better that span scores than "no answer in this passage";
+3. a small logistic model (`READER_WEIGHTS`, fitted by `bench/fit_reader.py` on questions the reader was
+   not trained on) picks the best span over the passages and gives its calibrated confidence, times an
+   entity gate (a question's names, places and numbers must stand in the passage: a sentence about
+   宜宾GDP does not answer 2023年上海的GDP是多少);
+4. the answer is the sentence holding the span (offsets into its document, for the citations), and
+   `answer_span` the reader's span inside it; below the threshold no answer is given, only passages.
 
-The weights below were fitted by `bench/fit_answer.py` on the first 300 questions of CMRC 2018 dev and the
-first 80 of XQuAD zh, and judged on questions of CMRC 2018 dev, XQuAD zh and XQuAD en that were never
-fitted on (`bench/quality.py --answers`, docs/quality.md); see `docs/answers.md`.
+The sentence extractor is kept for `SEMSEARCH_ANSWER_READER=sentences` and for a reader whose weights
+cannot be used: each sentence of the passages is scored with a logistic model over the embedding
+similarity of sentence and question, the share of the question's words, bigrams and key entities in the
+sentence and its passage, the passage's rank and cosine, and answer-type cues (多少 → a number with its
+unit, 何时 → a date); `answer_span` is then the shortest part of the best sentence that answers. Its
+weights were fitted by `bench/fit_answer.py` on the first 300 questions of CMRC 2018 dev and the first 80
+of XQuAD zh.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ CONFIDENCE_WEIGHTS = (0.743, 0.703, 0.369, 1.286)
 CONFIDENCE_BIAS = -1.542
 # Chosen on the same slice: at 0.5, 75 % of the questions are answered and 84 % of those answers hold a
 # gold answer (0.4: 85 % / 79 %; 0.6: 65 % / 88 %); `bench/fit_answer.py` prints the whole curve.
-DEFAULT_THRESHOLD = 0.5
+SENTENCE_THRESHOLD = 0.5
 
 NO_ANSWER_MESSAGE = (
     "no confident answer was found in the indexed documents (best confidence {confidence:.2f}, threshold "
@@ -661,15 +661,23 @@ def _same_sentence(a: set[str], b: set[str]) -> bool:
 
 
 # --- the answer --------------------------------------------------------------------------------------
+def reader_in_use() -> bool:
+    """Whether answers come from the span reader (the default) rather than the sentence extractor."""
+    return not _reader_failed and settings.value("SEMSEARCH_ANSWER_READER") == "reader"
+
+
 def threshold_from_env() -> float:
-    """The confidence below which no answer is given: $SEMSEARCH_ANSWER_THRESHOLD, else the default."""
+    """The confidence below which no answer is given: $SEMSEARCH_ANSWER_THRESHOLD, else the default of
+    the answer path in use (each path's confidence is calibrated on its own)."""
     from search.errors import QueryError
 
     try:
         value = settings.value(THRESHOLD_ENV)
     except ConfigError as exc:  # read per question, and answered as that request's error
         raise QueryError(str(exc)) from None
-    return DEFAULT_THRESHOLD if value is None else float(value)
+    if value is not None:
+        return float(value)
+    return DEFAULT_THRESHOLD if reader_in_use() else SENTENCE_THRESHOLD
 
 
 def retrieve(
@@ -687,22 +695,28 @@ def ask(
     filters: Filters | None = None,
     threshold: float | None = None,
 ) -> AskResponse:
-    """Answer `question` with a sentence of the top-`k` passages, or with null when none is confident."""
+    """Answer `question` from the top-`k` passages: the reader's span in its sentence, or null when no
+    answer is confident. Without the reader's weights, the best sentence of the sentence extractor."""
     from search.errors import check_query
 
     question = check_query(question)
-    threshold = threshold_from_env() if threshold is None else threshold
     results = retrieve(engine, question, k, filters)
     if not results:
         return AskResponse(question=question, answer=None, confidence=0.0, message=NO_PASSAGES_MESSAGE)
     parsed = Question.parse(question)
-    ranked = score(candidates(engine, parsed, results))
-    if not ranked:
-        return AskResponse(
-            question=question, answer=None, confidence=0.0, passages=list(results),
-            message=NO_PASSAGES_MESSAGE,
-        )
-    conf = confidence(ranked)
+    read = _read(parsed, results)
+    if read is not None:
+        best, span, conf = read
+    else:  # the reader is switched off or its weights cannot be used
+        ranked = score(candidates(engine, parsed, results))
+        if not ranked:
+            return AskResponse(
+                question=question, answer=None, confidence=0.0, passages=list(results),
+                message=NO_PASSAGES_MESSAGE,
+            )
+        best, conf = ranked[0], confidence(ranked)
+        span = answer_span(best.text, parsed)
+    threshold = threshold_from_env() if threshold is None else threshold
     if conf < threshold:
         return AskResponse(
             question=question,
@@ -711,12 +725,96 @@ def ask(
             passages=list(results),
             message=NO_ANSWER_MESSAGE.format(confidence=conf, threshold=threshold),
         )
-    best = ranked[0]
     return AskResponse(
         question=question,
         answer=best.text,
-        answer_span=answer_span(best.text, parsed),
+        answer_span=span,
         confidence=round(conf, 4),
         citations=citations_for(engine, best),
         passages=list(results),
     )
+
+
+# --- the reader --------------------------------------------------------------------------------------
+# How many of the retrieved passages the reader reads: each costs one pass of the encoder over up to 320
+# tokens, and the answer is in the first three for nearly every question that has it in the first five.
+READ_PASSAGES = 3
+# Calibration of the reader's best span: P(its sentence holds a gold answer) from (span score minus the
+# passage's no-answer score, the margin over the best span of another passage, 1/rank of the passage,
+# the span's share of the softmax over all spans read). Fitted by `python bench/fit_reader.py` on the 675
+# questions of the documents held out from training (CMRC 2018 dev and DRCD dev, L2 penalty 1); re-run it
+# after retraining the reader and paste its output here.
+READER_FEATURES = ("gap", "margin", "rank", "prob")
+READER_WEIGHTS = (0.196, 0.134, 3.800, 0.732)
+READER_BIAS = -3.930
+# The default threshold of the reader's confidence, chosen by `bench/fit_reader.py` on the same questions:
+# at 0.6, 88 % of them are answered and 89 % of the answers hold a gold answer (0.5: 92 % / 88 %; 0.7:
+# 82 % / 90 %), the precision the sentence extractor had at its own threshold.
+DEFAULT_THRESHOLD = 0.6
+_reader_failed = False
+
+
+def _read(
+    question: Question, results: Sequence[SearchResult]
+) -> tuple[Candidate, tuple[int, int], float] | None:
+    """The reader's best span over the first READ_PASSAGES passages: its sentence, the span inside the
+    sentence, and the calibrated confidence. None when the reader's weights cannot be used."""
+    global _reader_failed
+    from search.errors import ReaderUnavailable
+    from search.reader import shipped_reader
+
+    if not reader_in_use():
+        return None
+    try:
+        reader = shipped_reader()
+    except ReaderUnavailable as exc:
+        _reader_failed = True
+        log.warning("%s; answers come from the sentence extractor until the server restarts", exc)
+        return None
+    read = list(results[:READ_PASSAGES])
+    spans = reader.read(question.text, [r.text for r in read])
+    if not spans:
+        return None
+    features = reader_features(spans)
+    z = features @ np.asarray(READER_WEIGHTS) + READER_BIAS
+    best_i = int(np.argmax(z))
+    span = spans[best_i]
+    result = read[span.passage]
+    sentence = _sentence_around(result.text, span.start, span.end)
+    cand = Candidate(result=result, start=sentence[0], end=sentence[1])
+    conf = entity_gate(question, result) / (1.0 + math.exp(-max(-30.0, min(30.0, float(z[best_i])))))
+    return cand, (span.start - sentence[0], span.end - sentence[0]), conf
+
+
+def entity_gate(question: Question, result: SearchResult) -> float:
+    """0.5 + 0.5 × the share of the question's key entities found in the passage and its title (see
+    `confidence`); 1 for an English question over Chinese text, whose names cannot be matched by spelling."""
+    if not has_cjk(question.text) and has_cjk(result.text):
+        return 1.0
+    context = normalize(result.title or "") + " " + normalize(result.text)
+    return 0.5 + 0.5 * _entity_share(question.entities, context)
+
+
+def reader_features(spans: Sequence[Any]) -> np.ndarray:
+    """One row of READER_FEATURES per span read (the passage order is the retrieval order)."""
+    scores = np.asarray([s.score for s in spans], dtype=np.float64)
+    nulls = np.asarray([s.null_score for s in spans], dtype=np.float64)
+    logits = np.concatenate([scores, [float(np.max(nulls))]])
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    rows = []
+    for i, s in enumerate(spans):
+        others = np.delete(scores, i)
+        margin = float(s.score - others.max()) if others.size else 5.0
+        rows.append([s.score - s.null_score, min(max(margin, -10.0), 10.0), 1.0 / (s.passage + 1), probs[i]])
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence(s) of `text` that hold the characters start:end."""
+    spans = split_sentences(text)
+    first = next((s for s in spans if s[0] <= start < s[1]), None)
+    last = next((s for s in spans if s[0] < end <= s[1]), None)
+    if first is None or last is None:
+        return start, end
+    return first[0], max(last[1], first[1])

@@ -41,3 +41,9 @@ def check_query(query: str) -> str:
 def check_k(k: int) -> None:
     if not isinstance(k, int) or not 1 <= k <= 100:
         raise QueryError(f"k must be a whole number from 1 to 100, not {k!r}")
+
+
+class ReaderUnavailable(SemsearchError, RuntimeError):
+    """The span reader's weights are missing or damaged; answers fall back to the sentence extractor."""
+
+    code, status = "reader_unavailable", 503

