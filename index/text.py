@@ -9,14 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import marshal
-import mmap
-import os
 import re
-import struct
-import tempfile
 import threading
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,17 +83,10 @@ def split_paragraphs(text: str) -> list[str]:
 # --- jieba ----------------------------------------------------------------------------------------------
 _lock = threading.Lock()
 _jieba: Any = None
-
-# The prefix dictionary (word -> frequency; 0 for a prefix that is no word) is also kept in parts, by the
-# first character of the word: a query, whose words start with a few dozen characters, reads a few dozen
-# kilobytes instead of the whole dictionary (~0.4 s of marshal.load). Every word jieba looks up in one
-# call to `cut` starts at a character of the text, so the parts of those characters answer it exactly.
-DICTIONARY_PARTS = 512
-# Once this many parts were read (a process that segments many texts: indexing, a busy server), the rest
-# are read too and jieba gets the whole dictionary as a plain dict, its fastest form.
-_WHOLE_AFTER = DICTIONARY_PARTS // 4
+# The prefix dictionary (word -> frequency; 0 for a prefix that is no word) is also kept in parts by first
+# character (`index.parts`): every word jieba looks up while cutting a text starts with a character of it,
+# so a query reads the parts of its few dozen characters instead of the whole dictionary (~0.4 s).
 _PARTS_FORMAT = 1
-_HEADER = struct.Struct("<Q")  # the length of the marshalled header that follows it
 
 
 def jieba_cache_file() -> Path:
@@ -110,12 +97,8 @@ def jieba_cache_file() -> Path:
 
 
 def jieba_parts_file() -> Path:
-    """The same dictionary in parts (`DICTIONARY_PARTS`), beside it."""
+    """The same dictionary in parts, beside it."""
     return jieba_cache_file().with_name("jieba.parts")
-
-
-def _part_of(word: str) -> int:
-    return ord(word[0]) % DICTIONARY_PARTS if word else 0
 
 
 def _dictionary_key() -> list[Any]:
@@ -123,111 +106,21 @@ def _dictionary_key() -> list[Any]:
     import jieba
 
     stat = Path(jieba.__file__).with_name("dict.txt").stat()
-    return [_PARTS_FORMAT, DICTIONARY_PARTS, jieba.__version__, stat.st_size, stat.st_mtime_ns]
-
-
-def _write_parts(path: Path, freq: dict[str, int], total: int) -> None:
-    """Split the whole dictionary into the parts file, written to a temporary name and renamed into place."""
-    parts: list[dict[str, int]] = [{} for _ in range(DICTIONARY_PARTS)]
-    for word, count in freq.items():
-        parts[_part_of(word)][word] = count
-    blobs = [marshal.dumps(part) for part in parts]
-    spans, offset = [], 0
-    for blob in blobs:
-        spans.append((offset, offset + len(blob)))
-        offset += len(blob)
-    header = marshal.dumps((_dictionary_key(), total, spans))
-    fd, tmp = tempfile.mkstemp(prefix=".jieba.parts-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(_HEADER.pack(len(header)) + header)
-            for blob in blobs:
-                out.write(blob)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-class _PartedDictionary(Mapping[str, int]):
-    """jieba's `FREQ` read from the parts file a part at a time, as words are looked up; the same answers as
-    the whole dictionary. After `_WHOLE_AFTER` parts it reads the rest and hands `owner` the plain dict."""
-
-    def __init__(self, data: mmap.mmap, start: int, spans: list[tuple[int, int]], owner: Any) -> None:
-        self._data, self._start, self._spans, self._owner = data, start, spans, owner
-        self._parts: dict[int, dict[str, int]] = {}
-        self._whole: dict[str, int] | None = None
-        self._lock = threading.Lock()
-
-    def _read(self, index: int) -> dict[str, int]:
-        begin, end = self._spans[index]
-        return marshal.loads(self._data[self._start + begin : self._start + end])
-
-    def _part(self, word: str) -> dict[str, int]:
-        if self._whole is not None:
-            return self._whole
-        index = _part_of(word)
-        part = self._parts.get(index)
-        if part is None:
-            with self._lock:
-                if self._whole is not None:
-                    return self._whole
-                part = self._parts.get(index)
-                if part is None:
-                    part = self._parts[index] = self._read(index)
-                    if len(self._parts) >= _WHOLE_AFTER:
-                        self._read_all()
-        return part
-
-    def _read_all(self) -> None:
-        whole: dict[str, int] = {}
-        for index in range(len(self._spans)):
-            whole.update(self._parts.get(index) or self._read(index))
-        self._whole = whole
-        self._parts = {}
-        self._data.close()
-        self._owner.FREQ = whole  # jieba reads `self.FREQ` on every lookup: from now on the plain dict
-
-    def __contains__(self, word: object) -> bool:
-        return isinstance(word, str) and word in self._part(word)
-
-    def __getitem__(self, word: str) -> int:
-        return self._part(word)[word]
-
-    def get(self, word: str, default: Any = None) -> Any:  # type: ignore[override]
-        return self._part(word).get(word, default)
-
-    def _complete(self) -> dict[str, int]:
-        with self._lock:
-            if self._whole is None:
-                self._read_all()
-        assert self._whole is not None
-        return self._whole
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._complete())
-
-    def __len__(self) -> int:
-        return len(self._complete())
+    return [_PARTS_FORMAT, jieba.__version__, stat.st_size, stat.st_mtime_ns]
 
 
 def _open_parts(path: Path, tokenizer: Any) -> bool:
     """Give `tokenizer` the parted dictionary of `path`; False when the file is missing, damaged or stale."""
-    try:
-        with open(path, "rb") as handle:
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        (length,) = _HEADER.unpack_from(data, 0)
-        start = _HEADER.size + length
-        key, total, spans = marshal.loads(data[_HEADER.size : start])
-        if key != _dictionary_key() or len(spans) != DICTIONARY_PARTS or start + spans[-1][1] != len(data):
-            data.close()
-            return False
-    except (OSError, ValueError, EOFError, TypeError, struct.error):
+    from index.parts import open_parts
+
+    parted = open_parts(path)
+    if parted is None or not isinstance(parted.header, list) or parted.header[:-1] != _dictionary_key():
         return False
-    tokenizer.FREQ = _PartedDictionary(data, start, spans, tokenizer)
-    tokenizer.total = total
+    tokenizer.FREQ = parted
+    tokenizer.total = parted.header[-1]
     tokenizer.initialized = True
+    # jieba reads `self.FREQ` at every lookup: once the parts add up to the whole, it gets the plain dict
+    parted.on_whole = lambda whole: setattr(tokenizer, "FREQ", whole)
     return True
 
 
@@ -243,8 +136,8 @@ def jieba_tokenizer() -> Any:
                 # jieba logs the dictionary loading at DEBUG to a stderr handler of its own.
                 jieba.setLogLevel(logging.WARNING)
                 tokenizer = jieba.Tokenizer()
-                cache = jieba_cache_file()
                 if not _open_parts(jieba_parts_file(), tokenizer):
+                    cache = jieba_cache_file()
                     writable = True
                     try:
                         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -254,7 +147,10 @@ def jieba_tokenizer() -> Any:
                         writable = False
                     tokenizer.initialize()
                     if writable:
+                        from index.parts import write_parts
+
                         with contextlib.suppress(OSError):  # a full disk: the next process loads it whole
-                            _write_parts(jieba_parts_file(), tokenizer.FREQ, tokenizer.total)
+                            header = [*_dictionary_key(), tokenizer.total]
+                            write_parts(jieba_parts_file(), tokenizer.FREQ, header)
                 _jieba = tokenizer
     return _jieba

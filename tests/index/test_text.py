@@ -8,6 +8,7 @@ import pytest
 from index import analysis, text
 from index.chunker import SENTENCE_END
 from index.loaders import load_documents
+from index.parts import PartedDict, write_parts
 from index.repair import completes_word
 from search import answer, evaluate
 from search.generate import question_language
@@ -82,11 +83,11 @@ def test_a_new_process_reads_jieba_by_parts_and_segments_as_with_the_whole_dicti
 
     monkeypatch.setattr(text, "_jieba", None)
     parted = text.jieba_tokenizer()
-    assert isinstance(parted.FREQ, text._PartedDictionary)
+    assert isinstance(parted.FREQ, PartedDict)
     assert parted.total == first.total
     query = "到2025年长三角研发投入强度的目标是多少"
     assert parted.lcut_for_search(query, HMM=False) == whole.lcut_for_search(query, HMM=False)
-    assert len(parted.FREQ._parts) <= len(query)  # one part per distinct first character at most
+    assert parted.FREQ.parts_read <= len(query)  # one part per distinct first character at most
 
     corpus = [p.read_text(encoding="utf-8") for p in sorted(DATA.glob("*.txt"))]
     assert corpus
@@ -103,10 +104,10 @@ def test_a_stale_or_damaged_parts_file_is_not_used(tmp_path, monkeypatch: pytest
     and the parts written again)."""
     whole = text.jieba_tokenizer()
     path = tmp_path / "jieba.parts"
-    text._write_parts(path, dict(whole.FREQ), whole.total)
+    write_parts(path, dict(whole.FREQ), [*text._dictionary_key(), whole.total])
     assert text._open_parts(path, jieba.Tokenizer())
     path.write_bytes(path.read_bytes()[:-100])
     assert not text._open_parts(path, jieba.Tokenizer())
-    text._write_parts(path, dict(whole.FREQ), whole.total)
+    write_parts(path, dict(whole.FREQ), [*text._dictionary_key(), whole.total])
     monkeypatch.setattr(text, "_dictionary_key", lambda: ["another jieba"])
     assert not text._open_parts(path, jieba.Tokenizer())
