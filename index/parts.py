@@ -1,13 +1,14 @@
-"""A large dict of str keys kept on disk in parts, by the first character of the key, and read a part at a
-time: a process that looks up the words of one query reads a few dozen kilobytes, not the whole dict.
+"""A large dict of str keys kept on disk in parts, by the first two characters of the key, and read a part
+at a time: a process that looks up the words of one query reads a few dozen kilobytes, not the whole dict.
 
 Used for jieba's dictionary (`index.text`) and the model's vocabulary (`index.embedders.onnx`), whose full
-loads are most of a cold `semsearch search`. A lookup of a key reads the one part its first character
-falls in; after `whole_after` parts the rest are read too and the owner is handed the whole dict, the
-fastest form for a process that looks up a lot (indexing, a busy server).
+loads are most of a cold `semsearch search`. A lookup of a key reads the one part its first two
+characters fall in (two, not one: a quarter of the model's pieces start with the word-start mark); after
+`whole_after` parts the rest are read too and the owner is handed the whole dict, the fastest form for a
+process that looks up a lot (indexing, a busy server).
 
-The file: an 8-byte length, a marshalled header (the caller's value, the spans of the parts), then the
-parts, each a marshalled dict. Written to a temporary name and renamed into place.
+The file: an 8-byte length, a marshalled header (`FORMAT`, the caller's value, the spans of the parts),
+then the parts, each a marshalled dict. Written to a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-PARTS = 512
+PARTS = 4096
+FORMAT = 1  # bump when `part_of` or the layout changes: older files are then refused (and written again)
 _LENGTH = struct.Struct("<Q")
 
 
 def part_of(key: str) -> int:
+    if len(key) > 1:
+        return (ord(key[0]) * 7919 + ord(key[1])) % PARTS
     return ord(key[0]) % PARTS if key else 0
 
 
@@ -40,7 +44,7 @@ def write_parts(path: Path, whole: Mapping[str, Any], header: Any) -> None:
     for blob in blobs:
         spans.append((offset, offset + len(blob)))
         offset += len(blob)
-    head = marshal.dumps((header, spans))
+    head = marshal.dumps((FORMAT, header, spans))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -136,8 +140,8 @@ def open_parts(path: Path) -> PartedDict | None:
     try:
         (length,) = _LENGTH.unpack_from(data, 0)
         start = _LENGTH.size + length
-        header, spans = marshal.loads(data[_LENGTH.size : start])
-        if len(spans) == PARTS and start + spans[-1][1] == len(data):
+        form, header, spans = marshal.loads(data[_LENGTH.size : start])
+        if form == FORMAT and len(spans) == PARTS and start + spans[-1][1] == len(data):
             return PartedDict(data, start, spans, header)
     except (ValueError, EOFError, TypeError, struct.error):
         pass

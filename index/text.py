@@ -83,9 +83,9 @@ def split_paragraphs(text: str) -> list[str]:
 # --- jieba ----------------------------------------------------------------------------------------------
 _lock = threading.Lock()
 _jieba: Any = None
-# The prefix dictionary (word -> frequency; 0 for a prefix that is no word) is also kept in parts by first
-# character (`index.parts`): every word jieba looks up while cutting a text starts with a character of it,
-# so a query reads the parts of its few dozen characters instead of the whole dictionary (~0.4 s).
+# The prefix dictionary (word -> frequency; 0 for a prefix that is no word) is also kept in parts by its
+# first characters (`index.parts`): every word jieba looks up while cutting a text starts at a character of
+# it, so a query reads a few dozen small parts instead of the whole dictionary (~0.4 s).
 _PARTS_FORMAT = 1
 
 
