@@ -256,9 +256,11 @@ def report(result: dict[str, Any], command: str, default_backend: str) -> str:
 NOTES = """
 How the backends are made (`index/embedders/onnx.py`): the sentence-transformers folder's transformer is
 exported once with `torch.onnx.export` (eager attention), onnxruntime's BERT fusions are applied
-(Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization) → `onnx/model.onnx` beside the
+(Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization) → `onnx/float32.onnx` beside the
 model; `onnx-int8` is `quantize_dynamic` of that with per-channel int8 weights and reduce_range, the
-attention-output and feed-forward-output products left float32 → `onnx/model_qint8.onnx`. Both run on
+attention-output and feed-forward-output products left float32 → `onnx/int8.onnx`. Each graph keeps its
+weights in a `.data` file beside it, which onnxruntime maps instead of reading (a cold process touches
+only the embedding rows it looks up). Both run on
 onnxruntime's CPU provider with intra-op threads = cores (`SEMSEARCH_THREADS`), texts sorted by token
 length and batched by a budget of 4096 padded tokens;
 mean pooling and L2 normalisation in numpy. Export of float32 plus quantisation takes about 1-2 minutes

@@ -15,12 +15,19 @@ The ONNX files are made once from the sentence-transformers folder and cached be
    does not support transformers 5) of the bare transformer -> ``last_hidden_state``. Exported with
    eager attention, whose subgraph onnxruntime's BERT fusions recognise (the SDPA one they do not).
 2. ``onnxruntime.transformers.optimizer`` fuses attention, GELU, layer norms and embeddings into
-   onnxruntime's CPU kernels -> ``model.onnx``.
-3. ``quantize_dynamic`` of that -> ``model_qint8.onnx``.
+   onnxruntime's CPU kernels.
+3. Saved as ``float32.onnx``, the graph, and ``float32.onnx.data``, its weights, each large tensor at
+   an offset aligned for mapping: onnxruntime then maps the file instead of reading and copying it,
+   so a process that runs one query never reads most of the 250k-row word-embedding matrix (a session
+   is ready in under a tenth of the time it took with the weights inside the graph; the same numbers).
+4. ``quantize_dynamic`` of that, saved the same way -> ``int8.onnx`` (+ ``.data``).
 
-Each file is written to a temporary name and renamed into place, under a file lock, so concurrent
-processes (test workers, API and indexer) never see a half-written model. `export.json` records what
-the files were made from; a re-converted model folder (or a new export recipe) makes them again.
+Each model is written into a temporary folder beside it and moved into place, its data file before its
+graph, under a file lock, so concurrent processes (test workers, API and indexer) never see a half-written
+model. `recipe.json` records what the files were made from; a re-converted model folder (or a new export
+recipe) makes them again. A folder exported by the first recipe (one file, ``model.onnx``, recorded in
+``export.json``) already holds the fused graph: it is re-saved in the mapped layout, without torch; its
+files are left for processes still running the older code (they may be deleted).
 
 Pooling (mean over the attention mask, prompt tokens included, as e5 and sentence-transformers do)
 and L2 normalisation run in numpy on the exported ``last_hidden_state``.
@@ -34,11 +41,12 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,16 +55,26 @@ from index.config import DEFAULT_MODEL, EmbedderSettings
 from index.embedders.base import EmbedderError, PromptedEmbedder, exclusive
 from index.embedders.sbert import E5_ALIASES, resolve_model_path
 
+if TYPE_CHECKING:
+    from index.parts import PartedDict
+
 log = logging.getLogger(__name__)
 
-# Bump when the export recipe changes (opset, fusions, quantisation options): cached files made by an
-# older recipe are then made again.
-EXPORT_VERSION = 1
+# Bump when the export recipe changes (opset, fusions, quantisation options, layout): cached files made by
+# an older recipe are then made again.
+EXPORT_VERSION = 2
 OPSET = 17
 EXPORT_DIR = "onnx"
-FLOAT_FILE = "model.onnx"
-INT8_FILE = "model_qint8.onnx"
-META_FILE = "export.json"
+FLOAT_FILE = "float32.onnx"
+INT8_FILE = "int8.onnx"
+META_FILE = "recipe.json"
+DATA_SUFFIX = ".data"  # the weights of `X.onnx` are in `X.onnx.data`
+# onnxruntime maps a tensor of a data file only when its offset is a multiple of the allocation granularity
+# (the page size; 64 KiB on Windows, the most onnx lets a writer pad).
+DATA_ALIGNMENT = 64 * 1024
+# Export version 1 wrote the same fused graph with its weights inside, under these names.
+V1_META_FILE = "export.json"
+V1_FILES = {FLOAT_FILE: "model.onnx", INT8_FILE: "model_qint8.onnx"}
 
 # Batches are cut by padded size (rows x longest row), not by count: with the texts sorted by length
 # each batch pads to nearly its own length, and short texts get large batches, long texts small ones,
@@ -138,7 +156,7 @@ def _transformer_folder(folder: Path) -> Path:
     return transformer
 
 
-def _fingerprint(model_dir: Path) -> dict[str, Any]:
+def _fingerprint(model_dir: Path, version: int = EXPORT_VERSION) -> dict[str, Any]:
     """What the export depends on: the weight and config files (size, mtime) and the recipe."""
     files = {}
     for path in sorted(model_dir.iterdir()):
@@ -146,7 +164,7 @@ def _fingerprint(model_dir: Path) -> dict[str, Any]:
             st = path.stat()
             files[path.name] = [st.st_size, st.st_mtime_ns]
     quant = QUANT_OPTIONS | {"float_matmuls": list(FLOAT_MATMUL_SUFFIXES)}
-    return {"export_version": EXPORT_VERSION, "opset": OPSET, "quant": quant, "files": files}
+    return {"export_version": version, "opset": OPSET, "quant": quant, "files": files}
 
 
 def _export_dir(model_dir: Path) -> Path:
@@ -160,17 +178,37 @@ def _export_dir(model_dir: Path) -> Path:
 
 
 def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Let `write` fill a temporary file next to `target`, then rename it into place."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)  # mkstemp makes it private; the cache is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Let `write` save `target` (a file, or an ONNX graph and its data file) in a temporary folder next to
+    it, then move what it wrote into place, the graph last: a graph in place always finds its data."""
+    with tempfile.TemporaryDirectory(prefix=f".{target.name}.tmp-", dir=target.parent) as tmp:
+        staged = Path(tmp) / target.name
+        write(staged)
+        for path in sorted(Path(tmp).iterdir(), key=lambda p: p == staged):
+            path.chmod(0o644)  # temporary files are private; the cache is meant to be shared
+            os.replace(path, target.parent / path.name)
+
+
+def _complete(model_file: Path) -> bool:
+    """The graph and its data file are both in place."""
+    return model_file.is_file() and model_file.with_name(model_file.name + DATA_SUFFIX).is_file()
+
+
+def _save_mapped(src: Path, out: Path) -> None:
+    """Re-save the model `src` as the graph `out` and its weights in `out` + DATA_SUFFIX, every tensor of
+    the data file at an offset onnxruntime can map (see the module docstring)."""
+    import onnx
+    from onnx.external_data_helper import convert_model_to_external_data, set_external_data
+
+    model = onnx.load(str(src))
+    location = out.name + DATA_SUFFIX
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location=location)
+    offset = 0
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL and tensor.HasField("raw_data"):
+            offset = -(-offset // DATA_ALIGNMENT) * DATA_ALIGNMENT
+            set_external_data(tensor, location, offset, len(tensor.raw_data))
+            offset += len(tensor.raw_data)
+    onnx.save_model(model, str(out))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -292,7 +330,7 @@ def ensure_onnx_model(model_dir: Path | str, *, quantized: bool) -> Path:
 
     def current() -> bool:
         try:
-            return target.is_file() and _read_json(target_dir / META_FILE) == fingerprint
+            return _complete(target) and _read_json(target_dir / META_FILE) == fingerprint
         except (OSError, ValueError):
             return False
 
@@ -307,25 +345,205 @@ def ensure_onnx_model(model_dir: Path | str, *, quantized: bool) -> Path:
         meta_ok = False
         with contextlib.suppress(OSError, ValueError):
             meta_ok = _read_json(target_dir / META_FILE) == fingerprint
-        if not (meta_ok and float_file.is_file()):
+        v1 = _v1_files(model_dir, target_dir)
+        if not (meta_ok and _complete(float_file)):
             # The files of another fingerprint go first, so a crash cannot leave them marked current.
             (target_dir / META_FILE).unlink(missing_ok=True)
-            (target_dir / INT8_FILE).unlink(missing_ok=True)
-            log.info("exporting %s to ONNX (once; cached in %s)", model_dir, target_dir)
-            with tempfile.TemporaryDirectory(dir=target_dir, prefix=".export-") as tmp:
-                raw = Path(tmp) / "raw.onnx"
-                _export_float(model_dir, raw)
-                _atomic_write(float_file, lambda path: _fuse(raw, path, model_dir))
+            for name in (INT8_FILE, INT8_FILE + DATA_SUFFIX):
+                (target_dir / name).unlink(missing_ok=True)
+            if FLOAT_FILE in v1:
+                log.info("re-saving %s with its weights in a mapped file", v1[FLOAT_FILE])
+                _atomic_write(float_file, lambda path: _save_mapped(v1[FLOAT_FILE], path))
+            else:
+                log.info("exporting %s to ONNX (once; cached in %s)", model_dir, target_dir)
+                with tempfile.TemporaryDirectory(dir=target_dir, prefix=".export-") as tmp:
+                    raw, fused = Path(tmp) / "raw.onnx", Path(tmp) / "fused.onnx"
+                    _export_float(model_dir, raw)
+                    _fuse(raw, fused, model_dir)
+                    _atomic_write(float_file, lambda path: _save_mapped(fused, path))
             _atomic_write(target_dir / META_FILE, lambda path: _write_json(path, fingerprint))
         if quantized:
-            log.info("quantising %s to int8", float_file)
-            _atomic_write(target, lambda path: _quantize(float_file, path))
+            if INT8_FILE in v1:
+                log.info("re-saving %s with its weights in a mapped file", v1[INT8_FILE])
+                _atomic_write(target, lambda path: _save_mapped(v1[INT8_FILE], path))
+            else:
+                log.info("quantising %s to int8", float_file)
+                with tempfile.TemporaryDirectory(dir=target_dir, prefix=".quantize-") as tmp:
+                    quantized_file = Path(tmp) / "int8.onnx"
+                    _quantize(float_file, quantized_file)
+                    _atomic_write(target, lambda path: _save_mapped(quantized_file, path))
         log.info("ONNX model ready in %.1fs: %s", time.perf_counter() - started, target)
     return target
 
 
+def _v1_files(model_dir: Path, target_dir: Path) -> dict[str, Path]:
+    """The models export version 1 made of this very folder (by the names of this version), if any:
+    the same graphs with their weights inside, which only need saving in the mapped layout."""
+    try:
+        if _read_json(target_dir / V1_META_FILE) != _fingerprint(model_dir, version=1):
+            return {}
+    except (OSError, ValueError):
+        return {}
+    found = {name: target_dir / old for name, old in V1_FILES.items()}
+    return {name: path for name, path in found.items() if path.is_file()}
+
+
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Queries without the whole vocabulary
+# ----------------------------------------------------------------------------------------------------
+
+# Building `tokenizers`' Unigram model of a 250k-piece vocabulary takes half a second, most of what a cold
+# `semsearch search` spends besides imports. A Unigram tokenizer only ever uses the pieces that occur in
+# the pre-tokenized text, plus the unknown token, whose score is the lowest piece score minus a constant:
+# a tokenizer of exactly those pieces (the lowest-scoring one and the added tokens kept) cuts the text as
+# the whole one does, and its ids map back. The vocabulary is kept in parts (`index.parts`) beside the
+# ONNX files, so a few queries read a few kilobytes of it; batches and counting use the whole tokenizer.
+VOCAB_FILE = "vocab.parts"
+_VOCAB_FORMAT = 1
+SMALL_BATCH = 8  # texts per call that may use a small tokenizer
+SMALL_CALLS = 32  # calls before the process loads the whole tokenizer (a server, after its first queries)
+# Texts the small tokenizer must cut exactly as the whole one before its vocabulary is written.
+_VOCAB_CHECKS = (
+    "query: 到2025年长三角研发投入强度的目标是多少",
+    "passage: 臺灣地區的半導體產業 ＡＢＣ全角１２３ emoji 🎉 ©®™ ½ ①②③ 東京都は新たな防災計画を発表した。",
+    "How much protein should an adult eat per day? Der Bundestag hat das Gesetz verabschiedet.",
+    "<s>特殊</s> <mask> <unk>x<pad> 𠀾𡈼𡋗 \u0001 a\u0301 \u200d ぱ ｶﾞ  多余的   空格\t和\n换行  ",
+)
+
+
+def _vocab_key(tokenizer_file: Path) -> list[Any]:
+    stat = tokenizer_file.stat()
+    return [_VOCAB_FORMAT, stat.st_size, stat.st_mtime_ns]
+
+
+class _SmallTokenizers:
+    """Makes, for a few texts, the tokenizer of only the vocabulary pieces they can use (see above)."""
+
+    def __init__(self, vocab: PartedDict) -> None:
+        header = vocab.header
+        self._vocab = vocab
+        self._skeleton: dict[str, Any] = json.loads(header["skeleton"])
+        self._fixed: list[list[Any]] = header["fixed"]  # [piece, id, score]: kept in every small vocabulary
+        self._longest: int = header["longest"]
+        self._added: list[str] = [t["content"] for t in self._skeleton["added_tokens"]]
+        # The normaliser and pre-tokenizer of tokenizer.json, to find the words the model cuts.
+        self._base = self._make([])[0]
+        longest_first = sorted(self._added, key=len, reverse=True)
+        self._splitter = re.compile("|".join(map(re.escape, longest_first))) if self._added else None
+
+    def id_of(self, piece: str) -> int | None:
+        for fixed_piece, fixed_id, _ in self._fixed:
+            if fixed_piece == piece:
+                return int(fixed_id)
+        hit = self._vocab.get(piece)
+        return None if hit is None else int(hit[0])
+
+    def _words(self, text: str) -> Iterator[str]:
+        """What the Unigram model sees of `text`: pre-tokens of the normalised text between added tokens,
+        and of the whole text too (a superset is harmless: pieces that do not occur are never used)."""
+        normalizer, pre_tokenizer = self._base.normalizer, self._base.pre_tokenizer
+        segments = self._splitter.split(text) if self._splitter is not None else []
+        for segment in [text, *segments]:
+            normalized = normalizer.normalize_str(segment) if normalizer is not None else segment
+            if pre_tokenizer is None:
+                yield normalized
+            else:
+                yield from (word for word, _ in pre_tokenizer.pre_tokenize_str(normalized))
+
+    def _make(self, pieces: list[list[Any]]) -> tuple[Any, np.ndarray]:
+        """A tokenizer of the fixed pieces and `pieces`, and the whole vocabulary's id of each of its ids."""
+        from tokenizers import Tokenizer
+
+        entries = self._fixed + pieces
+        position = {int(real): i for i, (_, real, _) in enumerate(entries)}
+        config = json.loads(json.dumps(self._skeleton))  # a deep copy
+        config["model"]["vocab"] = [[piece, score] for piece, _, score in entries]
+        if config["model"].get("unk_id") is not None:
+            config["model"]["unk_id"] = position[int(config["model"]["unk_id"])]
+        for token in config["added_tokens"]:
+            token["id"] = position[int(token["id"])]
+        for special in ((config.get("post_processor") or {}).get("special_tokens") or {}).values():
+            special["ids"] = [position[int(i)] for i in special["ids"]]
+        return Tokenizer.from_str(json.dumps(config)), np.array([real for _, real, _ in entries], np.int64)
+
+    def encode(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        found: dict[str, list[Any]] = {}
+        fixed = {piece for piece, _, _ in self._fixed}
+        for text in texts:
+            for word in self._words(text):
+                for i in range(len(word)):
+                    for j in range(i + 1, min(len(word), i + self._longest) + 1):
+                        piece = word[i:j]
+                        if piece not in found and piece not in fixed and (hit := self._vocab.get(piece)):
+                            found[piece] = [piece, hit[0], hit[1]]
+        tokenizer, real = self._make(sorted(found.values(), key=lambda entry: entry[1]))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_tokens)
+        return [real[e.ids].tolist() for e in tokenizer.encode_batch(list(texts))]
+
+
+def _write_vocab(tokenizer_file: Path, out: Path) -> bool:
+    """Write the parted vocabulary of a Unigram tokenizer.json (after checking that its small tokenizers cut
+    `_VOCAB_CHECKS` as it does); False when the tokenizer is not one this applies to."""
+    from tokenizers import Tokenizer
+
+    from index.parts import open_parts, write_parts
+
+    config = _read_json(tokenizer_file)
+    model = config.get("model") or {}
+    processor = config.get("post_processor")
+    if (model.get("type") != "Unigram" or model.get("byte_fallback")
+            or (processor is not None and processor.get("type") != "TemplateProcessing")):
+        return False
+    vocab = model.pop("vocab")
+    config["truncation"] = config["padding"] = None
+    whole = {piece: (i, score) for i, (piece, score) in enumerate(vocab)}
+    lowest = min(range(len(vocab)), key=lambda i: vocab[i][1])
+    keep = sorted({int(t["id"]) for t in config.get("added_tokens", [])} | {lowest})
+    header = {
+        "key": _vocab_key(tokenizer_file),
+        "skeleton": json.dumps(config),
+        "fixed": [[vocab[i][0], i, vocab[i][1]] for i in keep],
+        "longest": max(len(piece) for piece, _ in vocab),
+    }
+    write_parts(out, whole, header)
+    full = Tokenizer.from_file(str(tokenizer_file))
+    reopened = open_parts(out)
+    assert reopened is not None
+    small = _SmallTokenizers(reopened)
+    for text in _VOCAB_CHECKS:
+        if small.encode([text], 10**6) != [full.encode(text).ids]:
+            log.warning("small tokenizers do not cut like %s; queries use the whole one", tokenizer_file)
+            out.unlink(missing_ok=True)
+            return False
+    return True
+
+
+def _small_tokenizers(transformer_dir: Path) -> _SmallTokenizers | None:
+    """The small tokenizers of this model, its parted vocabulary written first if it is missing or stale;
+    None where they do not apply (another kind of tokenizer) or the cache cannot be written."""
+    from index.parts import open_parts
+
+    tokenizer_file = transformer_dir / "tokenizer.json"
+    out = _export_dir(transformer_dir) / VOCAB_FILE
+    key = _vocab_key(tokenizer_file)
+    vocab = open_parts(out)
+    if vocab is None or not isinstance(vocab.header, dict) or vocab.header.get("key") != key:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not _write_vocab(tokenizer_file, out):
+                return None
+        except Exception as exc:  # a read-only cache, a tokenizer.json of another shape: only slower
+            log.info("no parted vocabulary for %s (%s): queries use the whole tokenizer", tokenizer_file, exc)
+            return None
+        vocab = open_parts(out)
+        if vocab is None:
+            return None
+    return _SmallTokenizers(vocab)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -376,10 +594,6 @@ class OnnxEmbedder(PromptedEmbedder):
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self.session.get_inputs()}
 
-        # The tokenizer.json that sentence-transformers' fast tokenizer runs, read by `tokenizers` itself:
-        # the same token ids (and counts), without importing transformers (and torch) on every query.
-        from tokenizers import Tokenizer
-
         tokenizer_config: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError):
             tokenizer_config = _read_json(transformer_dir / "tokenizer_config.json")
@@ -388,9 +602,11 @@ class OnnxEmbedder(PromptedEmbedder):
                 f"the onnx backends read tokenizer.json as it is; {transformer_dir} uses "
                 f"{tokenizer_config['tokenizer_class']}: use backend 'torch'"
             )
-        # One parse of tokenizer.json (a large file: about half a second); the counting copy is made from
-        # it only when passages are counted (indexing), never for a query.
-        self._fast = Tokenizer.from_file(str(transformer_dir / "tokenizer.json"))
+        self._tokenizer_file = transformer_dir / "tokenizer.json"
+        # A query in a new process is cut by a small tokenizer (see `_SmallTokenizers`); the whole one is
+        # loaded when a batch, a count or many queries need it.
+        self._small = _small_tokenizers(transformer_dir)
+        self._small_calls = 0
         st_config: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError):
             st_config = _read_json(folder / "sentence_bert_config.json")
@@ -401,12 +617,9 @@ class OnnxEmbedder(PromptedEmbedder):
                    model_config.get("max_position_embeddings", 512))
         )
         self.dim = int(model_config["hidden_size"])
-        pad = self._fast.token_to_id(str(tokenizer_config.get("pad_token", "<pad>")))
+        pad_token = str(tokenizer_config.get("pad_token", "<pad>"))
+        pad = self._small.id_of(pad_token) if self._small is not None else self._fast.token_to_id(pad_token)
         self.pad_id = int(pad if pad is not None else 0)
-        # Truncated like sentence-transformers (max_seq_length, special tokens included), never padded:
-        # padding is done per batch below.
-        self._fast.no_padding()
-        self._fast.enable_truncation(self.max_tokens)
 
         prompts: dict[str, str] = {}
         with contextlib.suppress(OSError, ValueError):
@@ -420,6 +633,26 @@ class OnnxEmbedder(PromptedEmbedder):
             self.passage_prompt = prompts.get("passage", prompts.get("document", "passage: " if e5 else ""))
 
     # --- encoding ----------------------------------------------------------------------------------
+    @functools.cached_property
+    def _fast(self) -> Any:
+        """The whole tokenizer.json, read by `tokenizers` itself (about half a second): the token ids of
+        sentence-transformers' fast tokenizer, without importing transformers (and torch)."""
+        from tokenizers import Tokenizer
+
+        fast = Tokenizer.from_file(str(self._tokenizer_file))
+        # Truncated like sentence-transformers (max_seq_length, special tokens included), never padded:
+        # padding is done per batch below.
+        fast.no_padding()
+        fast.enable_truncation(self.max_tokens)
+        return fast
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        if (self._small is not None and "_fast" not in self.__dict__ and len(texts) <= SMALL_BATCH
+                and self._small_calls < SMALL_CALLS):
+            self._small_calls += 1
+            return self._small.encode(texts, self.max_tokens)
+        return [e.ids for e in self._fast.encode_batch(texts)]
+
     @functools.cached_property
     def tokenizer(self) -> Any:
         """The tokenizer without truncation: it counts as the Hugging Face tokenizer of the other backends."""
@@ -453,8 +686,7 @@ class OnnxEmbedder(PromptedEmbedder):
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        encodings = self._fast.encode_batch([prompt + t for t in texts])
-        ids = [e.ids for e in encodings]
+        ids = self._token_ids([prompt + t for t in texts])
         lengths = [len(x) for x in ids]
         for idx in self._batches(lengths):
             width = lengths[idx[0]]
@@ -493,6 +725,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     transformer_dir = _transformer_folder(folder)
     print(ensure_onnx_model(transformer_dir, quantized=False))
+    _small_tokenizers(transformer_dir)
     if args.int8:
         print(ensure_onnx_model(transformer_dir, quantized=True))
     return 0

@@ -17,7 +17,8 @@ passage defaults) beat bm25s's 1.5 / 0.75 by 0.3 to 1 point on all three sets.
 
 On disk (`folder / "keywords"`, written once per generation, then only read):
 - bm25s's own files: `data.csc.index.npy`, `indices.csc.index.npy`, `indptr.csc.index.npy` (the score
-  matrix, memory-mapped on load), `params.index.json`, `vocab.index.json`; `bm25s.BM25.load` opens them;
+  matrix), `params.index.json`, `vocab.index.json`; `bm25s.BM25.load` opens them. A query reads only
+  the three arrays, memory-mapped, so searching never imports bm25s (and scipy with it);
 - `terms.bin` + `terms.offsets.npy`: the vocabulary, sorted, so a query term is found by binary search in
   a memory map instead of parsing the JSON vocabulary on every load;
 - `tf.npy`: the term frequency of every matrix entry; `ids.npy`: row → passage id; `sorted_ids.npy` and
@@ -36,8 +37,8 @@ import mmap
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import bm25s
 import numpy as np
 
 from index import analysis
@@ -130,7 +131,10 @@ class BM25Store:
         self._sorted_ids = np.zeros(0, np.int64)
         self._order = np.zeros(0, np.int64)
         self._vocab = _Vocabulary(b"", np.zeros(1, np.int64))
-        self._bm25 = _bm25s_model(np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64), 0)
+        # The CSC score matrix: "data" (float32), "indices" (int32 rows), "indptr" (int64 column starts).
+        self._matrix = {"data": np.zeros(0, np.float32), "indices": np.zeros(0, np.int32),
+                        "indptr": np.zeros(1, np.int64)}
+        self._columns: dict[str, int] | None = None  # term -> column, for bm25s's JSON vocabulary
         self._tf = np.zeros(0, np.uint16)  # aligned with the score matrix's entries
         self._analyzer = analysis.ANALYZER_VERSION
         self.avg_lengths = (0.0, 0.0)  # mean words / bigrams per passage
@@ -164,9 +168,9 @@ class BM25Store:
             assert isinstance(previous, BM25Store)
             to_new = np.full(len(previous), -1, np.int64)
             to_new[prev_rows[kept]] = np.flatnonzero(kept)
-            indptr = np.asarray(previous._bm25.scores["indptr"])
+            indptr = previous._matrix["indptr"]
             old_cols = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
-            old_rows = to_new[np.asarray(previous._bm25.scores["indices"])]
+            old_rows = to_new[previous._matrix["indices"]]
             take = old_rows >= 0
             old_rows, old_cols, old_tf = old_rows[take], old_cols[take], np.asarray(previous._tf)[take]
             used_cols = np.flatnonzero(np.bincount(old_cols, minlength=len(indptr) - 1))
@@ -204,8 +208,8 @@ class BM25Store:
         self._order = np.argsort(ids)
         self._sorted_ids = ids[self._order]
         self._vocab = _Vocabulary.from_terms(terms)
-        self._bm25 = _bm25s_model(data, rows.astype(np.int32), indptr, n)
-        self._bm25.vocab_dict = column
+        self._matrix = {"data": data, "indices": rows.astype(np.int32), "indptr": indptr}
+        self._columns = column
         self._tf = tf
         log.debug("keyword index: %d passages (%d tokenised), %d terms", n, len(new_rows), len(terms))
 
@@ -263,7 +267,7 @@ class BM25Store:
         present = np.zeros((len(rows), len(terms)), dtype=bool)
         if not len(rows) or not (rows >= 0).any():
             return present
-        indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
+        indptr, indices = self._matrix["indptr"], self._matrix["indices"]
         for j, term in enumerate(terms):
             col = self._vocab.find(term)
             if col < 0 or indptr[col] == indptr[col + 1]:
@@ -275,7 +279,7 @@ class BM25Store:
 
     def idf(self, terms: Sequence[str]) -> np.ndarray:
         """Lucene's idf of each term from its posting list's length (the ranking's own weight)."""
-        indptr = self._bm25.scores["indptr"]
+        indptr = self._matrix["indptr"]
         df = np.zeros(len(terms), dtype=np.float64)
         for i, term in enumerate(terms):
             if (col := self._vocab.find(term)) >= 0:
@@ -294,8 +298,7 @@ class BM25Store:
 
     def _scores(self, qtf: Counter[int]) -> np.ndarray:
         """The BM25 score of every row: the sum of the query terms' columns (times their query counts)."""
-        matrix = self._bm25.scores
-        indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
+        indptr, indices, data = self._matrix["indptr"], self._matrix["indices"], self._matrix["data"]
         cols = np.fromiter(qtf, np.int64, count=len(qtf))
         starts, ends = indptr[cols], indptr[cols + 1]
         rows = np.concatenate([indices[s:e] for s, e in zip(starts, ends, strict=True)])
@@ -310,9 +313,10 @@ class BM25Store:
         """Write into `folder / "keywords"`."""
         out = Path(folder) / FOLDER
         out.mkdir(parents=True, exist_ok=True)
-        if not self._bm25.vocab_dict and len(self._vocab):  # a loaded store: rebuild bm25s's JSON vocab
-            self._bm25.vocab_dict = {t: i for i, t in enumerate(self._vocab.terms())}
-        self._bm25.save(out, show_progress=False)
+        model = _bm25s_model(self._matrix, len(self))
+        # a loaded store: bm25s's JSON vocabulary made again from the sorted terms (their columns)
+        model.vocab_dict = self._columns or {t: i for i, t in enumerate(self._vocab.terms())}
+        model.save(out, show_progress=False)
         self._vocab.save(out)
         np.save(out / "tf.npy", np.asarray(self._tf))
         np.save(out / "ids.npy", np.asarray(self._ids))
@@ -341,12 +345,9 @@ class BM25Store:
         store = cls()
         store._analyzer = meta["analyzer"]
         store.avg_lengths = tuple(meta.get("avg_lengths", (0.0, 0.0)))
-        # load_vocab=False: the JSON vocabulary is for bm25s users; queries look terms up in `terms.bin`.
-        store._bm25 = bm25s.BM25.load(src, mmap=True, load_vocab=False, show_progress=False)
-        # Plain ndarray views of the memory maps: np.memmap adds Python-level overhead to every indexing.
-        matrix = store._bm25.scores
-        for key in ("data", "indices", "indptr"):
-            matrix[key] = np.asarray(matrix[key])
+        # The matrix as `bm25s.BM25.load(src, mmap=True)` reads it, without importing bm25s; the JSON
+        # vocabulary is for bm25s users: queries look terms up in `terms.bin`.
+        store._matrix = {key: _mapped(src / f"{key}.csc.index.npy") for key in ("data", "indices", "indptr")}
         store._vocab = _Vocabulary.load(src)
         store._tf = _mapped(src / "tf.npy")
         store._ids = _mapped(src / "ids.npy")
@@ -382,13 +383,16 @@ def _bm25_scores(
 
 
 def _mapped(path: Path) -> np.ndarray:
+    """A memory-mapped array as a plain ndarray view (np.memmap adds Python-level overhead to indexing)."""
     return np.asarray(np.load(path, mmap_mode="r"))
 
 
-def _bm25s_model(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n: int) -> bm25s.BM25:
-    """A bm25s model around a CSC score matrix built here (bm25s saves, loads and memory-maps it)."""
+def _bm25s_model(matrix: dict[str, np.ndarray], n: int) -> Any:
+    """A bm25s model around the CSC score matrix built here, to save it in bm25s's format."""
+    import bm25s
+
     model = bm25s.BM25(method=METHOD, k1=K1, b=B)
-    model.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n}
+    model.scores = {**matrix, "num_docs": n}
     model.vocab_dict = {}
     model.nonoccurrence_array = None  # only bm25l / bm25+ need one
     return model

@@ -166,3 +166,22 @@ def test_auto_backend_is_onnx_for_a_folder_and_torch_for_a_hub_name(tmp_path) ->
     assert resolve_backend(EmbedderSettings(model=str(tmp_path))) == "onnx"
     assert resolve_backend(EmbedderSettings(model="BAAI/bge-m3")) == "torch"
     assert resolve_backend(EmbedderSettings(backend="onnx-int8")) == "onnx-int8"
+
+
+def test_a_new_process_cuts_its_queries_without_the_whole_tokenizer_and_the_same_way() -> None:
+    """The cold CLI: a few queries are cut by a tokenizer of only the vocabulary pieces they can use (the
+    whole 250k-piece one takes half a second to build); the ids and vectors are the whole tokenizer's."""
+    from index.embedders.onnx import SMALL_BATCH, OnnxEmbedder
+
+    fresh = OnnxEmbedder(EmbedderSettings(), quantized=False)  # a new instance, as in a new process
+    texts = [*TEXTS, "<s>北京</s> <mask>x<unk>", "𠀾𡈼𡋗 a\u0301 ｶﾞ \u200d", ""]
+    small = fresh._small.encode(["query: " + t for t in texts], fresh.max_tokens)
+    vectors = fresh.encode_queries(SHORT[:3])
+    assert "_fast" not in fresh.__dict__, "the whole tokenizer was loaded for a few queries"
+
+    whole = create_embedder(EmbedderSettings(backend="onnx"))
+    assert small == [e.ids for e in whole._fast.encode_batch(["query: " + t for t in texts])]
+    assert len(small[len(TEXTS) - 1]) == fresh.max_tokens  # LONG: truncated alike
+    np.testing.assert_array_equal(vectors, whole.encode_queries(SHORT[:3]))
+    fresh.encode_passages(SHORT * (SMALL_BATCH // len(SHORT) + 1))  # a batch: the whole tokenizer
+    assert "_fast" in fresh.__dict__

@@ -8,9 +8,11 @@ import pytest
 from index import analysis, text
 from index.chunker import SENTENCE_END
 from index.loaders import load_documents
+from index.parts import PartedDict, write_parts
 from index.repair import completes_word
 from search import answer, evaluate
 from search.generate import question_language
+from tests.conftest import DATA
 
 # One character of each block: extension A, basic, compatibility, extension B, extension G.
 EVERY_BLOCK = "㐀中豈𠀀𰀀"
@@ -62,3 +64,50 @@ def test_one_jieba_dictionary_is_loaded() -> None:
     assert answer._posseg.tokenizer is text.jieba_tokenizer()
     assert not jieba.dt.initialized, "jieba's global dictionary is never loaded besides ours"
     assert text.jieba_cache_file().exists()
+
+
+def test_a_new_process_reads_jieba_by_parts_and_segments_as_with_the_whole_dictionary(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cold CLI: a query reads the few parts of the dictionary its characters need (not the whole 9 MB,
+    ~0.4 s), and every word comes out as with the whole dictionary; a process that segments a corpus ends
+    up with the whole dictionary as a plain dict."""
+    whole = text.jieba_tokenizer()  # the test process's: whole or parted, the same words either way
+    (tmp_path / "jieba").mkdir()
+    (tmp_path / "jieba" / "jieba.cache").write_bytes(text.jieba_cache_file().read_bytes())
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path))
+
+    monkeypatch.setattr(text, "_jieba", None)
+    first = text.jieba_tokenizer()  # a fresh cache: loaded whole, the parts written for the next process
+    assert type(first.FREQ) is dict and text.jieba_parts_file().is_file()
+
+    monkeypatch.setattr(text, "_jieba", None)
+    parted = text.jieba_tokenizer()
+    assert isinstance(parted.FREQ, PartedDict)
+    assert parted.total == first.total
+    query = "到2025年长三角研发投入强度的目标是多少"
+    assert parted.lcut_for_search(query, HMM=False) == whole.lcut_for_search(query, HMM=False)
+    assert parted.FREQ.parts_read <= 2 * len(query)  # of the words starting at each character
+
+    corpus = [p.read_text(encoding="utf-8") for p in sorted(DATA.glob("*.txt"))]
+    assert corpus
+    for document in corpus:
+        for paragraph in text.split_paragraphs(document):
+            assert list(parted.tokenize(paragraph, mode="search", HMM=False)) == list(
+                whole.tokenize(paragraph, mode="search", HMM=False)
+            )
+    assert type(parted.FREQ) is dict and len(parted.FREQ) == len(whole.FREQ)
+
+
+def test_a_stale_or_damaged_parts_file_is_not_used(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts made from another jieba dictionary, or cut short, are refused (the dictionary is loaded whole
+    and the parts written again)."""
+    whole = text.jieba_tokenizer()
+    path = tmp_path / "jieba.parts"
+    write_parts(path, dict(whole.FREQ), [*text._dictionary_key(), whole.total])
+    assert text._open_parts(path, jieba.Tokenizer())
+    path.write_bytes(path.read_bytes()[:-100])
+    assert not text._open_parts(path, jieba.Tokenizer())
+    write_parts(path, dict(whole.FREQ), [*text._dictionary_key(), whole.total])
+    monkeypatch.setattr(text, "_dictionary_key", lambda: ["another jieba"])
+    assert not text._open_parts(path, jieba.Tokenizer())
