@@ -164,8 +164,8 @@ def test_sigkill_at_random_moments_then_a_rerun_converges(milvus_uri: str, tmp_p
     for name in listed:
         assert snap.passages.document(name)["text"] == (folder / name).read_text(encoding="utf-8")
     _whole_and_one_version(snap, listed)
-    assert snap.manifest["documents"] == len(listed)
-    assert snap.manifest["passages"] == sum(len(snap.passages.passage_ids_of(d)) for d in listed)
+    assert snap.manifest.documents == len(listed)
+    assert snap.manifest.passages == sum(len(snap.passages.passage_ids_of(d)) for d in listed)
 
 
 def _serve(port: int, milvus_uri: str, collection: str, local: Path) -> subprocess.Popen:

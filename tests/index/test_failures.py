@@ -39,7 +39,7 @@ def assert_consistent(index: Path) -> tuple[str, set[str]]:
     assert len(snap.vectors) == passages, "vector store and passage store disagree"
     if snap.keywords is not None:
         assert len(snap.keywords) == passages, "keyword store and passage store disagree"
-    assert snap.manifest["passages"] == passages
+    assert snap.manifest.passages == passages
     results = engine.search("成都超算中心", k=3, mode="dense").results
     assert results and results[0].doc_id == "seed.txt"
     batches = {
