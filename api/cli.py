@@ -279,7 +279,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     generation = source.open_generation(pointer)
     config = _store(args)
     config.store = "milvus"
-    settings = IndexSettings.from_dict(generation.manifest["settings"])
+    settings = IndexSettings.from_dict(generation.manifest.settings)
     summary = open_index(config).builder(settings).copy_from(generation)
     print(json.dumps(summary.to_dict(), ensure_ascii=False) if args.json else summary.describe())
     return 0

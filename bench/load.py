@@ -97,8 +97,8 @@ def build_20k(folder: Path, backend: str, target: int = TARGET_PASSAGES) -> dict
     made = docs = 0
     if index.current() is not None:
         manifest = index.manifest()
-        made, docs = manifest["passages"], manifest["documents"]  # documents are numbered 0, 1, … in order
-        settings = IndexSettings.from_dict(manifest["settings"])
+        made, docs = manifest.passages, manifest.documents  # documents are numbered 0, 1, … in order
+        settings = IndexSettings.from_dict(manifest.settings)
     if made >= target:
         return {"passages": made, "documents": docs, "seconds": 0.0, "cached": True}
     pool = sentences()

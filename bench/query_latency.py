@@ -38,12 +38,15 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import ROOT, e5_like, header, write_section  # noqa: E402 - the sibling bench module
+
+if TYPE_CHECKING:
+    from index.manifest import Manifest
 
 SECTION = "## Query latency"
 EVAL = ROOT.parent / "shared" / "eval" / "cmrc2018-dev"
@@ -130,7 +133,7 @@ def build_index(folder: Path, passages: int, backend: str) -> dict[str, Any]:
         print(f"  {made} passages", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - t0
     manifest = IndexDir(folder).manifest()
-    return {"seconds": seconds, "passages": manifest["passages"], "documents": manifest["documents"]}
+    return {"seconds": seconds, "passages": manifest.passages, "documents": manifest.documents}
 
 
 def set_backend(folder: Path, backend: str) -> None:
@@ -418,17 +421,17 @@ def serve_and_time(
 
 
 def report(
-    rows: list[dict[str, Any]], parts: dict[str, dict[str, float]], tree: str, manifest: dict[str, Any],
+    rows: list[dict[str, Any]], parts: dict[str, dict[str, float]], tree: str, manifest: Manifest,
     built: dict[str, Any], args: argparse.Namespace, command: str, startup: dict[str, float],
 ) -> str:
-    layout = manifest.get("vector_index", {})
+    layout = manifest.vector_index or {}
     desc = layout.get("kind", "flat")
     if desc == "ivf":
         desc += f" {layout.get('codec')}, nlist {layout.get('nlist')}, nprobe {layout.get('nprobe')}"
     lines = [SECTION, "", *header(command), ""]
     lines += [
         f"`GET /search?mode=hybrid&k=10` against `python -m api.cli serve` on loopback; index of "
-        f"{manifest['passages']:,} passages ({manifest['documents']:,} documents assembled from cmrc2018-dev "
+        f"{manifest.passages:,} passages ({manifest.documents:,} documents assembled from cmrc2018-dev "
         f"sentences; BM25 on the real text; vector index: {desc}). **Passage vectors come from a stub "
         "embedder** (synthetic, e5-shaped: see `bench/query_latency.py`); queries are embedded by the real "
         "model in the server. Distinct cmrc2018 questions, so the answer cache does not help except in "

@@ -262,15 +262,15 @@ def run_size(n: int, queries_n: int, work: Path, keep: bool, faiss_opts: dict[st
     gc.collect()
     print(f"[{n}] built in {built['build_s']:.0f}s; probing", file=sys.stderr, flush=True)
     measured = probe(folder, queries, truth_ids, work)
-    disk = sum(f.stat().st_size for f in (folder / "generations" / manifest["generation"]).rglob("*"))
+    disk = sum(f.stat().st_size for f in (folder / "generations" / manifest.generation).rglob("*"))
     print(f"[{n}] incremental builds", file=sys.stderr, flush=True)
     inc = incremental(folder, vectors, n_docs, fillers)
     if not keep:
         shutil.rmtree(folder, ignore_errors=True)
     return {
-        "passages": manifest["passages"],
+        "passages": manifest.passages,
         "build_s": built["build_s"],
-        "vector_index_s": manifest.get("vector_index", {}).get("seconds"),
+        "vector_index_s": (manifest.vector_index or {}).get("seconds"),
         "layout": measured["layout"],
         "disk_bytes": disk,
         **{k: v for k, v in measured.items() if k != "layout"},

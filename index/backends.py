@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from index import settings
 from index.config import IndexSettings, default_index_dir
 from index.generations import IndexDamaged, IndexDir, IndexFolderError, Pointer
+from index.manifest import Manifest
 from index.stores.base import Generation
 from index.stores.factory import open_keyword_store, open_passages, open_vector_store
 
@@ -78,7 +79,7 @@ class IndexLocation(Protocol):
         """The published generation readers follow; None before the first build."""
         ...
 
-    def readable_manifest(self) -> dict[str, Any] | None:
+    def readable_manifest(self) -> Manifest | None:
         """The current generation's manifest (its settings), or None when none can be read."""
         ...
 
@@ -86,7 +87,7 @@ class IndexLocation(Protocol):
         """Open and check that generation; `IndexDamaged` when it cannot be used."""
         ...
 
-    def verify(self, name: str, *, checksums: bool, pointer: Pointer | None = None) -> dict[str, Any]:
+    def verify(self, name: str, *, checksums: bool, pointer: Pointer | None = None) -> Manifest:
         """The generation's manifest after a full check; `IndexDamaged` naming what is wrong."""
         ...
 

@@ -44,6 +44,7 @@ from index.generations import (
     now_iso,
 )
 from index.loaders.factory import load_documents
+from index.manifest import Manifest
 from index.stores.factory import (
     create_keyword_store,
     create_vector_store,
@@ -168,9 +169,9 @@ class Roots:
     moved: list[Path] = field(default_factory=list)  # old places of folders moved, this run
 
     @classmethod
-    def of_index(cls, manifest: dict[str, Any], docs: dict[str, tuple[str, str | None]]) -> Roots:
-        if "roots" in manifest:
-            return cls({r["folder"]: r["prefix"] for r in manifest["roots"]})
+    def of_index(cls, manifest: Manifest, docs: dict[str, tuple[str, str | None]]) -> Roots:
+        if manifest.roots is not None:
+            return cls({r["folder"]: r["prefix"] for r in manifest.roots})
         inferred: dict[str, str] = {}
         for doc_id, (_hash, path) in docs.items():
             relative = doc_id.split("#", 1)[0]  # "docs.jsonl#3": a JSONL line without a doc_id
@@ -218,11 +219,19 @@ class _Base:
     """The published generation a build starts from (none for a new index or a rebuild)."""
 
     name: str | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest | None = None
     store: PassageStore | None = None
     reuse_stores: bool = True  # False: its vector and keyword files are damaged, rebuild them
     repaired: list[str] = field(default_factory=list)
     lost: Damage | None = None  # no intact generation is left; this is what damaged the current one
+    next_passage_id: int = 1  # without a generation to start from (a rebuild): where the old index's ended
+
+    @property
+    def next_id(self) -> int:
+        """The first passage id the build may give."""
+        if self.manifest is None:
+            return self.next_passage_id
+        return int(self.manifest.next_passage_id or 1)
 
 
 class IndexBuilder:
@@ -262,7 +271,7 @@ class IndexBuilder:
         self._embedder = embedder
         built_manifest = self.dir.readable_manifest()
         if built_manifest is not None:
-            built = IndexSettings.from_dict(built_manifest["settings"])
+            built = IndexSettings.from_dict(built_manifest.settings)
             if settings is not None and settings.embedder.model != built.embedder.model and not rebuild:
                 raise SettingsMismatch(
                     f"index {self.dir.root} was built with model {built.embedder.model!r}, not "
@@ -328,7 +337,7 @@ class IndexBuilder:
         if manifest is None:
             return Roots(), set()
         try:
-            store = PassageStore.open(self.dir.path(manifest["generation"]))
+            store = PassageStore.open(self.dir.path(manifest.generation))
             try:
                 docs = store.document_hashes()
             finally:
@@ -404,7 +413,8 @@ class IndexBuilder:
             # Compared as settings, not as dicts: a manifest written before a chunk option existed holds
             # its default.
             same_chunking = (
-                IndexSettings.from_dict(prev_manifest.get("settings", {})).chunks == self.settings.chunks
+                IndexSettings.from_dict(prev_manifest.settings if prev_manifest else {}).chunks
+                == self.settings.chunks
             )
 
             changed, gone, keep, repath = self._plan(
@@ -427,9 +437,9 @@ class IndexBuilder:
             try:
                 manifest = self._write_generation(tmp, name, summary, base, changed, gone, keep, repath)
                 if roots is not None:
-                    manifest["roots"] = roots.to_manifest()
-                elif "roots" in prev_manifest:
-                    manifest["roots"] = prev_manifest["roots"]
+                    manifest.roots = roots.to_manifest()
+                elif prev_manifest is not None:
+                    manifest.roots = prev_manifest.roots
                 manifest = self.dir.publish(name, tmp, manifest)
             except BaseException:
                 # Free the space of a generation that will never be published (a kill -9 leaves it
@@ -496,9 +506,9 @@ class IndexBuilder:
     def _base(self) -> _Base:
         """The current generation if it is intact; else the best way to recover (see the module doc)."""
         if self.rebuild:
-            known = self.dir.readable_manifest() or {}
+            known = self.dir.readable_manifest()
             # Passage ids go on from the old index's, so an id a client kept never names another passage.
-            return _Base(manifest={"next_passage_id": known.get("next_passage_id", 1)})
+            return _Base(next_passage_id=int(known.next_passage_id or 1) if known else 1)
         candidates = list(reversed(self.dir.published()))
         try:
             pointer = self.dir.pointer()
@@ -539,7 +549,7 @@ class IndexBuilder:
         """Open generation `name` to build on; `IndexDamaged` when its manifest or passages cannot be used."""
         manifest = self.dir.manifest(name)
         store = open_passages(self.dir, name, manifest)
-        if reuse_stores and "files" not in manifest:
+        if reuse_stores and manifest.files is None:
             # Written before manifests had checksums: only opening its stores tells whether they are intact.
             try:
                 open_vector_store(self.dir, name, manifest)
@@ -590,14 +600,14 @@ class IndexBuilder:
         gone: set[str],
         keep: list[str],
         repath: dict[str, str],
-    ) -> dict[str, Any]:
+    ) -> Manifest:
         """Write every file of the new generation into `tmp`; returns its manifest (not yet published)."""
         previous, prev_store, prev_manifest = base.name, base.store, base.manifest
         store = PassageStore.create(tmp)
         if previous:
             store.copy_documents(self.dir.path(previous), keep)
             store.set_paths(repath)
-        next_id = int(prev_manifest.get("next_passage_id", 1))
+        next_id = base.next_id
         id_keys = prev_store.passage_keys() if prev_store else {}
         new_ids, new_chunks = [], []
         bar = None
@@ -626,7 +636,7 @@ class IndexBuilder:
             new_chunks += chunks
         if bar is not None:
             bar.close()
-        store.conn.commit()
+        store.commit()
 
         hashes, texts = [c.content_hash() for c in new_chunks], [c.text for c in new_chunks]
         if previous and not base.reuse_stores:
@@ -639,7 +649,7 @@ class IndexBuilder:
                     texts.append(text)
         vectors = self._vectors(hashes, texts, summary)
         uses_model = bool(hashes) or not previous  # else no vector is added and the model need not load
-        dim = self.embedder.dim if uses_model else prev_manifest["dim"]
+        dim = self.embedder.dim if uses_model or prev_manifest is None else prev_manifest.dim
         if previous and base.reuse_stores:
             vstore = open_vector_store(self.dir, previous, prev_manifest, self.settings.faiss)
             stale = set(prev_store.passage_ids_of_docs(list(changed) + sorted(gone))) if prev_store else set()
@@ -653,7 +663,7 @@ class IndexBuilder:
         vector_index = dict(vstore.describe())
         vector_index["seconds"] = round(time.perf_counter() - t_vectors, 3)
 
-        all_rows = list(store.conn.execute("SELECT passage_id, text FROM passages ORDER BY passage_id"))
+        all_rows = [(pid, text) for pid, text, _hash in store.all_passages()]
         summary.passages = len(all_rows)
         kstore = create_keyword_store(self.settings.keyword_store)
         if kstore is not None:
@@ -666,20 +676,19 @@ class IndexBuilder:
             kstore.save(tmp)
         store.finish()
 
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "generation": name,
-            "created": now_iso(),
-            "model": self.embedder.name if uses_model else prev_manifest["model"],
-            "dim": dim,
-            "settings": self.settings.to_dict(),
-            "documents": summary.documents,
-            "passages": summary.passages,
-            "next_passage_id": next_id,
-            "previous": previous,
-            "vector_index": vector_index,
-        }
-        return manifest
+        return Manifest(
+            format_version=FORMAT_VERSION,
+            generation=name,
+            created=now_iso(),
+            model=self.embedder.name if uses_model or prev_manifest is None else prev_manifest.model,
+            dim=dim,
+            settings=self.settings.to_dict(),
+            documents=summary.documents,
+            passages=summary.passages,
+            next_passage_id=next_id,
+            previous=previous,
+            vector_index=vector_index,
+        )
 
     def keywords_outdated(self, base: _Base | None = None) -> bool:
         """Whether the keyword index of the generation a build starts from (default: the current one) was
@@ -693,10 +702,10 @@ class IndexBuilder:
         store = open_keyword_store(self.dir, base.name, base.manifest)
         return store is not None and store.outdated
 
-    def _forget_stale_vectors(self, name: str, manifest: dict[str, Any]) -> None:
+    def _forget_stale_vectors(self, name: str, manifest: Manifest) -> None:
         """Keep the embedding cache to the text the index holds, so it does not grow without bound."""
         store = PassageStore.open(self.dir.path(name))
-        cache = EmbeddingCache(self.dir.root, manifest["model"], manifest["dim"])
+        cache = EmbeddingCache(self.dir.root, manifest.model, manifest.dim)
         try:
             cache.retain(h for _pid, _text, h in store.all_passages())
         finally:

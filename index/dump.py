@@ -40,6 +40,7 @@ import numpy as np
 from index.config import DEFAULT_MODEL, FORMAT_VERSION, IndexSettings
 from index.embedding_cache import EmbeddingCache
 from index.generations import IndexDir, IndexFolderError, IndexNotFound, WriteLock, now_iso
+from index.manifest import Manifest
 from index.stores.factory import create_keyword_store, create_vector_store, load_vector_store
 from index.stores.passages import PassageStore, pack_bounds
 
@@ -59,7 +60,7 @@ class DumpError(IndexFolderError):
 
 
 # --- export ---------------------------------------------------------------------------------------------
-def _open_generation(index: IndexDir) -> tuple[str, dict[str, Any], PassageStore, Any]:
+def _open_generation(index: IndexDir) -> tuple[str, Manifest, PassageStore, Any]:
     """The current generation's manifest, passage store and vector store, all opened (files held)."""
     for _ in range(OPEN_ATTEMPTS):
         name = index.current()
@@ -70,7 +71,7 @@ def _open_generation(index: IndexDir) -> tuple[str, dict[str, Any], PassageStore
             manifest = index.manifest(name)
             store = PassageStore.open(index.path(name))
             store.count_documents()  # the file is open from here on, even if the folder is pruned
-            vectors = load_vector_store(manifest["settings"]["vector_store"], index.path(name))
+            vectors = load_vector_store(manifest.settings["vector_store"], index.path(name))
             return name, manifest, store, vectors
         except (FileNotFoundError, sqlite3.OperationalError, RuntimeError):
             # pruned between reading CURRENT and opening it: two builds published meanwhile
@@ -103,7 +104,7 @@ def export_index(index_dir: Path | str, out: Path | str) -> dict[str, Any]:
                 raise IndexFolderError(f"generation {name} holds {len(ids)} passages but {len(vstore)} "
                                        f"vectors; rebuild it with `semsearch index` before exporting")
             vectors = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=np.float32,
-                                                shape=(len(ids), int(manifest["dim"])))
+                                                shape=(len(ids), int(manifest.dim)))
             for lo in range(0, len(ids), VECTOR_BATCH):
                 vectors[lo : lo + VECTOR_BATCH] = vstore.vectors(ids[lo : lo + VECTOR_BATCH])
             vectors.flush()
@@ -114,13 +115,14 @@ def export_index(index_dir: Path | str, out: Path | str) -> dict[str, Any]:
                 "format_version": DUMP_VERSION,
                 "exported": now_iso(),
                 "generation": name,
-                "created": manifest.get("created"),
-                "model": manifest["model"],
-                "dim": manifest["dim"],
-                "settings": manifest["settings"],
+                "created": manifest.created,
+                "model": manifest.model,
+                "dim": manifest.dim,
+                "settings": manifest.settings,
                 "documents": docs,
                 "passages": len(ids),
-                "next_passage_id": manifest.get("next_passage_id", int(ids.max(initial=0)) + 1),
+                "next_passage_id": (manifest.next_passage_id if manifest.next_passage_id is not None
+                                    else int(ids.max(initial=0)) + 1),
             }
             (tmp / "manifest.json").write_text(json.dumps(dump_manifest, ensure_ascii=False, indent=2))
             sums = {m: _sha256(tmp / m) for m in MEMBERS}
@@ -215,13 +217,13 @@ def import_index(dump: Path | str, index_dir: Path | str, model: str | None = No
         if created:  # a refused or failed import leaves nothing behind
             shutil.rmtree(index.root, ignore_errors=True)
         raise
-    return {"generation": name, "documents": generation["documents"], "passages": generation["passages"],
+    return {"generation": name, "documents": generation.documents, "passages": generation.passages,
             "model": manifest["model"], "from_generation": manifest["generation"], "embedded": 0,
             "seconds": round(time.perf_counter() - started, 3)}
 
 
 def _restore(dump: Path, index: IndexDir, manifest: dict[str, Any],
-             settings: IndexSettings) -> tuple[str, dict[str, Any]]:
+             settings: IndexSettings) -> tuple[str, Manifest]:
     """Extract and check the dump, publish its generation and fill the embedding cache."""
     with WriteLock(index.root), tempfile.TemporaryDirectory(prefix=".import-", dir=index.root) as tmp_name:
         files = _extract_checked(dump, Path(tmp_name))
@@ -296,7 +298,7 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 def _write_generation(
     folder: Path, name: str, manifest: dict[str, Any], settings: IndexSettings, files: dict[str, Path],
     ids: np.ndarray, vectors: np.ndarray, dump: Path,
-) -> dict[str, Any]:
+) -> Manifest:
     """The files of one generation from the dump's members; returns its manifest."""
     store = PassageStore.create(folder)
     documents = 0
@@ -329,21 +331,20 @@ def _write_generation(
         kstore.build(ids, texts)
         kstore.save(folder)
     store.finish()
-    return {
-        "format_version": FORMAT_VERSION,
-        "generation": name,
-        "created": now_iso(),
-        "model": manifest["model"],
-        "dim": manifest["dim"],
-        "settings": settings.to_dict(),
-        "documents": documents,
-        "passages": len(ids),
-        "next_passage_id": int(manifest.get("next_passage_id") or int(ids.max(initial=0)) + 1),
-        "previous": None,
-        "vector_index": dict(vstore.describe()) if hasattr(vstore, "describe") else {},
-        "imported_from": {"dump": str(dump.name), "generation": manifest["generation"],
-                          "exported": manifest.get("exported")},
-    }
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        generation=name,
+        created=now_iso(),
+        model=manifest["model"],
+        dim=manifest["dim"],
+        settings=settings.to_dict(),
+        documents=documents,
+        passages=len(ids),
+        next_passage_id=int(manifest.get("next_passage_id") or int(ids.max(initial=0)) + 1),
+        vector_index=dict(vstore.describe()) if hasattr(vstore, "describe") else {},
+        extra={"imported_from": {"dump": str(dump.name), "generation": manifest["generation"],
+                                 "exported": manifest.get("exported")}},
+    )
 
 
 def describe_dump(manifest: dict[str, Any]) -> str:

@@ -29,11 +29,12 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from index.errors import SemsearchError
+from index.manifest import Manifest, ManifestError
 
 CURRENT = "CURRENT"
 LOCK = "write.lock"
@@ -42,7 +43,6 @@ _HELD: dict[Path, int] = {}
 GENERATIONS = "generations"
 MANIFEST = "manifest.json"
 KEEP_GENERATIONS = 2  # the current one and its predecessor, for readers still holding it
-MANIFEST_KEYS = ("generation", "model", "dim", "settings", "passages")
 
 
 class IndexFolderError(SemsearchError, RuntimeError):
@@ -210,7 +210,7 @@ class IndexDir:
     def path(self, name: str) -> Path:
         return self.generations / name
 
-    def manifest(self, name: str | None = None) -> dict[str, Any]:
+    def manifest(self, name: str | None = None) -> Manifest:
         """A generation's manifest (the current one's by default); `IndexDamaged` if it cannot be read."""
         name = name or self.current()
         if name is None:
@@ -219,23 +219,17 @@ class IndexDir:
             )
         where = f"{GENERATIONS}/{name}/{MANIFEST}"
         try:
-            manifest = json.loads((self.path(name) / MANIFEST).read_text(encoding="utf-8"))
+            data = json.loads((self.path(name) / MANIFEST).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise IndexDamaged(self.root, Damage(where, "is missing")) from None
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise IndexDamaged(self.root, Damage(where, f"is not a readable manifest ({exc})")) from None
-        missing = [k for k in MANIFEST_KEYS if not isinstance(manifest, dict) or k not in manifest]
-        if missing:
-            raise IndexDamaged(self.root, Damage(where, f"lacks {', '.join(missing)}"))
-        files = manifest.get("files", {})
-        if not isinstance(manifest["settings"], dict) or not (
-            isinstance(files, dict)
-            and all(isinstance(f, dict) and isinstance(f.get("bytes"), int) for f in files.values())
-        ):
-            raise IndexDamaged(self.root, Damage(where, "has settings or a file table that cannot be read"))
-        return manifest
+        try:
+            return Manifest.from_dict(data)
+        except ManifestError as exc:
+            raise IndexDamaged(self.root, Damage(where, str(exc))) from None
 
-    def readable_manifest(self) -> dict[str, Any] | None:
+    def readable_manifest(self) -> Manifest | None:
         """The current generation's manifest, else the newest one that can be read (a damaged index keeps
         the settings it was built with), else None."""
         names = list(reversed(self.published()))
@@ -262,11 +256,11 @@ class IndexDir:
         except IndexDamaged as exc:
             return [exc.damage]
         found = []
-        if pointer is not None and pointer.id is not None and manifest.get("id") != pointer.id:
+        if pointer is not None and pointer.id is not None and manifest.id != pointer.id:
             found.append(Damage(CURRENT, f"names generation {name} with id {pointer.id}, but its manifest "
-                                         f"has id {manifest.get('id')}"))
+                                         f"has id {manifest.id}"))
         folder = self.path(name)
-        for rel, expected in manifest.get("files", {}).items():
+        for rel, expected in (manifest.files or {}).items():
             where = f"{GENERATIONS}/{name}/{rel}"
             path = folder / rel
             try:
@@ -281,7 +275,7 @@ class IndexDir:
                 found.append(Damage(where, "does not match the checksum written with it (its bytes changed)"))
         return found
 
-    def verify(self, name: str, *, checksums: bool, pointer: Pointer | None = None) -> dict[str, Any]:
+    def verify(self, name: str, *, checksums: bool, pointer: Pointer | None = None) -> Manifest:
         """The generation's manifest, or `IndexDamaged` naming its first damaged file (see `problems`)."""
         found = self.problems(name, checksums=checksums, pointer=pointer)
         if found:
@@ -306,20 +300,20 @@ class IndexDir:
         tmp.mkdir()
         return name, tmp
 
-    def publish(self, name: str, tmp: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    def publish(self, name: str, tmp: Path, manifest: Manifest) -> Manifest:
         """Make the generation durable, then switch CURRENT to it in one atomic rename.
 
         The manifest gets the generation's identity and the size and checksum of every file.
         """
-        manifest = manifest | {"id": uuid.uuid4().hex, "files": file_table(tmp)}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+        manifest = replace(manifest, id=uuid.uuid4().hex, files=file_table(tmp))
+        (tmp / MANIFEST).write_text(json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2))
         fsync_tree(tmp)
         final = self.path(name)
         os.rename(tmp, final)
         fsync_path(self.generations)
         pointer = self.root / f"{CURRENT}.tmp"
         with open(pointer, "w") as fh:
-            fh.write(f"{name} {manifest['id']}\n")
+            fh.write(f"{name} {manifest.id}\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(pointer, self.root / CURRENT)

@@ -40,6 +40,7 @@ from index.config import FORMAT_VERSION, IndexSettings, default_index_dir
 from index.documents import Chunk, Document
 from index.embedders.base import Embedder
 from index.generations import Damage, IndexDamaged, IndexFolderError, Pointer, WriteLock, now_iso
+from index.manifest import Manifest
 from index.stores.base import Generation
 from index.stores.milvus_store import (
     DOCS_SUFFIX,
@@ -107,7 +108,7 @@ class MilvusIndex:
             return None
         return Pointer(_name(state.generation), state.uid)
 
-    def readable_manifest(self) -> dict[str, Any] | None:
+    def readable_manifest(self) -> Manifest | None:
         state = self.state()
         return state.manifest if state is not None and state.generation > 0 else None
 
@@ -118,21 +119,22 @@ class MilvusIndex:
         view = MilvusView(self.client, self.collection, state)
         name = _name(state.generation)
         manifest = state.manifest
-        if view.passage_count != manifest["passages"]:
+        assert manifest is not None  # every published generation has one
+        if view.passage_count != manifest.passages:
             raise self.damaged(name, self.collection, f"holds {view.passage_count} passages, its manifest "
-                                                      f"{manifest['passages']}")
-        keywords = MilvusKeywords(view) if manifest["settings"].get("keyword_store") != "none" else None
+                                                      f"{manifest.passages}")
+        keywords = MilvusKeywords(view) if manifest.settings.get("keyword_store") != "none" else None
         return Generation(
             name, Pointer(name, state.uid).key, manifest, MilvusPassages(view),
-            MilvusVectors(view, manifest["dim"]), keywords, size_bytes=lambda: 0,
+            MilvusVectors(view, manifest.dim), keywords, size_bytes=lambda: 0,
         )
 
-    def verify(self, name: str, *, checksums: bool, pointer: Pointer | None = None) -> dict[str, Any]:
+    def verify(self, name: str, *, checksums: bool, pointer: Pointer | None = None) -> Manifest:
         """Counts of passages and documents against the manifest (Milvus checks its own segments)."""
         generation = self.open_generation(pointer or Pointer(name, None))
         documents = generation.passages.count_documents()
-        if documents != generation.manifest["documents"]:
-            expected = generation.manifest["documents"]
+        if documents != generation.manifest.documents:
+            expected = generation.manifest.documents
             raise self.damaged(name, self.collection + DOCS_SUFFIX,
                                f"holds {documents} documents, its manifest {expected}")
         return generation.manifest
@@ -198,13 +200,13 @@ class MilvusWriter(IndexBuilder):
         self.dir = index  # type: ignore[assignment]  # the parts of IndexDir the shared steps use: root, manifest
         self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild, ray=ray)
 
-    _source: dict[str, Any] | None = None  # the manifest of the generation `copy_from` copies
+    _source: Manifest | None = None  # the manifest of the generation `copy_from` copies
     _roots_now: list[dict[str, str]] | None = None  # the folders this write records
 
     def _model(self) -> tuple[str, int]:
         """The model's name and dimension: the copied generation's, else the embedder's (loaded for it)."""
         if self._source is not None:
-            return self._source["model"], int(self._source["dim"])
+            return self._source.model, int(self._source.dim)
         return self.embedder.name, self.embedder.dim
 
     @property
@@ -278,8 +280,10 @@ class MilvusWriter(IndexBuilder):
         state = index.recover()
         view = MilvusView(index.client, index.collection, state) if state is not None else None
         prev_docs = MilvusPassages(view).document_hashes() if view is not None else {}
-        same_chunking = state is None or state.manifest.get("settings", {}).get("chunks") == \
-            self.settings.to_dict()["chunks"]
+        before = state.manifest if state is not None else None
+        same_chunking = state is None or (
+            before is not None and before.settings.get("chunks") == self.settings.to_dict()["chunks"]
+        )
         if self.rebuild:
             delete = delete | (set(prev_docs) - set(upserts))
             same_chunking = False
@@ -291,9 +295,9 @@ class MilvusWriter(IndexBuilder):
         if roots is not None:
             self._roots_now = roots.to_manifest()
         elif self._source is not None:  # a copy records the folders its source had
-            self._roots_now = self._source.get("roots")
+            self._roots_now = self._source.roots
         else:
-            self._roots_now = state.manifest.get("roots") if state is not None else None
+            self._roots_now = before.roots if before is not None else None
         if state is not None and state.generation > 0 and not changed and not gone:
             summary.generation = _name(state.generation)
             summary.passages = view.passage_count if view is not None else 0
@@ -363,21 +367,21 @@ class MilvusWriter(IndexBuilder):
         old_d = [r["row"] for r in query_in(client, name + DOCS_SUFFIX, "doc_id", touched, visible, ["row"])]
         passages += len(rows_p) - len(old_p)
         documents += len(items) - sum(1 for d in touched if d in prev_docs)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "generation": _name(born),
-            "id": state.uid,
-            "created": now_iso(),
-            "model": self._model()[0] if items or not state.manifest else state.manifest["model"],
-            "dim": self._model()[1] if items or not state.manifest else state.manifest["dim"],
-            "settings": self.settings.to_dict() | {"vector_store": "milvus", "keyword_store": "milvus-bm25"},
-            "documents": documents,
-            "passages": passages,
-            "next_passage_id": next_id,
-            "store": {"name": "milvus", "uri": index.uri, "collection": name},
-        }
-        if self._roots_now is not None:
-            manifest["roots"] = self._roots_now
+        before = state.manifest
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            generation=_name(born),
+            id=state.uid,
+            created=now_iso(),
+            model=self._model()[0] if items or before is None else before.model,
+            dim=self._model()[1] if items or before is None else before.dim,
+            settings=self.settings.to_dict() | {"vector_store": "milvus", "keyword_store": "milvus-bm25"},
+            documents=documents,
+            passages=passages,
+            next_passage_id=next_id,
+            roots=self._roots_now,
+            extra={"store": {"name": "milvus", "uri": index.uri, "collection": name}},
+        )
         new = State(state.uid, born, next_id, old_p, old_d, manifest)
         client.upsert(name + STATE_SUFFIX, [new.to_row()])  # the switch (step 3)
         if old_p or old_d:

@@ -106,7 +106,7 @@ class Engine:
             )
         built = self.dir.readable_manifest()
         # No readable manifest at all: searches answer with the damage (503) until the index is repaired.
-        self.settings = IndexSettings.from_dict(built["settings"]) if built else IndexSettings.from_env()
+        self.settings = IndexSettings.from_dict(built.settings) if built else IndexSettings.from_env()
         if built and model and model != self.settings.embedder.model:
             raise ModelMismatch(
                 f"index {self.dir.root} was built with model {self.settings.embedder.model!r}; it cannot be "
@@ -160,7 +160,7 @@ class Engine:
         if pointer is None:
             raise IndexFolderError(f"the index at {self.dir.root} has no published generation")
         manifest = self.dir.verify(pointer.name, checksums=True, pointer=pointer)
-        return {"generation": pointer.name, "files": len(manifest.get("files", {})), "verified": True}
+        return {"generation": pointer.name, "files": len(manifest.files or {}), "verified": True}
 
     @_reports_damage
     def info(self) -> dict[str, Any]:
@@ -169,15 +169,15 @@ class Engine:
         return {
             "index": str(self.dir.root),
             "generation": snap.name,
-            "generation_id": snap.manifest.get("id"),
-            "created": snap.manifest.get("created"),
+            "generation_id": snap.manifest.id,
+            "created": snap.manifest.created,
             "documents": stats["documents"],
             "passages": stats["passages"],
-            "model": snap.manifest["model"],
-            "dim": snap.manifest["dim"],
+            "model": snap.manifest.model,
+            "dim": snap.manifest.dim,
             "size_bytes": stats["size_bytes"],
             "modes": [m for m in MODES if m == "dense" or snap.keywords is not None],
-            "settings": snap.manifest["settings"],
+            "settings": snap.manifest.settings,
         }
 
     # --- search ---------------------------------------------------------------------------------

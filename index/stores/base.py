@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 if TYPE_CHECKING:
+    from index.manifest import Manifest
     from index.stores.passages import Filters, PassageRow
 
 
@@ -149,7 +150,7 @@ class Generation:
 
     name: str
     key: str  # the generation's identity: what answers are cached by
-    manifest: dict[str, Any]
+    manifest: Manifest
     passages: PassageReader
     vectors: VectorStore
     keywords: KeywordStore | None

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from index.generations import IndexDamaged, IndexDir
+from index.manifest import Manifest
 from index.stores.base import KeywordStore, VectorStore
 from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import PassageStore
@@ -55,43 +56,43 @@ def load_keyword_store(name: str, folder: Path) -> KeywordStore | None:
 # store that cannot be read is reported as the damaged file it is, whatever the library raised.
 
 
-def open_passages(index: IndexDir, name: str, manifest: dict[str, Any]) -> PassageStore:
+def open_passages(index: IndexDir, name: str, manifest: Manifest) -> PassageStore:
     """The generation's passage store, checked to hold as many passages as its manifest says."""
     try:
         store = PassageStore.open(index.path(name))
         count = store.count_passages()
     except sqlite3.DatabaseError as exc:
         raise _damaged(index, name, PASSAGES_FILE, f"cannot be read ({exc})") from exc
-    if count != manifest["passages"]:
+    if count != manifest.passages:
         store.close()
-        expected = manifest["passages"]
+        expected = manifest.passages
         raise _damaged(index, name, PASSAGES_FILE, f"holds {count} passages, its manifest {expected}")
     return store
 
 
 def open_vector_store(
-    index: IndexDir, name: str, manifest: dict[str, Any], options: Any = None
+    index: IndexDir, name: str, manifest: Manifest, options: Any = None
 ) -> VectorStore:
-    kind = manifest["settings"]["vector_store"]
+    kind = manifest.settings["vector_store"]
     what = STORE_FILES.get(kind, kind)
     try:
         store = load_vector_store(kind, index.path(name), options)
     except Exception as exc:  # faiss raises RuntimeError, numpy ValueError/EOFError, json ValueError …
         raise _damaged(index, name, what, f"cannot be read ({_brief(exc)})") from exc
-    if len(store) != manifest["passages"]:
-        raise _damaged(index, name, what, f"holds {len(store)} vectors for {manifest['passages']} passages")
+    if len(store) != manifest.passages:
+        raise _damaged(index, name, what, f"holds {len(store)} vectors for {manifest.passages} passages")
     return store
 
 
-def open_keyword_store(index: IndexDir, name: str, manifest: dict[str, Any]) -> KeywordStore | None:
-    kind = manifest["settings"]["keyword_store"]
+def open_keyword_store(index: IndexDir, name: str, manifest: Manifest) -> KeywordStore | None:
+    kind = manifest.settings["keyword_store"]
     what = STORE_FILES.get(kind, kind)
     try:
         store = load_keyword_store(kind, index.path(name))
     except Exception as exc:  # bm25s, numpy and json each raise their own kinds
         raise _damaged(index, name, what, f"cannot be read ({_brief(exc)})") from exc
-    if store is not None and len(store) != manifest["passages"]:
-        raise _damaged(index, name, what, f"holds {len(store)} passages, its manifest {manifest['passages']}")
+    if store is not None and len(store) != manifest.passages:
+        raise _damaged(index, name, what, f"holds {len(store)} passages, its manifest {manifest.passages}")
     return store
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from index.manifest import Manifest
 from index.stores.bm25_store import _idf
 from index.stores.passages import Filters, PassageRow
 
@@ -132,14 +133,17 @@ class State:
     next_id: int = 1
     replaced_passages: list[int] = field(default_factory=list)
     replaced_docs: list[int] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest | None = None  # None until the first generation is published
 
     def to_row(self) -> dict[str, Any]:
-        return {"key": STATE_KEY, "state": json.dumps(vars(self), ensure_ascii=False), "pad": PAD}
+        state = vars(self) | {"manifest": self.manifest.to_dict() if self.manifest is not None else {}}
+        return {"key": STATE_KEY, "state": json.dumps(state, ensure_ascii=False), "pad": PAD}
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> State:
-        return cls(**json.loads(row["state"]))
+        state = json.loads(row["state"])
+        manifest = state.pop("manifest", None)
+        return cls(**state, manifest=Manifest.from_dict(manifest) if manifest else None)
 
 
 def read_state(client: Any, name: str) -> State | None:

@@ -162,6 +162,10 @@ class PassageStore:
             ],
         )
 
+    def commit(self) -> None:
+        """Make what was added so far visible to this store's own reads (the file is not yet published)."""
+        self.conn.commit()
+
     def finish(self) -> None:
         self.conn.commit()
         self.conn.execute("ANALYZE")

@@ -20,7 +20,7 @@ from index.dump import DumpError, export_index, import_index
 from index.embedding_cache import EmbeddingCache
 from index.generations import IndexDir
 from search.engine import Engine
-from tests.api.conftest import copy_index, start_server, stop_server
+from tests.api.conftest import copy_index
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTIONS = ["到2025年长三角研发投入强度的目标是多少", "成都超算中心周边聚集了多少个科技创新项目？",
@@ -73,17 +73,21 @@ def assert_same_answers(original: Engine, restored: Engine) -> None:
 
 def test_export_on_a_running_server_then_import_without_the_model(seed_index: Path, engine: Engine,
                                                                   tmp_path: Path) -> None:
-    server = start_server(copy_index(seed_index, tmp_path), tmp_path / "server.log")
-    try:
-        with server.client() as client:  # a write first, so the dump is of a generation the server made
-            job = client.post("/documents?wait=120", json={"documents": [
-                {"doc_id": "note-1", "title": "笔记", "text": "宜宾正举全市之力推进大学城建设。"}]}).json()
-            assert job["state"] == "done", job
-            exported = run_cli("export", "--index", str(server.index), str(tmp_path / "dump.tar"))
-            assert exported.returncode == 0, exported.stderr
-            live = client.get("/search", params={"q": "宜宾大学城", "k": 10}).json()["results"]
-    finally:
-        stop_server(server)
+    from fastapi.testclient import TestClient
+
+    from api.server import create_app
+
+    index = copy_index(seed_index, tmp_path)
+    # The server runs in this process (writes from a loopback client), the export in a process of its own,
+    # as beside `semsearch serve`.
+    with TestClient(create_app(index), base_url="http://localhost", client=("127.0.0.1", 50000)) as client:
+        # a write first, so the dump is of a generation the server made
+        job = client.post("/documents?wait=120", json={"documents": [
+            {"doc_id": "note-1", "title": "笔记", "text": "宜宾正举全市之力推进大学城建设。"}]}).json()
+        assert job["state"] == "done", job
+        exported = run_cli("export", "--index", str(index), str(tmp_path / "dump.tar"))
+        assert exported.returncode == 0, exported.stderr
+        live = client.get("/search", params={"q": "宜宾大学城", "k": 10}).json()["results"]
     imported = run_cli("import", str(tmp_path / "dump.tar"), "--index", str(tmp_path / "new"), no_model=True)
     assert imported.returncode == 0, imported.stdout + imported.stderr
     assert "nothing embedded" in imported.stdout
@@ -91,7 +95,7 @@ def test_export_on_a_running_server_then_import_without_the_model(seed_index: Pa
     restored = Engine.open(tmp_path / "new")
     assert [(r.passage_id, r.doc_id) for r in restored.search("宜宾大学城", k=10).results] == \
         [(r["passage_id"], r["doc_id"]) for r in live]
-    assert_same_answers(Engine.open(server.index), restored)
+    assert_same_answers(Engine.open(index), restored)
 
 
 def test_dump_is_readable_with_standard_tools_and_fills_the_embedding_cache(seed_index: Path, engine: Engine,

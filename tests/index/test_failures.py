@@ -39,7 +39,7 @@ def assert_consistent(index: Path) -> tuple[str, set[str]]:
     assert len(snap.vectors) == passages, "vector store and passage store disagree"
     if snap.keywords is not None:
         assert len(snap.keywords) == passages, "keyword store and passage store disagree"
-    assert snap.manifest["passages"] == passages
+    assert snap.manifest.passages == passages
     results = engine.search("成都超算中心", k=3, mode="dense").results
     assert results and results[0].doc_id == "seed.txt"
     batches = {
@@ -54,22 +54,28 @@ def test_sigkill_at_random_moments_never_leaves_a_mix(tmp_path: Path) -> None:
     (corpus / "seed.txt").write_text(
         "成都超算中心自2020年投运以来，为西部地区提供了强大的算力支撑。", encoding="utf-8"
     )
-    IndexBuilder(index).index_paths([corpus])
     rng = random.Random(2026)
     env = dict(os.environ, SEMSEARCH_INDEX=str(index))
+    command = [sys.executable, "-m", "api.cli", "index", str(corpus), "--quiet"]
+    # The first build runs as the killed ones will; its length sets when the kills land.
+    started = time.monotonic()
+    subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    build_seconds = time.monotonic() - started
     generations = set()
     for kill in range(KILLS):
         write_batch(corpus, kill)
         on_disk = {f"b{b}" for b in range(kill + 1)}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "index", str(corpus), "--quiet"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.2, 15.0))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started = time.monotonic()
+        # Anywhere from start-up to publishing, whatever the machine's speed: up to half as long again as
+        # the last whole build (at most 15 s). A build that ends first is not waited for, and its length
+        # is the pace of the next kills.
+        try:
+            proc.wait(timeout=rng.uniform(0.2, min(15.0, 1.5 * build_seconds)))
+            build_seconds = time.monotonic() - started
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
         name, batches = assert_consistent(index)
         generations.add(name)
         if kill % 5 == 4:

@@ -285,9 +285,9 @@ def test_builder_generations_on_every_layout(kind: str, tmp_path: Path) -> None:
     engine._embedder = embedder  # noqa: SLF001 - searching needs the same stub model
     snap = engine.snapshot()
     manifest = snap.manifest
-    assert len(snap.vectors) == snap.passages.count_passages() == manifest["passages"]
-    assert manifest["vector_index"]["kind"] == (kind if kind != "auto" else "ivf")
-    assert manifest["settings"]["faiss"]["kind"] == kind
+    assert len(snap.vectors) == snap.passages.count_passages() == manifest.passages
+    assert manifest.vector_index["kind"] == (kind if kind != "auto" else "ivf")
+    assert manifest.settings["faiss"]["kind"] == kind
     results = engine.search("document 3 version 1", k=1, mode="dense").results
     assert results[0].text == "document 3 version 1"
     found = engine.search("document 29 version 0", k=5, mode="dense").results
