@@ -49,7 +49,7 @@ DEPTH = 100
 CACHE = Path.home() / ".cache" / "semsearch" / "fusion"
 # the two lists, coverage and word shares (the retrieval: the slow part); v4: identifiers are whole words
 LISTS_VERSION = "v4"
-CACHE_VERSION = "v4"  # v4: with the bigram shares and phrase runs of `Engine._word_shares`
+CACHE_VERSION = "v5"  # v5: with the bigram shares, phrase runs and number shares of `Engine._word_shares`
 
 
 def collect_documents(name: str, titled: bool = True, depth: int = DEPTH) -> list[dict[str, float]]:
@@ -118,8 +118,9 @@ def lists(name: str, settings: IndexSettings) -> list[dict]:
 
 
 def collect(name: str, settings: IndexSettings) -> list[dict]:
-    """`lists`, with each candidate's bigram share and phrase run (`lexical`: passage id → (word share,
-    bigram share, phrase run), as the engine computes them) and the document-level keyword scores
+    """`lists`, with each candidate's bigram share, phrase run and number share (`lexical`: passage id →
+    (word share, bigram share, phrase run, number share), as the engine computes them; `numbered`: the
+    query has number words) and the document-level keyword scores
     (`docs`, `collect_documents`) of each query."""
     from search.engine import Engine
     from search.evaluate import eval_index, read_jsonl
@@ -140,9 +141,13 @@ def collect(name: str, settings: IndexSettings) -> list[dict]:
         ]
         _, lexical = engine._word_shares(snap, q["question"], dense, keyword)
         row["lexical"] = {
-            pid: (lexical.word.get(pid, 0.0), lexical.grams.get(pid, 0.0), lexical.phrase.get(pid, 0.0))
+            pid: (
+                lexical.word.get(pid, 0.0), lexical.grams.get(pid, 0.0), lexical.phrase.get(pid, 0.0),
+                lexical.numbers.get(pid, 0.0),
+            )
             for pid in {h.passage_id for h in dense + keyword}
         }
+        row["numbered"] = bool(lexical.numbers)
         row["docs"] = doc_scores
     cache.write_bytes(pickle.dumps(rows))
     return rows
@@ -231,7 +236,7 @@ def convex(
             order = separation / (separation + max(0.0, top - last))
         scores = {}
         for pid in doc_of:
-            _, gram_share, run = lexical.get(pid, (0.0, 0.0, 0.0))
+            _, gram_share, run, _ = lexical.get(pid, (0.0, 0.0, 0.0, 0.0))
             scores[pid] = (
                 (1 - a) * dense.get(pid, 0.0) + a * keyword.get(pid, 0.0) + words * shares.get(pid, 0.0)
                 + order * (grams * gram_share + phrase * run) + documents * doc_norm.get(doc_of[pid], 0.0)
@@ -241,8 +246,9 @@ def convex(
     return fuse
 
 
-def default() -> Fusion:
-    """The engine's own fusion (`search.hybrid.fuse`) on the same lists."""
+def default(number_weight: float | None = None) -> Fusion:
+    """The engine's own fusion (`search.hybrid.fuse`) on the same lists, at another number-share weight
+    when given (0: the fusion before the number share)."""
     from search.hybrid import Hit, Lexical, fuse
 
     def run(row: dict) -> list[int]:
@@ -250,9 +256,10 @@ def default() -> Fusion:
         keyword = [
             Hit(pid, s, keyword_score=s, keyword_rank=r) for r, (_, pid, s) in enumerate(row["keyword"], 1)
         ]
-        parts = row["lexical"]
-        lexical = Lexical(*({pid: v[i] for pid, v in parts.items()} for i in range(3)))
-        return [h.passage_id for h in fuse(dense, keyword, coverage=row["coverage"], lexical=lexical)]
+        word, grams, phrase, numbers = ({pid: v[i] for pid, v in row["lexical"].items()} for i in range(4))
+        lexical = Lexical(word, grams, phrase, numbers if row["numbered"] else {})
+        fused = fuse(dense, keyword, coverage=row["coverage"], lexical=lexical, number_weight=number_weight)
+        return [h.passage_id for h in fused]
 
     return run
 
@@ -292,7 +299,8 @@ def recalls(rows: list[dict], fuse: Fusion, grams: dict[int, set[str]]) -> tuple
 
 BASE = "convex 0.5 × √coverage, word share 0.5"
 BEFORE = f"{BASE} (semsearch before)"
-DEFAULT = f"semsearch: {BASE}, phrase run 1.0, separation 0.1 (search/hybrid.py)"
+DEFAULT = f"semsearch: {BASE}, phrase run 1.0, separation 0.1, number share 0.05 (search/hybrid.py)"
+PHRASE = f"{BASE}, phrase run 1.0, separation 0.1 (semsearch before the number share)"
 # The bigram-share and phrase-run weights and the separation compared, and chosen with one family held
 # out at a time.
 GRID = {
@@ -306,6 +314,8 @@ METHODS: dict[str, Fusion] = {
     "dense": single("dense"),
     "keyword": single("keyword"),
     DEFAULT: default(),
+    PHRASE: default(0.0),
+    **{f"{BASE}, phrase run 1.0, separation 0.1, number share {w}": default(w) for w in (0.02, 0.1, 0.15)},
     BEFORE: convex(0.5, words=0.5),
     "rrf, keyword weight = coverage": rrf(),
     **{f"convex {a} × √coverage, word share 0.5": convex(a, words=0.5) for a in (0.7, 0.9)},

@@ -50,6 +50,7 @@ from search.hybrid import (
     fuse,
     keyword_hits,
     keyword_weight,
+    number_shares,
     phrase_runs,
     term_shares,
 )
@@ -342,10 +343,12 @@ class Engine:
         def by_id(values: np.ndarray) -> dict[int, float]:
             return dict(zip(ids, values.tolist(), strict=True))
 
+        numbers = number_shares(words, in_words)
         lexical = Lexical(
             word=by_id(term_shares(idf[: len(words)], in_words)) if words else {},
             grams=by_id(term_shares(idf[len(words) :], in_grams)) if grams else {},
             phrase=by_id(runs) if grams else {},
+            numbers=by_id(numbers) if numbers is not None else {},
         )
         return keyword_weight(words, top), lexical
 

@@ -11,7 +11,7 @@ import pytest
 
 from index.stores.bm25_store import BM25Store
 from search.engine import Engine
-from search.hybrid import Hit, Lexical, fuse, keyword_weight, phrase_runs, term_shares
+from search.hybrid import Hit, Lexical, fuse, keyword_weight, number_shares, phrase_runs, term_shares
 
 
 def dense(*scores: tuple[int, float]) -> list[Hit]:
@@ -136,3 +136,38 @@ def test_the_phrase_run_decides_where_the_dense_model_cannot_tell_candidates_apa
     assert [h.passage_id for h in fuse(crowded, k, coverage=1.0, lexical=lexical)][0] == 2
     separated = dense((1, 0.95), (2, 0.80), *((i, 0.75) for i in range(3, 11)))
     assert [h.passage_id for h in fuse(separated, k, coverage=1.0, lexical=lexical)][0] == 1
+
+
+def test_number_shares_count_the_query_words_holding_a_digit() -> None:
+    words = ["月", "日", "袭击", "10", "15"]
+    present = np.asarray([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0], [1, 1, 1, 0, 0]], dtype=bool)
+    assert number_shares(words, present).tolist() == pytest.approx([1.0, 0.5, 0.0])
+    assert number_shares(["袭击", "造成"], present[:, :2]) is None
+
+
+def test_of_two_articles_alike_but_for_the_date_the_one_with_the_question_s_date_ranks_first() -> None:
+    """News wire follow-ups on one topic, worded alike: the dense model and BM25 score them within a
+    hair, and the date the question names is what tells them apart."""
+    question = "10月15日喀布尔汽车炸弹袭击造成多少人死亡？"
+    texts = [
+        "新华社喀布尔10月3日电 阿富汗首都喀布尔当天发生汽车炸弹袭击，袭击造成多人死亡。",
+        "新华社喀布尔10月15日电 阿富汗首都喀布尔当天发生汽车炸弹袭击，袭击造成12人死亡。",
+    ]
+    coverage, lexical = lexical_of(texts, question)
+    assert lexical.numbers[2] == 1.0 and lexical.numbers[1] == 0.5
+    d = dense((1, 0.871), (2, 0.870), *((i, 0.86) for i in range(3, 11)))
+    k = keyword((1, 6.0), (2, 6.0))
+    assert fuse(d, k, coverage=coverage, lexical=lexical)[0].passage_id == 2
+    unnumbered = Lexical(lexical.word, lexical.grams, lexical.phrase)
+    assert fuse(d, k, coverage=coverage, lexical=unnumbered)[0].passage_id == 1
+    assert fuse(d, k, coverage=coverage, lexical=lexical)[0].number_share == 1.0
+
+
+def test_a_query_without_numbers_fuses_as_without_number_shares() -> None:
+    _, lexical = lexical_of([IN_ORDER, SCATTERED], QUESTION)
+    assert lexical.numbers == {}
+    d, k = dense((1, 0.90), (2, 0.89)), keyword((2, 5.0), (1, 4.0))
+    plain = Lexical(lexical.word, lexical.grams, lexical.phrase)
+    assert [(h.passage_id, h.score) for h in fuse(d, k, lexical=lexical)] == [
+        (h.passage_id, h.score) for h in fuse(d, k, lexical=plain)
+    ]
