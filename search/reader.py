@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_FILE = "reader.safetensors"
 META_FILE = "reader.json"
-HEAD_FILE = WEIGHTS_FILE  # the head is stored beside the upper layers
 MAX_LENGTH = 320  # question + passage: a passage holds at most 256 tokens (SEMSEARCH_MAX_TOKENS)
 MAX_QUESTION_TOKENS = 64
 MAX_ANSWER_TOKENS = 40
@@ -102,18 +101,6 @@ class ReaderNetwork:
         model = AutoModel.from_pretrained(str(folder), attn_implementation="sdpa")
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         return cls(model, tokenizer, frozen)
-
-    @classmethod
-    def load(cls, weights: Path = WEIGHTS_DIR, base: Path | None = None) -> ReaderNetwork:
-        """The shipped reader; its weights' checksum is checked before they are used."""
-        from safetensors.torch import load_file
-
-        meta = _weights_meta(weights)
-        file = weights / WEIGHTS_FILE
-        network = cls.from_base(base or base_model_dir(), frozen=int(meta["frozen"]))
-        network.load_shipped_state(load_file(str(file)))
-        network.eval()
-        return network
 
     # --- the two halves ------------------------------------------------------------------------------
     @staticmethod
