@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT))
 from search.reader import (  # noqa: E402
     ReaderNetwork,
     base_model_dir,
+    best_spans,
     encode_pairs,
+    pair_tokenizer,
     span_of_answer,
 )
 
@@ -141,9 +143,7 @@ def _features(pairs: list[Pair], tokenizer):
     encoded = encode_pairs(tokenizer, [p.question for p in pairs], [p.passage for p in pairs])
     rows = []
     for k, pair in enumerate(pairs):
-        ids = encoded["input_ids"][k]
-        offsets = encoded["offset_mapping"][k]
-        sequence = encoded.sequence_ids(k)
+        ids, offsets, sequence = encoded[k].ids, encoded[k].offsets, encoded[k].sequence_ids
         if pair.answer is None:
             rows.append((ids, 0, 0, k))
             continue
@@ -181,7 +181,7 @@ def main() -> int:
         random.Random(args.seed).shuffle(pairs)
         pairs = pairs[: args.limit]
     network = ReaderNetwork.from_base(base_model_dir(), frozen=args.frozen)
-    rows = _features(pairs, network.tokenizer)
+    rows = _features(pairs, pair_tokenizer(base_model_dir() / "tokenizer.json"))
     train = [r for r in rows if not pairs[r[3]].held_out]
     held = [r for r in rows if pairs[r[3]].held_out]
     print(f"{len(train)} training pairs ({sum(1 for r in train if r[1] == 0)} without an answer), "
@@ -296,9 +296,11 @@ def _held_out_score(network, batches, pairs, rows) -> dict:
     null_right = nulls = 0
     with torch.no_grad():
         for hidden, mask, starts, ends, _ in batches:
-            start_logits, end_logits = network.upper(hidden.float(), mask)
-            for k in range(hidden.shape[0]):
-                s, e, span_score, null_score = network.best_span(start_logits[k], end_logits[k], mask[k])
+            start_logits, end_logits = (t.numpy() for t in network.upper(hidden.float(), mask))
+            allowed = mask.numpy().astype(bool)
+            allowed[:, 0] = False  # the first token is "no answer", never a span
+            for k, (s, e, span_score) in enumerate(best_spans(start_logits, end_logits, allowed)):
+                null_score = float(start_logits[k, 0] + end_logits[k, 0])
                 if int(starts[k]) == 0:
                     nulls += 1
                     null_right += int(null_score > span_score)

@@ -522,8 +522,12 @@ def confidence(ranked: Sequence[Candidate]) -> float:
     a ratio the gate roughly matches (a missing entity is also often a spelling variant, so not 0).
     """
     z = float(np.dot(confidence_features(ranked), CONFIDENCE_WEIGHTS) + CONFIDENCE_BIAS)
-    gate = 0.5 + 0.5 * ranked[0].features["ent_ctx"]
-    return gate / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+    return _gated(ranked[0].features["ent_ctx"]) / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def _gated(entity_share: float) -> float:
+    """The entity gate of a confidence: 0.5 + 0.5 × the share of the question's key entities found."""
+    return 0.5 + 0.5 * entity_share
 
 
 # --- the span inside the answer sentence -------------------------------------------------------------
@@ -793,7 +797,7 @@ def entity_gate(question: Question, result: SearchResult) -> float:
     if not has_cjk(question.text) and has_cjk(result.text):
         return 1.0
     context = normalize(result.title or "") + " " + normalize(result.text)
-    return 0.5 + 0.5 * _entity_share(question.entities, context)
+    return _gated(_entity_share(question.entities, context))
 
 
 def reader_features(spans: Sequence[Any]) -> np.ndarray:

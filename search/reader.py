@@ -39,23 +39,32 @@ def base_model_dir() -> Path:
     return ensure_e5_model()
 
 
-def encode_pairs(tokenizer: Any, questions: Sequence[str], passages: Sequence[str]) -> Any:
-    """Token ids and character offsets of (question, passage) pairs, the passage cut to fit."""
-    questions = [_clip_question(tokenizer, q) for q in questions]
-    return tokenizer(
-        list(questions), list(passages), truncation="only_second", max_length=MAX_LENGTH,
-        return_offsets_mapping=True, return_attention_mask=False, return_token_type_ids=False,
-    )
+def pair_tokenizer(tokenizer_file: Path) -> Any:
+    """e5's tokenizer set up for (question, passage) pairs: the passage cut to fit MAX_LENGTH, no padding."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(MAX_LENGTH, strategy="only_second")
+    return tokenizer
+
+
+def encode_pairs(tokenizer: Any, question: str | Sequence[str], passages: Sequence[str]) -> list[Any]:
+    """The encodings (ids, offsets, sequence ids) of (question, passage) pairs, for training and `ask`
+    alike: one question for every passage, or one question per passage; questions cut to
+    MAX_QUESTION_TOKENS."""
+    questions = [question] * len(passages) if isinstance(question, str) else list(question)
+    clipped = {q: _clip_question(tokenizer, q) for q in questions}
+    return tokenizer.encode_batch([(clipped[q], p) for q, p in zip(questions, passages, strict=True)])
 
 
 def _clip_question(tokenizer: Any, question: str) -> str:
     if len(question) < MAX_QUESTION_TOKENS:  # a token covers at least one character
         return question
-    ids = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
-    offsets = ids["offset_mapping"]
-    if len(offsets) <= MAX_QUESTION_TOKENS:
+    enc = tokenizer.encode(question, add_special_tokens=False)
+    if len(enc.ids) <= MAX_QUESTION_TOKENS:
         return question
-    return question[: offsets[MAX_QUESTION_TOKENS - 1][1]]
+    return question[: enc.offsets[MAX_QUESTION_TOKENS - 1][1]]
 
 
 def span_of_answer(
@@ -79,11 +88,10 @@ def span_of_answer(
 class ReaderNetwork:
     """e5 with a span head, split where the frozen layers end (training caches their output)."""
 
-    def __init__(self, model: Any, tokenizer: Any, frozen: int) -> None:
+    def __init__(self, model: Any, frozen: int) -> None:
         import torch
 
         self.model = model
-        self.tokenizer = tokenizer
         self.frozen = frozen
         self.head = torch.nn.Linear(model.config.hidden_size, 2)
         torch.nn.init.normal_(self.head.weight, std=0.02)
@@ -96,11 +104,9 @@ class ReaderNetwork:
 
     @classmethod
     def from_base(cls, folder: Path, frozen: int) -> ReaderNetwork:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        model = AutoModel.from_pretrained(str(folder), attn_implementation="sdpa")
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        return cls(model, tokenizer, frozen)
+        return cls(AutoModel.from_pretrained(str(folder), attn_implementation="sdpa"), frozen)
 
     # --- the two halves ------------------------------------------------------------------------------
     @staticmethod
@@ -194,25 +200,6 @@ class ReaderNetwork:
         (folder / META_FILE).write_text(text, encoding="utf-8")
         return meta
 
-    @staticmethod
-    def best_span(start: Any, end: Any, mask: Any, allowed: Any = None) -> tuple[int, int, float, float]:
-        """The best (start, end) token pair within MAX_ANSWER_TOKENS, its score, and the no-answer score."""
-        import torch
-
-        valid = mask.bool().clone()
-        valid[0] = False
-        if allowed is not None:
-            valid &= allowed
-        s = start.masked_fill(~valid, -1e4)
-        e = end.masked_fill(~valid, -1e4)
-        table = s[:, None] + e[None, :]
-        n = table.shape[0]
-        band = torch.ones(n, n, dtype=torch.bool).triu().tril(MAX_ANSWER_TOKENS - 1)
-        table = table.masked_fill(~band, -1e4)
-        flat = int(torch.argmax(table))
-        i, j = divmod(flat, n)
-        return i, j, float(table[i, j]), float(start[0] + end[0])
-
 
 @dataclass(frozen=True)
 class ReadSpan:
@@ -246,7 +233,6 @@ class SpanReader:
 
     def __init__(self, model_file: Path, tokenizer_file: Path) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         from index.embedders.onnx import onnx_threads
 
@@ -257,24 +243,13 @@ class SpanReader:
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(MAX_LENGTH, strategy="only_second")
-
-    def _question(self, question: str) -> str:
-        if len(question) < MAX_QUESTION_TOKENS:
-            return question
-        enc = self.tokenizer.encode(question, add_special_tokens=False)
-        if len(enc.ids) <= MAX_QUESTION_TOKENS:
-            return question
-        return question[: enc.offsets[MAX_QUESTION_TOKENS - 1][1]]
+        self.tokenizer = pair_tokenizer(tokenizer_file)
 
     def read(self, question: str, passages: Sequence[str]) -> list[ReadSpan]:
         """The best span of each passage (a passage with no readable token is left out)."""
         if not passages:
             return []
-        q = self._question(question)
-        encodings = self.tokenizer.encode_batch([(q, p) for p in passages])
+        encodings = encode_pairs(self.tokenizer, question, passages)
         width = max(len(e.ids) for e in encodings)
         ids = np.full((len(encodings), width), PAD_ID, dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
@@ -325,14 +300,14 @@ def _export(weights: Path, base: Path, out: Path) -> None:
     """torch.onnx.export of e5 + the trained layers + the head: (input_ids, attention_mask) → start, end."""
     import torch
     from safetensors.torch import load_file
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     from index.embedders.onnx import OPSET, _quiet_export_warnings
 
     meta = _weights_meta(weights)
     # Eager attention: the subgraph onnxruntime's attention fusion recognises.
     model = AutoModel.from_pretrained(str(base), attn_implementation="eager")
-    network = ReaderNetwork(model, AutoTokenizer.from_pretrained(str(base)), int(meta["frozen"]))
+    network = ReaderNetwork(model, int(meta["frozen"]))
     network.load_shipped_state(load_file(str(weights / WEIGHTS_FILE)))
     network.eval()
 

@@ -76,12 +76,12 @@ def start_milvus(data_dir: Path) -> tuple[subprocess.Popen, str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """By its PID: SIGTERM, then SIGKILL if it lingers."""
+def stop(proc: subprocess.Popen, grace: float = 10) -> None:
+    """By its PID: SIGTERM, then SIGKILL if it lingers past `grace` seconds."""
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)

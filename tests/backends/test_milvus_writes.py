@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import STARTUP_SECONDS
-from tests.backends.conftest import free_port
+from tests.backends.conftest import free_port, stop
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -190,16 +190,6 @@ def _wait_ready(url: str, proc: subprocess.Popen, seconds: float = STARTUP_SECON
     raise AssertionError(f"{url} did not become ready")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
 def _wait_job(client: httpx.Client, response: httpx.Response) -> None:
     assert response.status_code in (200, 202), response.text
     location = response.headers["location"]
@@ -247,4 +237,4 @@ def test_two_servers_share_one_collection(milvus_uri: str, tmp_path: Path, contr
                 assert all(h["doc_id"] != "shared-1" for h in hits)
                 assert client.get("/documents/shared-1").status_code == 404
     finally:
-        _stop(proc)
+        stop(proc, grace=15)
