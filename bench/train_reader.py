@@ -10,9 +10,13 @@ chunker, the passage holding the answer is a positive, and two kinds of negative
 the passage of ANOTHER document most like the question (character-bigram TF-IDF: a retrieved look-alike)
 and a passage of the same document without the answer. A share of each set's documents is held out (for
 choosing the epoch and for calibrating the confidence in `bench/fit_reader.py`); XQuAD is never read.
+A share of the pairs (`--english`) also comes with the question glossed in English word by word
+(`bench/code_switch.py`, CC-CEDICT): the only English questions the licences allow, and what lets the
+reader answer an English question over Chinese text.
 
 Data: CMRC 2018 dev (CC BY-SA 4.0, github ymcui/cmrc2018) and DRCD dev (CC BY-SA 3.0, github
-DRCKnowledgeTeam/DRCD), from `../shared/eval`. The news set states no licence and is never trained on.
+DRCKnowledgeTeam/DRCD), from `../shared/eval`; CC-CEDICT (CC BY-SA 4.0) for the glosses. The news set
+states no licence and is never trained on.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Pair:
     answer: tuple[int, int] | None  # characters of the answer in the passage, None: no answer here
     qid: str
     held_out: bool
+    english: bool = False  # the question's words glossed in English (`bench/code_switch.py`)
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -79,10 +84,14 @@ def _bigrams(text: str) -> list[str]:
     return [text[i : i + 2] for i in range(len(text) - 1)]
 
 
-def make_pairs(eval_root: Path, seed: int) -> list[Pair]:
+def make_pairs(eval_root: Path, seed: int, english_share: float = 0.0) -> list[Pair]:
+    """Every question's positive pair and its sampled negatives; with probability `english_share` a pair
+    also gets a copy whose question is glossed in English (same passage, same answer or none)."""
+    from code_switch import english_question
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     rng = random.Random(seed)
+    english_rng = random.Random(seed + 1)  # its own stream: the Chinese pairs stay those of english_share 0
     pairs: list[Pair] = []
     for name in SETS:
         folder = eval_root / name
@@ -99,6 +108,7 @@ def make_pairs(eval_root: Path, seed: int) -> list[Pair]:
         qmatrix = vectorizer.transform([q["question"] for q in queries])
         scores = (qmatrix @ matrix.T).tocsr()
         kept = 0
+        first_pair = len(pairs)
         for row, query in enumerate(queries):
             doc_id = query["doc_id"]
             answers = [a for a in query["answers"] if a.strip()]
@@ -133,8 +143,15 @@ def make_pairs(eval_root: Path, seed: int) -> list[Pair]:
                     text = flat[k][2]
                     if not any(a in text for a in answers):
                         pairs.append(Pair(query["question"], text, None, query["qid"], is_held))
+        copies = []
+        for pair in pairs[first_pair:] if english_share > 0 else []:
+            if english_rng.random() < english_share:
+                question = english_question(pair.question, english_rng)
+                if question is not None:
+                    copies.append(Pair(question, pair.passage, pair.answer, pair.qid, pair.held_out, True))
+        pairs.extend(copies)
         print(f"{name}: {len(doc_ids)} documents, {len(flat)} passages, {kept} questions with their answer "
-              f"in one passage ({time.time() - started:.0f} s)", flush=True)
+              f"in one passage, {len(copies)} English copies ({time.time() - started:.0f} s)", flush=True)
     return pairs
 
 
@@ -157,11 +174,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--eval", type=Path, default=ROOT.parent / "shared" / "eval")
     parser.add_argument("--out", type=Path, default=ROOT / "search" / "weights")
-    parser.add_argument("--frozen", type=int, default=6, help="lower layers that keep e5's weights")
+    parser.add_argument("--frozen", type=int, default=4, help="lower layers that keep e5's weights")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=6e-5)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--english", type=float, default=0.4,
+                        help="share of pairs that also get an English-glossed copy of their question")
     parser.add_argument("--limit", type=int, default=0, help="train on this many pairs (a smoke run)")
     args = parser.parse_args()
 
@@ -176,7 +195,7 @@ def main() -> int:
         print(f"no development sets at {args.eval}: the reader is trained from them", file=sys.stderr)
         return 2
 
-    pairs = make_pairs(args.eval, args.seed)
+    pairs = make_pairs(args.eval, args.seed, args.english)
     if args.limit:
         random.Random(args.seed).shuffle(pairs)
         pairs = pairs[: args.limit]
@@ -253,7 +272,9 @@ def main() -> int:
             best = score
             meta = network.save(args.out, {
                 "trained_on": ["cmrc2018-dev (CC BY-SA 4.0, github ymcui/cmrc2018)",
-                               "drcd-dev (CC BY-SA 3.0, github DRCKnowledgeTeam/DRCD)"],
+                               "drcd-dev (CC BY-SA 3.0, github DRCKnowledgeTeam/DRCD)",
+                               "their questions glossed in English with CC-CEDICT (CC BY-SA 4.0, mdbg.net)"],
+                "english_share": args.english,
                 "held_out_share_of_documents": HELD_OUT_SHARE,
                 "held_out": score, "epoch": epoch,
                 "seed": args.seed, "epochs": args.epochs, "lr": args.lr, "batch": args.batch,
@@ -289,13 +310,26 @@ def _rebatch(batches, size):
 
 
 def _held_out_score(network, batches, pairs, rows) -> dict:
+    """Token EM, F1 and no-answer accuracy on the held-out pairs: all of them, and the English copies
+    alone under `english`."""
+    score = _score(network, batches, pairs, lambda pair: True)
+    if any(pair.english for pair in pairs):
+        score["english"] = _score(network, batches, pairs, lambda pair: pair.english)
+    return score
+
+
+def _score(network, batches, pairs, chosen) -> dict:
     import torch
 
     network.eval()
     exact = f1_sum = answered = 0
     null_right = nulls = 0
     with torch.no_grad():
-        for hidden, mask, starts, ends, _ in batches:
+        for hidden, mask, starts, ends, keys in batches:
+            picked = [k for k, key in enumerate(keys) if chosen(pairs[key])]
+            if not picked:
+                continue
+            hidden, mask, starts, ends = hidden[picked], mask[picked], starts[picked], ends[picked]
             start_logits, end_logits = (t.numpy() for t in network.upper(hidden.float(), mask))
             allowed = mask.numpy().astype(bool)
             allowed[:, 0] = False  # the first token is "no answer", never a span
