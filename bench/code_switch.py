@@ -128,6 +128,8 @@ def _words(question: str) -> list[str]:
 def english_question(question: str, rng: random.Random, share: float = 0.9) -> str | None:
     """`question` with about `share` of its Chinese words replaced by English glosses, or None when
     too few of them could be (a question that stays mostly Chinese teaches nothing new)."""
+    from index.text import has_cjk
+
     glosses = dictionary()
     out: list[str] = []
     chinese = replaced = 0
@@ -135,7 +137,7 @@ def english_question(question: str, rng: random.Random, share: float = 0.9) -> s
         if word in _PUNCTUATION:
             out.append(_PUNCTUATION[word])
             continue
-        if not any("\u3400" <= ch <= "\u9fff" for ch in word):
+        if not has_cjk(word):
             out.append(word)
             continue
         chinese += 1
