@@ -74,20 +74,34 @@ def _gloss(senses: list[str]) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1)
 def dictionary() -> dict[str, str]:
     """Headword (simplified and traditional) -> one English gloss; the first usable entry wins, so a
     common sense listed first is kept over a later surname or variant entry."""
+    return _cedict()[0]
+
+
+def _to_simplified() -> dict[str, str]:
+    """Traditional -> simplified for single characters, from the dictionary's headword pairs."""
+    return _cedict()[1]
+
+
+@lru_cache(maxsize=1)
+def _cedict() -> tuple[dict[str, str], dict[str, str]]:
+    """The glosses and the single-character simplification table, from one pass over CC-CEDICT."""
     glosses: dict[str, str] = {}
+    table: dict[str, str] = {}
+    simplified_chars: set[str] = set()
     line_form = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/\s*$")
     with gzip.open(_cedict_path(), mode="rt", encoding="utf-8") as handle:
         for line in handle:
-            if line.startswith("#"):
-                continue
-            found = line_form.match(line)
+            found = None if line.startswith("#") else line_form.match(line)
             if not found:
                 continue
             traditional, simplified, senses = found.groups()
+            if len(traditional) == 1 and len(simplified) == 1:
+                simplified_chars.add(simplified)
+                if traditional != simplified:
+                    table.setdefault(traditional, simplified)
             gloss = _gloss(senses.split("/"))
             if gloss is None:
                 continue
@@ -95,24 +109,8 @@ def dictionary() -> dict[str, str]:
                 # Proper names (capitalised glosses) are kept only for headwords that have no other entry.
                 if headword not in glosses or (glosses[headword][:1].isupper() and not gloss[:1].isupper()):
                     glosses[headword] = gloss
-    return glosses
-
-
-@lru_cache(maxsize=1)
-def _to_simplified() -> dict[str, str]:
-    """Traditional -> simplified for single characters, from the dictionary's headword pairs."""
-    table: dict[str, str] = {}
-    simplified: set[str] = set()
-    line_form = re.compile(r"^(\S) (\S) ")
-    with gzip.open(_cedict_path(), mode="rt", encoding="utf-8") as handle:
-        for line in handle:
-            found = line_form.match(line)
-            if found:
-                simplified.add(found.group(2))
-                if found.group(1) != found.group(2):
-                    table.setdefault(found.group(1), found.group(2))
     # A character that is itself simplified somewhere (么, 后) is never rewritten.
-    return {ch: to for ch, to in table.items() if ch not in simplified}
+    return glosses, {ch: to for ch, to in table.items() if ch not in simplified_chars}
 
 
 def _words(question: str) -> list[str]:

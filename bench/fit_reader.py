@@ -33,7 +33,7 @@ from index.config import IndexSettings  # noqa: E402
 from search import answer as A  # noqa: E402
 from search.engine import Engine  # noqa: E402
 from search.evaluate import answer_em, answer_f1, contains_answer, eval_index, read_jsonl  # noqa: E402
-from search.reader import WEIGHTS_DIR, _weights_meta, shipped_reader  # noqa: E402
+from search.reader import WEIGHTS_DIR, shipped_reader, weights_meta  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 PRECISION = 0.9  # of the answers given at the default threshold
@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/semsearch-fit-reader"))
     args = ap.parse_args()
     # The cached reads are those of one set of reader weights: a retrained reader reads afresh.
-    args.cache = args.cache / _weights_meta(WEIGHTS_DIR)["sha256"][:16]
+    args.cache = args.cache / weights_meta(WEIGHTS_DIR)["sha256"][:16]
     args.cache.mkdir(parents=True, exist_ok=True)
     weights, bias = np.asarray(A.READER_WEIGHTS), A.READER_BIAS
     if args.evaluate:
@@ -142,13 +142,12 @@ def main() -> None:
     weights, bias = logistic_fit(x, y, l2=args.l2)
     print(f"{len(rows)} questions, {len(y)} spans, {int(y.sum())} whose sentence holds the answer")
     print(f"{'threshold':>9} {'answered':>8} {'precision':>9} {'answer_hit':>10} {'em':>6} {'f1':>6}")
-    for t in np.arange(0.0, 0.95, 0.05):
-        m = evaluate(rows, weights, bias, float(t))
-        print(f"{t:9.2f} {m['answered']:8.3f} {m['precision_answered']:9.3f} {m['answer_hit']:10.3f} "
-              f"{m['em']:6.3f} {m['f1']:6.3f}")
+    curve = [evaluate(rows, weights, bias, round(float(t), 2)) for t in np.arange(0.0, 0.95, 0.05)]
+    for m in curve:
+        print(f"{m['threshold']:9.2f} {m['answered']:8.3f} {m['precision_answered']:9.3f} "
+              f"{m['answer_hit']:10.3f} {m['em']:6.3f} {m['f1']:6.3f}")
     # The default threshold: the lowest at which the answers given are right 90 % of the time.
-    chosen = next((round(float(t), 2) for t in np.arange(0.0, 0.95, 0.05)
-                   if evaluate(rows, weights, bias, float(t))["precision_answered"] >= PRECISION), 0.9)
+    chosen = next((m["threshold"] for m in curve if m["precision_answered"] >= PRECISION), 0.9)
     print(f"READER_WEIGHTS = ({', '.join(f'{w:.3f}' for w in weights)})")
     print(f"READER_BIAS = {bias:.3f}")
     print(f"DEFAULT_THRESHOLD = {chosen}  # the lowest with precision of the answers >= {PRECISION}")

@@ -278,7 +278,7 @@ FLOAT_FILE, INT8_FILE = "reader.onnx", "reader_qint8.onnx"
 QUANTIZED = True  # int8: half the time of float32 per passage, the same answers (docs/answers.md)
 
 
-def _weights_meta(weights: Path) -> dict[str, Any]:
+def weights_meta(weights: Path) -> dict[str, Any]:
     from search.errors import ReaderUnavailable
 
     meta_path, file = weights / META_FILE, weights / WEIGHTS_FILE
@@ -304,7 +304,7 @@ def _export(weights: Path, base: Path, out: Path) -> None:
 
     from index.embedders.onnx import OPSET, _quiet_export_warnings
 
-    meta = _weights_meta(weights)
+    meta = weights_meta(weights)
     # Eager attention: the subgraph onnxruntime's attention fusion recognises.
     model = AutoModel.from_pretrained(str(base), attn_implementation="eager")
     network = ReaderNetwork(model, int(meta["frozen"]))
@@ -338,7 +338,7 @@ def ensure_reader_model(weights: Path = WEIGHTS_DIR, *, quantized: bool = QUANTI
     from index.embedders.e5_model import default_cache_dir
     from index.embedders.onnx import _atomic_write, _fuse, _quantize
 
-    meta = _weights_meta(weights)
+    meta = weights_meta(weights)
     folder = default_cache_dir() / f"reader-{meta['sha256'][:16]}-v{EXPORT_VERSION}"
     target = folder / (INT8_FILE if quantized else FLOAT_FILE)
     if target.is_file():
