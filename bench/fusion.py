@@ -96,6 +96,8 @@ def lists(name: str, settings: IndexSettings) -> list[dict]:
         vector = engine._query_vector(q["question"])
         dense = dense_hits(*(a[0] for a in snap.vectors.search(vector, HYBRID_DEPTH, None)))
         keyword = keyword_hits(*snap.keywords.search(q["question"], HYBRID_DEPTH, None))
+        # The dense list as the engine fuses it: re-ranked by sentence evidence where the index has it.
+        dense = engine._rescored(snap, vector[0], dense, keyword)[:HYBRID_DEPTH]
         ids = [h.passage_id for h in dense + keyword if h.passage_id not in doc_of]
         doc_of.update({pid: row.doc_id for pid, row in snap.passages.passages(ids).items()})
         coverage, lexical = engine._word_shares(snap, q["question"], dense, keyword)

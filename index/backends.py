@@ -25,7 +25,7 @@ from index.config import IndexSettings, default_index_dir
 from index.generations import IndexDamaged, IndexDir, IndexFolderError, Pointer
 from index.manifest import Manifest
 from index.stores.base import Generation
-from index.stores.factory import open_keyword_store, open_passages, open_vector_store
+from index.stores.factory import open_keyword_store, open_passages, open_sentence_store, open_vector_store
 
 if TYPE_CHECKING:
     from index.builder import IndexBuilder
@@ -114,6 +114,7 @@ class FolderIndex(IndexDir):
         try:
             vectors = open_vector_store(self, name, manifest)
             keywords = open_keyword_store(self, name, manifest)
+            sentences = open_sentence_store(self, name, manifest)
             if keywords is not None and keywords.outdated:
                 log.warning(
                     "the keyword index of %s was built by an older version of the analyser: queries match "
@@ -128,6 +129,7 @@ class FolderIndex(IndexDir):
         return Generation(
             name, pointer.key, manifest, passages, vectors, keywords,
             size_bytes=lambda: sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()),
+            sentences=sentences,
         )
 
     def builder(

@@ -50,10 +50,12 @@ from index.stores.factory import (
     create_vector_store,
     open_keyword_store,
     open_passages,
+    open_sentence_store,
     open_vector_store,
 )
 from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import PassageStore
+from index.stores.sentence_store import SentenceStore, passage_sentences, sentence_hash
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +86,11 @@ class BuildSummary:
     kept: int = 0  # documents of files that failed to load, kept as the index had them
     # The keyword index was analysed again (it was built by an older analyser), documents unchanged.
     reanalysed: bool = False
+    # Sentences of the new or changed passages (`index.stores.sentence_store`): embedded, or from the cache.
+    sentences_embedded: int = 0
+    sentences_reused: int = 0
     seconds: float = 0.0
-    embed_seconds: float = 0.0
+    embed_seconds: float = 0.0  # passages and their sentences
 
     @property
     def changed(self) -> bool:
@@ -98,6 +103,7 @@ class BuildSummary:
 
     @property
     def passages_per_s(self) -> float:
+        """Passages embedded a second, their sentences' time included: the rate an operator sees."""
         return self.embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +118,8 @@ class BuildSummary:
             "moved": self.moved,
             "embedded": self.embedded,
             "reused": self.reused,
+            "sentences_embedded": self.sentences_embedded,
+            "sentences_reused": self.sentences_reused,
             "skipped": [{"path": s.path, "reason": s.reason, "failed": s.failed} for s in self.skipped],
             "kept": self.kept,
             "clean": self.clean,
@@ -131,6 +139,8 @@ class BuildSummary:
             f"passages: {self.passages}; embedded {self.embedded} new, reused {self.reused}"
             + (f" ({self.passages_per_s:.1f} passages/s)" if self.embedded else " (nothing re-embedded)"),
         ]
+        if self.sentences_embedded or self.sentences_reused:
+            lines.append(f"sentences: embedded {self.sentences_embedded} new, reused {self.sentences_reused}")
         for skip in self.skipped:
             lines.append(f"  skipped {skip.path}: {skip.reason}")
         lines += [f"repaired: {line}" for line in self.repaired]
@@ -421,9 +431,10 @@ class IndexBuilder:
                 upserts, prev_docs, delete, deleted_under, kept_under, roots, same_chunking, summary
             )
 
+            outdated = self.keywords_outdated(base)
             if (
                 previous and not changed and not gone and not repath and not base.repaired
-                and not self.keywords_outdated(base)
+                and not outdated and not self.sentences_missing(base)
             ):
                 summary.generation = previous
                 summary.passages = prev_store.count_passages() if prev_store else 0
@@ -432,7 +443,9 @@ class IndexBuilder:
 
             # Nothing changed but the analysis: the keyword side is built again (the store re-tokenises every
             # passage when the previous store's analyser differs), the vectors are carried over as they are.
-            summary.reanalysed = bool(previous) and not (changed or gone or repath or base.repaired)
+            # (Nothing changed and no sentence vectors yet: they are added, the rest carried over.)
+            untouched = not (changed or gone or repath or base.repaired)
+            summary.reanalysed = bool(previous) and outdated and untouched
             name, tmp = self.dir.begin()
             try:
                 manifest = self._write_generation(tmp, name, summary, base, changed, gone, keep, repath)
@@ -674,6 +687,10 @@ class IndexBuilder:
                 np.asarray([r[0] for r in all_rows], dtype=np.int64), [r[1] for r in all_rows], prev_k
             )
             kstore.save(tmp)
+        if self.settings.sentence_vectors:
+            sentences = self._sentence_vectors(all_rows, base, dim, summary)
+            sentences.save(tmp)
+            vector_index["sentences"] = sentences.sentence_count
         store.finish()
 
         return Manifest(
@@ -702,12 +719,51 @@ class IndexBuilder:
         store = open_keyword_store(self.dir, base.name, base.manifest)
         return store is not None and store.outdated
 
+    def sentences_missing(self, base: _Base) -> bool:
+        """Whether this build embeds sentences (`IndexSettings.sentence_vectors`) and the generation it
+        starts from has none (built before them, or without): the build then adds them, whether or not
+        any document changed."""
+        if not self.settings.sentence_vectors or base.name is None or not base.reuse_stores:
+            return False
+        return not SentenceStore.exists(self.dir.path(base.name))
+
+    def _sentence_vectors(
+        self, rows: list[tuple[int, str]], base: _Base, dim: int, summary: BuildSummary
+    ) -> SentenceStore:
+        """The sentence vectors of every passage (id, text) of the new generation: carried over from the
+        generation built on where it has them (a passage id always names the same text), else from the
+        embedding cache or the model."""
+        previous = None
+        if base.name is not None and base.manifest is not None and base.reuse_stores:
+            previous = open_sentence_store(self.dir, base.name, base.manifest)
+        kept = previous.of([pid for pid, _ in rows]) if previous is not None else {}
+        todo = [(pid, passage_sentences(text)) for pid, text in rows if pid not in kept]
+        flat = [sentence for _, sentences in todo for sentence in sentences]
+        vectors, summary.sentences_embedded, summary.sentences_reused = self._embed_cached(
+            [sentence_hash(s) for s in flat], flat, "sentence", summary
+        )
+        parts = list(kept.items())
+        at = 0
+        for pid, sentences in todo:
+            parts.append((pid, vectors[at : at + len(sentences)]))
+            at += len(sentences)
+        return SentenceStore.build(dim, parts)
+
     def _forget_stale_vectors(self, name: str, manifest: Manifest) -> None:
-        """Keep the embedding cache to the text the index holds, so it does not grow without bound."""
+        """Keep the embedding cache to the text the index holds (its passages and, where it has them,
+        their sentences), so it does not grow without bound."""
         store = PassageStore.open(self.dir.path(name))
         cache = EmbeddingCache(self.dir.root, manifest.model, manifest.dim)
+        with_sentences = bool(manifest.settings.get("sentence_vectors"))
+
+        def live() -> Iterable[str]:
+            for _pid, text, h in store.all_passages():
+                yield h
+                if with_sentences:
+                    yield from (sentence_hash(s) for s in passage_sentences(text))
+
         try:
-            cache.retain(h for _pid, _text, h in store.all_passages())
+            cache.retain(live())
         finally:
             cache.close()
             store.close()
@@ -718,23 +774,31 @@ class IndexBuilder:
     def _vectors(self, hashes: list[str], texts: list[str], summary: BuildSummary) -> np.ndarray:
         """Vectors of these passages (text hash, text): from the cache where the text was embedded before,
         else the model."""
+        vectors, summary.embedded, summary.reused = self._embed_cached(hashes, texts, "passage", summary)
+        return vectors
+
+    def _embed_cached(
+        self, hashes: list[str], texts: list[str], unit: str, summary: BuildSummary
+    ) -> tuple[np.ndarray, int, int]:
+        """(vectors, distinct texts embedded, texts read from the cache) of these texts (hash, text): from
+        the embedding cache where a text was embedded before, else the model. `unit` names them on the
+        progress bar; the time spent embedding is added to the summary's."""
         if not hashes:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+            return np.zeros((0, self.embedder.dim), dtype=np.float32), 0, 0
         embedder = self.embedder
         cache = EmbeddingCache(self.dir.root, embedder.name, embedder.dim)
         try:
             known = cache.get(hashes)
             missing = list(dict.fromkeys(h for h in hashes if h not in known))
-            summary.reused = len(hashes) - sum(1 for h in hashes if h not in known)
+            reused = len(hashes) - sum(1 for h in hashes if h not in known)
             text_of = dict(zip(hashes, texts, strict=True))
             # Longest first across the whole build, so batches pad little and the ETA errs on the safe side.
             missing.sort(key=lambda h: -len(text_of[h]))
-            summary.embedded = len(missing)
             bar = None
             if self.progress and missing:
                 from tqdm import tqdm
 
-                bar = tqdm(total=len(missing), unit="passage", desc="embedding", smoothing=0.05)
+                bar = tqdm(total=len(missing), unit=unit, desc=f"embedding {unit}s", smoothing=0.05)
             t0 = time.perf_counter()
             try:
                 for part, vecs in self._embed(missing, text_of):
@@ -745,12 +809,11 @@ class IndexBuilder:
             finally:
                 if bar is not None:
                     bar.close()
-            summary.embed_seconds = time.perf_counter() - t0
-            return np.vstack([known[h] for h in hashes]).astype(np.float32)
+            summary.embed_seconds += time.perf_counter() - t0
+            return np.vstack([known[h] for h in hashes]).astype(np.float32), len(missing), reused
         finally:
             summary.warnings += cache.set_aside
             cache.close()
-
 
     def _embed(self, missing: list[str], text_of: dict[str, str]) -> Iterable[tuple[list[str], np.ndarray]]:
         """(hashes, vectors) slices of these passages as they are embedded, here or on the Ray cluster."""

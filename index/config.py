@@ -85,6 +85,7 @@ class IndexSettings:
     vector_store: str = "faiss"
     keyword_store: str = "bm25"
     faiss: FaissSettings = field(default_factory=FaissSettings)
+    sentence_vectors: bool = True  # every passage's sentences embedded too (`index.stores.sentence_store`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,13 +98,17 @@ class IndexSettings:
             vector_store=data.get("vector_store", "faiss"),
             keyword_store=data.get("keyword_store", "bm25"),
             faiss=FaissSettings(**data.get("faiss", {})),
+            # A manifest that predates sentence vectors was built without them. Read as True, the next API
+            # write would embed every sentence of the collection: only `semsearch index` (the operator's
+            # own run, with its settings) adds them to an existing index.
+            sentence_vectors=bool(data.get("sentence_vectors", False)),
         )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IndexSettings:
         """Defaults, overridden by the index's rows of the settings table (`index.settings`):
         `SEMSEARCH_MODEL`, `_BACKEND`, `_MAX_TOKENS`, `_TARGET_TOKENS`, `_OVERLAP_SENTENCES`,
-        `_FAISS_KIND` and `_EXACT_MAX`."""
+        `_FAISS_KIND`, `_EXACT_MAX` and `_SENTENCE_VECTORS`."""
         settings = cls()
         settings.embedder.model = value("SEMSEARCH_MODEL", environ)
         settings.embedder.backend = value("SEMSEARCH_BACKEND", environ)
@@ -116,4 +121,5 @@ class IndexSettings:
                                         overlap_sentences=value("SEMSEARCH_OVERLAP_SENTENCES", environ))
         settings.faiss.kind = value("SEMSEARCH_FAISS_KIND", environ)
         settings.faiss.exact_max = value("SEMSEARCH_EXACT_MAX", environ)
+        settings.sentence_vectors = value("SEMSEARCH_SENTENCE_VECTORS", environ)
         return settings

@@ -9,12 +9,20 @@ A dump is an uncompressed tar of files any tool can read:
                        start, end (offsets into the document's text), text, hash
     vectors.npy        float32 (passages × dim) unit vectors, row i belongs to ids.npy[i]
     ids.npy            int64 passage ids, ascending
+    sentence_offsets.npy  int64, len(ids) + 1: the sentence vectors of ids.npy[i] are rows
+                       offsets[i]:offsets[i+1] of sentence_vectors.npy (`index.stores.sentence_store`)
+    sentence_vectors.npy  float16 (sentences × dim) unit vectors
     checksums.json     sha256 of every other member
 
+The two sentence members are there only when the generation has sentence vectors; a dump without them
+(one of an index built without, or written before they existed) imports as an index without sentence
+vectors. The format version is the same either way: a reader that predates them refuses the members it
+does not know rather than misreading them, and this one reads both kinds.
+
 The keyword index is not in the dump: it is rebuilt from the passage texts on import, which is exact
-(it is a function of the texts). Vectors are the stored ones, so an import embeds nothing and never
-loads the model; they also fill the new index's embedding cache, so a later re-index of the same
-documents re-embeds nothing either.
+(it is a function of the texts). Vectors are the stored ones (passages' and sentences'), so an import
+embeds nothing and never loads the model; they also fill the new index's embedding cache, so a later
+re-index of the same documents re-embeds nothing either.
 
 Export reads one published generation, which never changes once published. Its files are opened (and
 the vectors read) before anything is written, so a generation pruned by a concurrent build while the
@@ -32,6 +40,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +52,13 @@ from index.generations import IndexDir, IndexFolderError, IndexNotFound, WriteLo
 from index.manifest import Manifest
 from index.stores.factory import create_keyword_store, create_vector_store, load_vector_store
 from index.stores.passages import PassageStore, pack_bounds
+from index.stores.sentence_store import SentenceStore, passage_sentences, sentence_hash
 
 DUMP_FORMAT = "semsearch-dump"
 DUMP_VERSION = 1
 MEMBERS = ("manifest.json", "documents.jsonl", "passages.jsonl", "vectors.npy", "ids.npy")
+# Present only for a generation with sentence vectors, and then both (see the module doc).
+SENTENCE_MEMBERS = ("sentence_offsets.npy", "sentence_vectors.npy")
 CHECKSUMS = "checksums.json"
 DOCUMENT_COLUMNS = ("doc_id", "title", "date", "author", "source", "url", "categories", "path", "text",
                     "paragraphs", "content_hash")
@@ -60,8 +72,9 @@ class DumpError(IndexFolderError):
 
 
 # --- export ---------------------------------------------------------------------------------------------
-def _open_generation(index: IndexDir) -> tuple[str, Manifest, PassageStore, Any]:
-    """The current generation's manifest, passage store and vector store, all opened (files held)."""
+def _open_generation(index: IndexDir) -> tuple[str, Manifest, PassageStore, Any, SentenceStore | None]:
+    """The current generation's manifest, passage store, vector store and sentence store (None when it
+    has none), all opened (files held)."""
     for _ in range(OPEN_ATTEMPTS):
         name = index.current()
         if name is None:
@@ -72,13 +85,30 @@ def _open_generation(index: IndexDir) -> tuple[str, Manifest, PassageStore, Any]
             store = PassageStore.open(index.path(name))
             store.count_documents()  # the file is open from here on, even if the folder is pruned
             vectors = load_vector_store(manifest.settings["vector_store"], index.path(name))
-            return name, manifest, store, vectors
+            return name, manifest, store, vectors, _load_sentences(index, name)
         except (FileNotFoundError, sqlite3.OperationalError, RuntimeError):
             # pruned between reading CURRENT and opening it: two builds published meanwhile
             if store is not None:
                 store.close()
             time.sleep(0.05)
     raise IndexFolderError(f"the index at {index.root} changed faster than it could be read; try again")
+
+
+def _load_sentences(index: IndexDir, name: str) -> SentenceStore | None:
+    """The generation's sentence store, memory-mapped (so held like the other files), or None.
+
+    Not `open_sentence_store`: that reports any failure as damage, while a FileNotFoundError here is
+    the generation being pruned under us, which the caller retries with the then current one."""
+    folder = index.path(name)
+    if not SentenceStore.exists(folder):
+        return None
+    try:
+        return SentenceStore.load(folder)
+    except FileNotFoundError:
+        raise
+    except (ValueError, EOFError, OSError) as exc:  # what numpy raises for a damaged .npy
+        raise IndexFolderError(f"the sentence vectors of generation {name} cannot be read ({exc}); rebuild "
+                               f"them with `semsearch index` before exporting") from None
 
 
 def export_index(index_dir: Path | str, out: Path | str) -> dict[str, Any]:
@@ -92,7 +122,7 @@ def export_index(index_dir: Path | str, out: Path | str) -> dict[str, Any]:
         raise DumpError(f"{out} is a folder; give the dump's file name, e.g. {out / 'index.tar'}")
     if not out.parent.is_dir():
         raise DumpError(f"cannot write {out}: the folder {out.parent} does not exist")
-    name, manifest, store, vstore = _open_generation(index)
+    name, manifest, store, vstore, sentences = _open_generation(index)
     try:
         with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp_name:
             tmp = Path(tmp_name)
@@ -110,6 +140,10 @@ def export_index(index_dir: Path | str, out: Path | str) -> dict[str, Any]:
             vectors.flush()
             del vectors
             np.save(tmp / "ids.npy", ids)
+            members = MEMBERS
+            if sentences is not None:
+                _write_sentences(tmp, name, sentences, ids)
+                members = (*MEMBERS, *SENTENCE_MEMBERS)
             dump_manifest = {
                 "format": DUMP_FORMAT,
                 "format_version": DUMP_VERSION,
@@ -121,20 +155,39 @@ def export_index(index_dir: Path | str, out: Path | str) -> dict[str, Any]:
                 "settings": manifest.settings,
                 "documents": docs,
                 "passages": len(ids),
+                # informational (and cross-checked on import): the members themselves say it too
+                **({"sentences": sentences.sentence_count} if sentences is not None else {}),
                 "next_passage_id": (manifest.next_passage_id if manifest.next_passage_id is not None
                                     else int(ids.max(initial=0)) + 1),
             }
             (tmp / "manifest.json").write_text(json.dumps(dump_manifest, ensure_ascii=False, indent=2))
-            sums = {m: _sha256(tmp / m) for m in MEMBERS}
+            sums = {m: _sha256(tmp / m) for m in members}
             (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2))
             partial = tmp / "dump.tar"
             with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
-                for member in (*MEMBERS, CHECKSUMS):
+                for member in (*members, CHECKSUMS):
                     tar.add(tmp / member, arcname=member, recursive=False)
             partial.replace(out)
     finally:
         store.close()
     return dump_manifest
+
+
+def _write_sentences(folder: Path, name: str, sentences: SentenceStore, ids: np.ndarray) -> None:
+    """The sentence members. The store holds every passage of the generation in id order, so its offsets
+    are aligned with ids.npy as they are, and the dump needs no ids of its own for them."""
+    if not np.array_equal(np.asarray(sentences.ids), ids):
+        raise IndexFolderError(f"generation {name} holds sentence vectors of {len(sentences.ids)} passages "
+                               f"that are not its {len(ids)} passages; rebuild it with `semsearch index` "
+                               f"before exporting")
+    np.save(folder / "sentence_offsets.npy", np.asarray(sentences.offsets, dtype=np.int64))
+    # copied in batches from the memory-mapped store, so a large one is never read into memory whole
+    out = np.lib.format.open_memmap(folder / "sentence_vectors.npy", mode="w+", dtype=np.float16,
+                                    shape=(sentences.sentence_count, sentences.dim))
+    for lo in range(0, sentences.sentence_count, VECTOR_BATCH):
+        out[lo : lo + VECTOR_BATCH] = sentences.vectors[lo : lo + VECTOR_BATCH]
+    out.flush()
+    del out
 
 
 def _documents(store: PassageStore) -> Iterator[dict[str, Any]]:
@@ -218,7 +271,8 @@ def import_index(dump: Path | str, index_dir: Path | str, model: str | None = No
             shutil.rmtree(index.root, ignore_errors=True)
         raise
     return {"generation": name, "documents": generation.documents, "passages": generation.passages,
-            "model": manifest["model"], "from_generation": manifest["generation"], "embedded": 0,
+            "sentences": generation.vector_index.get("sentences", 0), "model": manifest["model"],
+            "from_generation": manifest["generation"], "embedded": 0,
             "seconds": round(time.perf_counter() - started, 3)}
 
 
@@ -233,12 +287,21 @@ def _restore(dump: Path, index: IndexDir, manifest: dict[str, Any],
         if vectors.shape != (len(ids), dim) or vectors.dtype != np.float32 or ids.dtype != np.int64:
             raise DumpError(f"{dump} is damaged: vectors {vectors.shape} {vectors.dtype} do not fit "
                             f"{len(ids)} ids of dimension {dim}")
+        sentences = _checked_sentences(dump, manifest, files, ids, dim)
+        # The settings say what the generation holds: a later build (an API write) embeds sentences only
+        # when they do, so an import without them must not claim them, whatever the exported index had.
+        settings = replace(settings, sentence_vectors=sentences is not None)
         name, gen = index.begin()
         try:
-            generation = _write_generation(gen, name, manifest, settings, files, ids, vectors, dump)
+            generation = _write_generation(gen, name, manifest, settings, files, ids, vectors, sentences,
+                                           dump)
             # the cache before the switch: a published import always has its vectors cached
             cache = EmbeddingCache(index.root, manifest["model"], dim)
             try:
+                # Sentences first: a sentence whose text is also a whole passage's has the same key, and
+                # the passage's float32 vector, put after, is the one kept (the sentence's is float16).
+                if sentences is not None:
+                    _cache_sentences(cache, files["passages.jsonl"], sentences)
                 hashes = [p["hash"] for p in _read_jsonl(files["passages.jsonl"])]
                 for lo in range(0, len(hashes), VECTOR_BATCH):
                     cache.put(hashes[lo : lo + VECTOR_BATCH], np.asarray(vectors[lo : lo + VECTOR_BATCH]))
@@ -248,8 +311,74 @@ def _restore(dump: Path, index: IndexDir, manifest: dict[str, Any],
         except BaseException:
             shutil.rmtree(gen, ignore_errors=True)
             raise
-        del vectors
+        del vectors, sentences
     return name, generation
+
+
+def _checked_sentences(dump: Path, manifest: dict[str, Any], files: dict[str, Path], ids: np.ndarray,
+                       dim: int) -> SentenceStore | None:
+    """The dump's sentence vectors, checked to fit its passages; None for a dump without them.
+
+    The checksums only say the members are as exported; these checks catch a dump whose members were
+    written wrongly (or edited), which would otherwise be published and fail, or mislead, every search."""
+    present = [m for m in SENTENCE_MEMBERS if m in files]
+    if not present:
+        return None
+    if len(present) != len(SENTENCE_MEMBERS):
+        missing = next(m for m in SENTENCE_MEMBERS if m not in files)
+        raise DumpError(f"{dump} is damaged: it holds {present[0]} but not {missing}; export it again")
+    try:
+        offsets = np.load(files["sentence_offsets.npy"], allow_pickle=False)
+        vectors = np.load(files["sentence_vectors.npy"], mmap_mode="r", allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise DumpError(f"{dump} is damaged: its sentence vectors cannot be read ({exc}); export it again") \
+            from None
+    problem = None
+    if np.any(np.diff(ids) <= 0):  # the store finds a passage's rows by binary search
+        problem = "ids.npy is not ascending"
+    elif offsets.dtype != np.int64 or offsets.ndim != 1:
+        problem = f"sentence_offsets.npy is {offsets.dtype} {offsets.shape}, not a row of int64"
+    elif vectors.dtype != np.float16 or vectors.ndim != 2 or vectors.shape[1] != dim:
+        problem = f"sentence_vectors.npy is {vectors.dtype} {vectors.shape}, not float16 (sentences × {dim})"
+    elif len(offsets) != len(ids) + 1:
+        problem = (f"sentence_offsets.npy has {len(offsets)} offsets, not aligned with the {len(ids)} "
+                   f"passages of ids.npy (that takes {len(ids) + 1})")
+    elif offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+        problem = "sentence_offsets.npy does not start at 0 and only rise"
+    elif int(offsets[-1]) != len(vectors):
+        problem = (f"sentence_offsets.npy ends at {int(offsets[-1])}, not at the {len(vectors)} rows of "
+                   f"sentence_vectors.npy")
+    elif manifest.get("sentences", len(vectors)) != len(vectors):
+        problem = (f"its manifest says {manifest['sentences']} sentences, sentence_vectors.npy holds "
+                   f"{len(vectors)}")
+    if problem is not None:
+        raise DumpError(f"{dump} is damaged: {problem}; export it again")
+    return SentenceStore(dim, ids, offsets, vectors)
+
+
+def _cache_sentences(cache: EmbeddingCache, passages: Path, sentences: SentenceStore) -> None:
+    """Put the sentence vectors into the embedding cache, by the hash of the sentence texts this version
+    cuts from each passage, so a re-index that embeds a passage's sentences again finds them there.
+
+    A passage whose sentences are not as many as the dump stored was cut by another sentence rule (an
+    older or newer semsearch): which vector belongs to which sentence is then unknown, so it is left
+    out of the cache (its store rows are still imported: they are the exported index's own)."""
+    hashes: list[str] = []
+    rows: list[np.ndarray] = []
+    waiting = 0
+    for i, p in enumerate(_read_jsonl(passages)):
+        lo, hi = int(sentences.offsets[i]), int(sentences.offsets[i + 1])
+        texts = passage_sentences(p["text"])
+        if not texts or len(texts) != hi - lo:
+            continue
+        hashes += [sentence_hash(t) for t in texts]
+        rows.append(np.arange(lo, hi))
+        waiting += hi - lo
+        if waiting >= VECTOR_BATCH:
+            cache.put(hashes, np.asarray(sentences.vectors[np.concatenate(rows)], dtype=np.float32))
+            hashes, rows, waiting = [], [], 0
+    if hashes:
+        cache.put(hashes, np.asarray(sentences.vectors[np.concatenate(rows)], dtype=np.float32))
 
 
 def _canonical(model: str) -> str:
@@ -260,8 +389,11 @@ def _canonical(model: str) -> str:
 
 
 def _extract_checked(dump: Path, folder: Path) -> dict[str, Path]:
-    """Extract the expected members (nothing else, no links, no paths) and verify their checksums."""
-    wanted = {*MEMBERS, CHECKSUMS}
+    """Extract the expected members (nothing else, no links, no paths) and verify their checksums.
+
+    The sentence members may be absent (a dump of an index without them, or an older one), but not when
+    checksums.json lists them: then the dump lost them on the way."""
+    wanted = {*MEMBERS, *SENTENCE_MEMBERS, CHECKSUMS}
     files: dict[str, Path] = {}
     try:
         with tarfile.open(dump, "r:") as tar:
@@ -279,11 +411,19 @@ def _extract_checked(dump: Path, folder: Path) -> dict[str, Path]:
         if isinstance(exc, OSError) and not isinstance(exc, tarfile.TarError) and exc.errno is not None:
             raise  # disk full, permissions: the target's problem, not the dump's
         raise DumpError(f"{dump} is damaged (truncated or corrupt: {exc}); export it again") from None
-    missing = sorted(wanted - set(files))
+    missing = sorted({*MEMBERS, CHECKSUMS} - set(files))
     if missing:
         raise DumpError(f"{dump} is damaged or truncated: {', '.join(missing)} missing; export it again")
-    sums = json.loads(files[CHECKSUMS].read_text())
-    for member in MEMBERS:
+    try:
+        sums = json.loads(files[CHECKSUMS].read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DumpError(f"{dump} is damaged: {CHECKSUMS} cannot be read ({exc}); export it again") from None
+    if not isinstance(sums, dict):
+        raise DumpError(f"{dump} is damaged: {CHECKSUMS} is not a table of checksums; export it again")
+    lost = sorted(m for m in SENTENCE_MEMBERS if m in sums and m not in files)
+    if lost:
+        raise DumpError(f"{dump} is damaged or truncated: {', '.join(lost)} missing; export it again")
+    for member in [*MEMBERS, *(m for m in SENTENCE_MEMBERS if m in files)]:
         if sums.get(member) != _sha256(files[member]):
             raise DumpError(f"{dump} is damaged: the checksum of {member} does not match; export it again")
     return files
@@ -297,7 +437,7 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 def _write_generation(
     folder: Path, name: str, manifest: dict[str, Any], settings: IndexSettings, files: dict[str, Path],
-    ids: np.ndarray, vectors: np.ndarray, dump: Path,
+    ids: np.ndarray, vectors: np.ndarray, sentences: SentenceStore | None, dump: Path,
 ) -> Manifest:
     """The files of one generation from the dump's members; returns its manifest."""
     store = PassageStore.create(folder)
@@ -330,6 +470,11 @@ def _write_generation(
     if kstore is not None:
         kstore.build(ids, texts)
         kstore.save(folder)
+    vector_index = dict(vstore.describe()) if hasattr(vstore, "describe") else {}
+    if sentences is not None:
+        # in the folder before `publish`, so the manifest's file table covers it as a build's does
+        sentences.save(folder)
+        vector_index["sentences"] = sentences.sentence_count
     store.finish()
     return Manifest(
         format_version=FORMAT_VERSION,
@@ -341,7 +486,7 @@ def _write_generation(
         documents=documents,
         passages=len(ids),
         next_passage_id=int(manifest.get("next_passage_id") or int(ids.max(initial=0)) + 1),
-        vector_index=dict(vstore.describe()) if hasattr(vstore, "describe") else {},
+        vector_index=vector_index,
         extra={"imported_from": {"dump": str(dump.name), "generation": manifest["generation"],
                                  "exported": manifest.get("exported")}},
     )

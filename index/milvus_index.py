@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,8 @@ class MilvusWriter(IndexBuilder):
     ) -> None:
         self.dir = index  # type: ignore[assignment]  # the parts of IndexDir the shared steps use: root, manifest
         self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild, ray=ray)
+        # A collection holds passage vectors only: its manifest says so, and its dense side ranks by them.
+        self.settings = replace(self.settings, sentence_vectors=False)
 
     _source: Manifest | None = None  # the manifest of the generation `copy_from` copies
     _roots_now: list[dict[str, str]] | None = None  # the folders this write records
@@ -263,6 +266,11 @@ class MilvusWriter(IndexBuilder):
         with WriteLock(self.index.root):
             summary = self._write(docs, set(), (), started, prepared=prepared)
         summary.reused = sum(len(c) for c, _ in prepared.values())
+        if source.sentences is not None:
+            summary.warnings.append(
+                "the source's sentence vectors were not copied: a Milvus collection holds passage vectors "
+                "only, so its dense side ranks by them alone (docs/fusion.md)"
+            )
         return summary
 
     def _write(

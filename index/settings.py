@@ -138,6 +138,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(at most SEMSEARCH_MAX_TOKENS)"),
     Setting("SEMSEARCH_OVERLAP_SENTENCES", whole(0), 0,
             "sentences of a passage repeated at the start of the next"),
+    Setting("SEMSEARCH_SENTENCE_VECTORS", flag, True,
+            "embed every sentence of a passage too, so that the dense side also scores a passage by its best "
+            "sentence (indexing embeds about twice as long; `0` leaves them out: docs/fusion.md)", "`1`"),
     Setting("SEMSEARCH_MAX_FILE_BYTES", byte_count, 100_000_000,
             "largest file `semsearch index` reads, in bytes; larger ones are skipped",
             "`100000000` (100 MB)"),

@@ -64,6 +64,66 @@ SENTENCE_END = re.compile(
     rf"\n+|[{re.escape(SENTENCE_FINAL)}]+[{re.escape(CLOSERS)}]*|\.+[{re.escape(CLOSERS)}]*(?=\s|$)"
 )
 
+MAX_SENTENCE_CHARS = 400  # longer "sentences" (lists, tables) are cut at commas to stay readable
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr vs etc no inc co ltd mt ft fig al gen col lt sgt rev "  # noqa: SIM905
+    "u.s e.g i.e a.m p.m".split()
+)
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each sentence of `text`, white space trimmed; `text[start:end]` is the sentence.
+
+    A period ends an English sentence only when white space follows and the word before it is not an
+    abbreviation or an initial ("U.S. President", "J. Smith"), so decimals and names stay whole.
+    """
+    spans: list[tuple[int, int]] = []
+    at = 0
+    for m in SENTENCE_END.finditer(text):
+        if m.group().startswith(".") and _is_abbreviation(text, m.start()):
+            continue
+        _add_trimmed(text, at, m.end(), spans)
+        at = m.end()
+    _add_trimmed(text, at, len(text), spans)
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        out.extend(_cut_long(text, start, end))
+    return out
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    word = re.search(r"([A-Za-z.]+)$", text[max(0, dot - 12) : dot])
+    if word is None:
+        return False
+    w = word.group(1)
+    return (len(w) == 1 and w.isupper()) or w.lower().rstrip(".") in _ABBREVIATIONS
+
+
+def _add_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        spans.append((start, end))
+
+
+def _cut_long(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A run-on "sentence" (a list, a table flattened into text) cut at clause marks into readable parts."""
+    if end - start <= MAX_SENTENCE_CHARS:
+        return [(start, end)]
+    parts: list[tuple[int, int]] = []
+    at = start
+    while end - at > MAX_SENTENCE_CHARS:
+        window = text[at : at + MAX_SENTENCE_CHARS]
+        cut = max(window.rfind(c) for c in "，,；;、 ")
+        cut = at + cut + 1 if cut > MAX_SENTENCE_CHARS // 3 else at + MAX_SENTENCE_CHARS
+        _add_trimmed(text, at, cut, parts)
+        at = cut
+    _add_trimmed(text, at, end, parts)
+    return parts
+
+
 # --- paragraphs -----------------------------------------------------------------------------------------
 # A blank line (white space allowed on it, full-width and no-break spaces included) separates paragraphs.
 BLANK_LINE = re.compile(r"\n[ \t\u3000\u00a0]*\n")

@@ -46,6 +46,7 @@ from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_qu
 from search.hybrid import (
     Hit,
     Lexical,
+    dense_evidence,
     dense_hits,
     fuse,
     keyword_hits,
@@ -296,23 +297,58 @@ class Engine:
             assert snap.keywords is not None
             return keyword_hits(*snap.keywords.search(query, depth, allowed))
         vector = self._query_vector(query)
-        n = depth if mode == "dense" else max(depth, HYBRID_DEPTH)
+        # With sentence vectors the dense list is re-ranked, so it is read as deep as a hybrid one.
+        deep = mode != "dense" or snap.sentences is not None
+        n = max(depth, HYBRID_DEPTH) if deep else depth
         scores, ids = snap.vectors.search(vector, n, allowed)
         dense = dense_hits(scores[0], ids[0])
         if mode == "dense":
-            return dense
+            return self._rescored(snap, vector[0], dense, [])[:depth]
         assert snap.keywords is not None
         keyword = keyword_hits(*snap.keywords.search(query, n, allowed))
+        ranked = self._rescored(snap, vector[0], dense, keyword)
+        dense = ranked[:n]
         coverage, lexical = self._word_shares(snap, query, dense, keyword)
         fused = fuse(dense, keyword, coverage=coverage, lexical=lexical)
-        # Keyword-only candidates get their cosine too, so every hybrid result shows both parts (reading
-        # ~100 stored vectors takes ~0.2 ms).
-        missing = [h for h in fused if h.dense_score is None]
+        # Keyword-only candidates get their dense evidence too, so every hybrid result shows both parts
+        # (reading ~100 stored vectors takes ~0.2 ms).
+        beyond = {h.passage_id: h for h in ranked[n:]}
+        missing = []
+        for h in fused:
+            if h.dense_score is None:
+                scored = beyond.get(h.passage_id)
+                if scored is None:
+                    missing.append(h)
+                else:
+                    h.dense_score, h.sentence_score = scored.dense_score, scored.sentence_score
         if missing:
             vecs = snap.vectors.vectors(np.asarray([h.passage_id for h in missing], dtype=np.int64))
             for h, cosine in zip(missing, vecs @ vector[0], strict=True):
                 h.dense_score = float(cosine)
         return fused
+
+    @staticmethod
+    def _rescored(snap: Snapshot, query: np.ndarray, dense: list[Hit], keyword: list[Hit]) -> list[Hit]:
+        """The candidates of both lists ranked by their dense evidence, their passage cosine and their
+        best sentence's (`dense_evidence`), best first: a passage whose one sentence answers the question
+        rises even where its passage vector left it low. Without sentence vectors, the dense list as it is.
+        """
+        if snap.sentences is None:
+            return dense
+        cosine = {h.passage_id: h.dense_score for h in dense}
+        ids = np.asarray(list(dict.fromkeys([h.passage_id for h in dense + keyword])), dtype=np.int64)
+        known = np.asarray([pid in cosine for pid in ids.tolist()], dtype=bool)
+        cosines = np.empty(len(ids), dtype=np.float64)
+        cosines[known] = [cosine[pid] for pid in ids[known].tolist()]
+        if not known.all():
+            cosines[~known] = snap.vectors.vectors(ids[~known]) @ query
+        best = snap.sentences.best(ids, query)
+        evidence = dense_evidence(cosines, best)
+        return [
+            Hit(int(ids[i]), float(evidence[i]), dense_score=float(evidence[i]), dense_rank=rank,
+                sentence_score=None if np.isnan(best[i]) else float(best[i]))
+            for rank, i in enumerate(np.argsort(-evidence, kind="stable").tolist(), 1)
+        ]
 
     def _word_shares(
         self, snap: Snapshot, query: str, dense: list[Hit], keyword: list[Hit]
@@ -386,6 +422,7 @@ class Engine:
                     dense_rank=h.dense_rank,
                     keyword_rank=h.keyword_rank,
                     word_share=h.word_share,
+                    sentence_score=h.sentence_score,
                 )
             )
         return results

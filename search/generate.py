@@ -32,8 +32,7 @@ import httpx
 from index import settings
 from index.analysis import STOP_WORDS, analyze
 from index.errors import ConfigError, SemsearchError
-from index.text import count_cjk
-from search.answer import split_sentences
+from index.text import count_cjk, split_sentences
 from search.errors import QueryError, check_query
 from search.models import AskResponse, Citation, SearchResult
 

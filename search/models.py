@@ -28,10 +28,17 @@ class SearchResult(BaseModel):
     start: int = Field(description="character offset of the passage in its document's cleaned text")
     end: int
     text: str
-    dense_score: float | None = None
+    dense_score: float | None = Field(
+        default=None,
+        description="the dense evidence: the passage's cosine with the query, averaged with its best "
+        "sentence's (`sentence_score`) where the index has sentence vectors",
+    )
     keyword_score: float | None = None
     dense_rank: int | None = None
     keyword_rank: int | None = None
+    sentence_score: float | None = Field(
+        default=None, description="cosine of the passage's sentence most like the query (sentence vectors)"
+    )
     word_share: float | None = Field(
         default=None,
         description="share of the query's words in the passage, each weighted by its rarity (idf); hybrid",

@@ -24,6 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     from index.manifest import Manifest
     from index.stores.passages import Filters, PassageRow
+    from index.stores.sentence_store import SentenceStore
 
 
 @runtime_checkable
@@ -155,6 +156,10 @@ class Generation:
     vectors: VectorStore
     keywords: KeywordStore | None
     size_bytes: Callable[[], int]  # bytes it takes where it is stored
+    # Every passage's sentence vectors (`index.stores.sentence_store`); None when the generation was built
+    # without them, or where they are not stored (a Milvus collection): the dense side then ranks by the
+    # passage vectors alone.
+    sentences: SentenceStore | None = None
 
     @functools.cached_property
     def stats(self) -> dict[str, int]:

@@ -12,13 +12,15 @@ from index.manifest import Manifest
 from index.stores.base import KeywordStore, VectorStore
 from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import PassageStore
+from index.stores.sentence_store import FOLDER as SENTENCES_FOLDER
+from index.stores.sentence_store import SentenceStore
 
 # Store name -> "module:Class", imported only when that store is used (faiss and bm25s load slowly). Every
 # class is created with `Class(dim, options=...)` / `Class()` and read back with `Class.load(folder, ...)`.
 VECTOR_STORES: dict[str, str] = {"faiss": "index.stores.faiss_store:FaissStore"}
 KEYWORD_STORES: dict[str, str | None] = {"bm25": "index.stores.bm25_store:BM25Store", "none": None}
 # What a store's files are called in messages about a damaged generation.
-STORE_FILES = {"faiss": "vectors.faiss", "bm25": "keywords/"}
+STORE_FILES = {"faiss": "vectors.faiss", "bm25": "keywords/", "sentences": f"{SENTENCES_FOLDER}/"}
 
 
 def _store_class(kind: str, name: str, registry: dict[str, Any]) -> Any:
@@ -93,6 +95,24 @@ def open_keyword_store(index: IndexDir, name: str, manifest: Manifest) -> Keywor
         raise _damaged(index, name, what, f"cannot be read ({_brief(exc)})") from exc
     if store is not None and len(store) != manifest.passages:
         raise _damaged(index, name, what, f"holds {len(store)} passages, its manifest {manifest.passages}")
+    return store
+
+
+def open_sentence_store(index: IndexDir, name: str, manifest: Manifest) -> SentenceStore | None:
+    """The generation's sentence vectors; None when it was built without them."""
+    folder = index.path(name)
+    if not SentenceStore.exists(folder):
+        return None
+    what = STORE_FILES["sentences"]
+    try:
+        store = SentenceStore.load(folder)
+    except Exception as exc:  # numpy raises ValueError, EOFError, OSError … for a damaged .npy
+        raise _damaged(index, name, what, f"cannot be read ({_brief(exc)})") from exc
+    if len(store) != manifest.passages:
+        raise _damaged(index, name, what, f"holds the sentences of {len(store)} passages, its manifest "
+                                          f"{manifest.passages}")
+    if store.dim != manifest.dim:
+        raise _damaged(index, name, what, f"holds {store.dim}-dimension vectors, its manifest {manifest.dim}")
     return store
 
 

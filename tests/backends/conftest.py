@@ -142,16 +142,23 @@ def built(
     request: pytest.FixtureRequest, contract_corpus: Path, shared_embedder: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Callable[[str], Any]:
-    """`built(kind)`: the contract corpus indexed in that back end once, an Engine (read-only for tests)."""
+    """`built(kind)`: the contract corpus indexed in that back end once, an Engine (read-only for tests).
+    `faiss:passages` is a folder index built without sentence vectors, as a Milvus collection is."""
+    from index.config import IndexSettings
     from search.engine import Engine
 
     engines: dict[str, Engine] = {}
 
     def get(kind: str) -> Engine:
         if kind not in engines:
-            uri = request.getfixturevalue("milvus_uri") if kind == "milvus" else None
-            location = new_location(kind, tmp_path_factory.mktemp(kind), uri)
-            location.builder(embedder=shared_embedder).index_paths([contract_corpus])
+            backend, _, variant = kind.partition(":")
+            uri = request.getfixturevalue("milvus_uri") if backend == "milvus" else None
+            location = new_location(backend, tmp_path_factory.mktemp(backend), uri)
+            settings = None
+            if variant == "passages":
+                settings = IndexSettings.from_env({})
+                settings.sentence_vectors = False
+            location.builder(settings, embedder=shared_embedder).index_paths([contract_corpus])
             engines[kind] = Engine(location)
             engines[kind]._embedder = shared_embedder
         return engines[kind]

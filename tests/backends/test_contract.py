@@ -59,7 +59,9 @@ def test_every_mode_finds_the_cited_passage_with_its_fields(built, kind: str, mo
 
 
 def test_same_top_results_as_the_folder_index(built, kind: str) -> None:
-    engine, reference = built(kind), built("faiss")
+    engine = built(kind)
+    # A Milvus collection holds no sentence vectors: it ranks as a folder index built without them does.
+    reference = built("faiss" if engine.snapshot().sentences is not None else "faiss:passages")
     for query in README_QUERIES:
         for mode in ("dense", "hybrid", "keyword"):
             got = [r.passage_id for r in engine.search(query, k=5, mode=mode).results]

@@ -22,7 +22,9 @@ def test_a_folder_index_moves_to_milvus_and_answers_as_before(
     from index.milvus_index import MilvusIndex
     from search.engine import Engine
 
-    reference = built("faiss")
+    # A collection holds passage vectors only: the folder index it is compared with is built without
+    # sentence vectors (moving one with them is warned about, below).
+    reference = built("faiss:passages")
     collection = f"moved_{uuid.uuid4().hex[:10]}"
     args = ["migrate", str(reference.dir.root), "--milvus-uri", milvus_uri, "--collection", collection,
             "--index", str(tmp_path / "local"), "--json"]
@@ -53,3 +55,15 @@ def test_a_folder_index_moves_to_milvus_and_answers_as_before(
     assert main(args) == 0  # again: everything is there unchanged, nothing is written
     again = json.loads(capsys.readouterr().out)
     assert again["added"] == again["updated"] == 0 and again["generation"] == summary["generation"]
+
+
+def test_moving_an_index_with_sentence_vectors_says_they_stay_behind(
+    built: Any, milvus_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = built("faiss")
+    assert source.snapshot().sentences is not None
+    args = ["migrate", str(source.dir.root), "--milvus-uri", milvus_uri, "--collection",
+            f"moved_{uuid.uuid4().hex[:10]}", "--index", str(tmp_path / "local"), "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert any("sentence vectors were not copied" in w for w in summary["warnings"]), summary

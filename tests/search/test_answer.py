@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from index.text import MAX_SENTENCE_CHARS
 from search import answer as A
 from search.engine import Engine, QueryError
 from search.evaluate import answer_em, answer_f1, contains_answer, normalize_answer, reliability_table
@@ -166,7 +167,7 @@ def test_split_sentences_keeps_offsets() -> None:
 def test_long_run_on_sentences_are_cut_at_commas() -> None:
     text = "，".join(["这是一个很长的分句"] * 80) + "。"
     spans = A.split_sentences(text)
-    assert len(spans) > 1 and all(e - s <= A.MAX_SENTENCE_CHARS for s, e in spans)
+    assert len(spans) > 1 and all(e - s <= MAX_SENTENCE_CHARS for s, e in spans)
     assert "".join(text[s:e] for s, e in spans) == text
 
 
