@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import pickle
 import sys
 from collections.abc import Callable
@@ -266,6 +267,25 @@ def default(number_weight: float | None = None) -> Fusion:
     return run
 
 
+def engine_with(**weights: float) -> Fusion:
+    """The engine's own fusion with some of `search.hybrid`'s weights replaced (KEYWORD_SHARE=0.4, …)."""
+    from search import hybrid
+
+    run = default()
+
+    def fuse(row: dict) -> list[int]:
+        saved = {name: getattr(hybrid, name) for name in weights}
+        try:
+            for name, value in weights.items():
+                setattr(hybrid, name, value)
+            return run(row)
+        finally:
+            for name, value in saved.items():
+                setattr(hybrid, name, value)
+
+    return fuse
+
+
 def single(name: str) -> Fusion:
     return lambda row: [pid for _, pid, _ in row[name]]
 
@@ -301,7 +321,9 @@ def recalls(rows: list[dict], fuse: Fusion, grams: dict[int, set[str]]) -> tuple
 
 BASE = "convex 0.5 × √coverage, word share 0.5"
 BEFORE = f"{BASE} (semsearch before)"
-DEFAULT = f"semsearch: {BASE}, phrase run 1.0, separation 0.1, number share 0.05 (search/hybrid.py)"
+DEFAULT = ("semsearch: convex 0.5 × coverage (none under 0.2), word share 0.5, phrase run 1.0, "
+           "separation 0.1, number share 0.05 (search/hybrid.py)")
+NUMBERS = f"{BASE}, phrase run 1.0, separation 0.1, number share 0.05 (semsearch before the minimum coverage)"
 PHRASE = f"{BASE}, phrase run 1.0, separation 0.1 (semsearch before the number share)"
 # The bigram-share and phrase-run weights and the separation compared, and chosen with one family held
 # out at a time.
@@ -316,8 +338,14 @@ METHODS: dict[str, Fusion] = {
     "dense": single("dense"),
     "keyword": single("keyword"),
     DEFAULT: default(),
-    PHRASE: default(0.0),
-    **{f"{BASE}, phrase run 1.0, separation 0.1, number share {w}": default(w) for w in (0.02, 0.1, 0.15)},
+    NUMBERS: engine_with(KEYWORD_COVERAGE_POWER=0.5, MIN_COVERAGE=0.0),
+    PHRASE: engine_with(KEYWORD_COVERAGE_POWER=0.5, MIN_COVERAGE=0.0, NUMBER_WEIGHT=0.0),
+    **{
+        f"{BASE}, phrase run 1.0, separation 0.1, number share {w}": engine_with(
+            KEYWORD_COVERAGE_POWER=0.5, MIN_COVERAGE=0.0, NUMBER_WEIGHT=w
+        )
+        for w in (0.02, 0.1, 0.15)
+    },
     BEFORE: convex(0.5, words=0.5),
     "rrf, keyword weight = coverage": rrf(),
     **{f"convex {a} × √coverage, word share 0.5": convex(a, words=0.5) for a in (0.7, 0.9)},
@@ -327,6 +355,21 @@ METHODS: dict[str, Fusion] = {
         for g, p in ((0.0, 0.5), (0.0, 1.0), (0.5, 0.0), (0.5, 1.0), (1.0, 2.0))
     },
     **GRID,
+    # With sentence vectors the dense list is stronger: how much of the keyword list it still wants.
+    **{
+        f"semsearch with keyword share {a} × coverage (none under 0.2), word share {w}": engine_with(
+            KEYWORD_SHARE=a, WORD_WEIGHT=w
+        )
+        for a, w in ((0.3, 0.5), (0.4, 0.5), (0.6, 0.5), (0.5, 0.3), (0.5, 0.7), (0.4, 0.3), (0.3, 0.3))
+    },
+    # How the keyword list's share falls with coverage, and the coverage under which a query counts as
+    # one the text does not share (the keyword list and word shares then weigh nothing).
+    **{
+        f"semsearch with keyword share 0.5 × coverage ** {power}, minimum coverage {floor}": engine_with(
+            KEYWORD_COVERAGE_POWER=power, MIN_COVERAGE=floor
+        )
+        for power, floor in itertools.product((0.5, 1.0, 1.25), (0.0, 0.2, 0.25, 0.3, 0.34))
+    },
     f"{BASE}, bigram share 0.5, phrase run 1.0, separation 0.05, document keyword score 0.5": convex(
         0.5, words=0.5, grams=0.5, phrase=1.0, separation=0.05, documents=0.5
     ),

@@ -175,6 +175,8 @@ class Engine:
             "created": snap.manifest.created,
             "documents": stats["documents"],
             "passages": stats["passages"],
+            # sentences with a vector of their own (0: the dense side ranks by passage vectors alone)
+            "sentences": snap.sentences.sentence_count if snap.sentences is not None else 0,
             "model": snap.manifest.model,
             "dim": snap.manifest.dim,
             "size_bytes": stats["size_bytes"],

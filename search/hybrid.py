@@ -7,11 +7,13 @@ candidates, plus what the keyword index says about each candidate beyond its BM2
              + PHRASE_WEIGHT · phrase)) / (1 + WORD_WEIGHT + m · (GRAM_WEIGHT + PHRASE_WEIGHT))
 
 then, when the query holds numbers, (score + NUMBER_WEIGHT · numbers) / (1 + NUMBER_WEIGHT), where a =
-KEYWORD_SHARE · √coverage, coverage is how much of the query's words the best keyword hits
-contain (`keyword_weight`), `words` and `grams` are the candidate's own shares of the query's words and
-of its character bigrams, each weighted by its idf (`term_shares`), and `phrase` is the longest run of
-the query's bigrams the candidate holds one after the other (`phrase_runs`), both weighted by
-m = SEPARATION / (SEPARATION + s), s the cosine of the dense top hit less that of its tenth
+KEYWORD_SHARE · coverage, coverage is how much of the query's words the best keyword hits
+contain (`keyword_weight`; under MIN_COVERAGE it counts as none, and the word share weighs nothing
+then), `dense` is the dense evidence (`dense_evidence`: the passage cosine, with sentence vectors
+averaged with its best sentence's), `words` and `grams` are the candidate's own shares of the query's
+words and of its character bigrams, each weighted by its idf (`term_shares`), and `phrase` is the
+longest run of the query's bigrams the candidate holds one after the other (`phrase_runs`), both
+weighted by m = SEPARATION / (SEPARATION + s), s the cosine of the dense top hit less that of its tenth
 (`dense_separation`): the less the dense model can tell this query's candidates apart, the more their
 surface decides. `numbers` is the share of the query's words with a digit (the 8 and 29 of 8月29日, 2019) that
 the candidate holds (`number_shares`): a number names one event among many on a topic, and it is written
@@ -40,13 +42,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 # The keyword list's share at full coverage and the weight of a candidate's word share: chosen on the
-# development sets among keyword shares 0.4-0.6 × √coverage and word weights 0.3-0.7. The phrase run and
-# the separation: among phrase weights 0.5-2 and separations 0.02-0.1 (or none), the only setting under
-# which no set fell under its better single mode at rank 1 or 5, and the one chosen on the other families
-# with the news family held out (bench/fusion.py, docs/fusion.md). The bigram share is computed and shown
-# but weighs nothing: at 0.5-1 it gained news a point at rank 1 and cost PAWS-X up to 0.8 at rank 5.
+# development sets among keyword shares 0.3-0.6 and word weights 0.3-0.7 (again with sentence vectors).
+# The phrase run and the separation: among phrase weights 0.5-2 and separations 0.02-0.1 (or none), the
+# only setting under which no set fell under its better single mode at rank 1 or 5, and the one chosen on
+# the other families with the news family held out (bench/fusion.py, docs/fusion.md). The bigram share is
+# computed and shown but weighs nothing: at 0.5-1 it gained news a point at rank 1 and cost PAWS-X up to
+# 0.8 at rank 5.
 KEYWORD_SHARE = 0.5
 WORD_WEIGHT = 0.5
+# The keyword list's share is KEYWORD_SHARE · coverage ** KEYWORD_COVERAGE_POWER, and a coverage under
+# MIN_COVERAGE counts as none: the keyword list and the word shares then weigh nothing. Such a query shares
+# almost no word with the text (an English question over Chinese passages, matching a Latin name or two);
+# its keyword list and word shares only reorder what the dense side, with its sentence vectors, ranks
+# better (xquad/en2zh lost 27 questions and won 9 at rank 1 to them). Chosen on every development set
+# among powers 0.5-1.25 and minimum coverages 0-0.34 (docs/fusion.md): of the settings under which no set
+# falls under its better single mode, the best over all sets and the one chosen with wiki-zh, paws or
+# news held out (with xquad held out: power 0.5, minimum 0.34).
+KEYWORD_COVERAGE_POWER = 1.0
+MIN_COVERAGE = 0.2
 GRAM_WEIGHT = 0.0
 PHRASE_WEIGHT = 1.0
 # The phrase run (and bigram share) count fully when the dense list cannot tell its candidates apart and
@@ -200,14 +213,18 @@ def fuse(
     """Convex combination of the two candidate lists plus each candidate's lexical evidence, best first
     (ties broken by the dense score).
 
-    `coverage` (0-1, from `keyword_weight`) sets the keyword list's share: KEYWORD_SHARE · √coverage.
+    `coverage` (0-1, from `keyword_weight`) sets the keyword list's share: KEYWORD_SHARE · coverage
+    (none under MIN_COVERAGE, and then the word share weighs nothing either).
     `lexical` gives each candidate's word share (WORD_WEIGHT), bigram share (GRAM_WEIGHT) and phrase run
     (PHRASE_WEIGHT), a candidate it does not name having none; the last two count less the better the
     dense list separates its candidates (`dense_separation`, SEPARATION). Its number shares, when the
     query has numbers, are added last (NUMBER_WEIGHT, or `number_weight` when given: bench/fusion.py
     compares weights). Without `lexical` the lists' scores alone decide.
     """
-    share = KEYWORD_SHARE * max(0.0, min(1.0, coverage)) ** 0.5
+    coverage = max(0.0, min(1.0, coverage))
+    if coverage < MIN_COVERAGE:
+        coverage = 0.0
+    share = KEYWORD_SHARE * coverage**KEYWORD_COVERAGE_POWER
     dense_norm = _min_max([h.dense_score for h in dense])
     keyword_norm = _min_max([h.keyword_score for h in keyword])
     fused: dict[int, Hit] = {}
@@ -221,7 +238,8 @@ def fuse(
     if lexical is not None:
         order = SEPARATION / (SEPARATION + dense_separation(dense))
         gram_weight, phrase_weight = order * GRAM_WEIGHT, order * PHRASE_WEIGHT
-        whole = 1.0 + WORD_WEIGHT + gram_weight + phrase_weight
+        word_weight = WORD_WEIGHT if coverage > 0.0 else 0.0
+        whole = 1.0 + word_weight + gram_weight + phrase_weight
         numbers = NUMBER_WEIGHT if number_weight is None else number_weight
         for hit in fused.values():
             pid = hit.passage_id
@@ -229,7 +247,7 @@ def fuse(
             hit.gram_share = lexical.grams.get(pid, 0.0)
             hit.phrase = lexical.phrase.get(pid, 0.0)
             evidence = gram_weight * hit.gram_share + phrase_weight * hit.phrase
-            hit.score = (hit.score + WORD_WEIGHT * hit.word_share + evidence) / whole
+            hit.score = (hit.score + word_weight * hit.word_share + evidence) / whole
             if lexical.numbers:
                 hit.number_share = lexical.numbers.get(pid, 0.0)
                 hit.score = (hit.score + numbers * hit.number_share) / (1.0 + numbers)

@@ -76,6 +76,7 @@ def test_every_passage_gets_its_sentences_and_only_new_text_is_embedded(tmp_path
     texts = {pid: row.text for pid, row in snap.passages.passages(list(snap.sentences.ids)).items()}
     expected = {pid: passage_sentences(t) for pid, t in texts.items()}
     assert snap.sentences.sentence_count == sum(len(v) for v in expected.values())
+    assert engine.info()["sentences"] == snap.sentences.sentence_count
     distinct = {s for v in expected.values() for s in v}
     assert first.sentences_embedded == len(distinct), "a sentence the articles share is embedded once"
     # Each stored vector is its sentence embedded alone, as a passage of that text would be.
@@ -110,7 +111,7 @@ def test_an_index_without_sentence_vectors_searches_and_gets_them_on_the_next_in
     plain = IndexBuilder(index, settings(sentences=False)).index_paths([corpus])
     assert plain.sentences_embedded == 0 and not (current_folder(index) / "sentences").exists()
     manifest = json.loads((current_folder(index) / "manifest.json").read_text())
-    assert manifest["settings"]["sentence_vectors"] is False
+    assert manifest["settings"]["sentence_vectors"] is False and Engine.open(index).info()["sentences"] == 0
     top = Engine.open(index).search("雅安的机柜", k=1).results[0]
     assert top.sentence_score is None and top.doc_id == "b.txt"
 

@@ -59,6 +59,18 @@ def test_an_off_topic_keyword_list_does_not_push_the_dense_order_around() -> Non
     assert [h.passage_id for h in fused] == [1, 2, 3]
 
 
+def test_a_query_the_text_barely_shares_keeps_the_dense_order_whatever_its_word_shares() -> None:
+    """"Who was the Panthers' tackle leader?" over Chinese text: only a Latin name matched (a fifth of the
+    words, under MIN_COVERAGE), in a passage of another paragraph; the dense order stands. With more of
+    the query's words matched, the same evidence decides."""
+    d = dense((1, 0.80), (2, 0.78), (3, 0.70))
+    k = keyword((2, 2.7))
+    lexical = Lexical({2: 0.9}, {}, {})
+    barely = fuse(d, k, coverage=0.15, lexical=lexical)
+    assert [h.passage_id for h in barely] == [1, 2, 3] and barely[1].word_share == 0.9
+    assert [h.passage_id for h in fuse(d, k, coverage=0.6, lexical=lexical)][0] == 2
+
+
 def test_keyword_weight_is_the_best_top_hit_share_of_the_query_words() -> None:
     assert keyword_weight(["长三角", "研发", "目标"], [{"研发"}, {"长三角", "研发"}]) == pytest.approx(2 / 3)
     assert keyword_weight([], [{"x"}]) == 0.0
