@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,7 @@ class SentenceStore:
                              f"offsets, vectors {vectors.shape} for dimension {dim}")
         self.dim = dim
         self.ids, self.offsets, self.vectors = ids, offsets, vectors
+        self._decoder: Any = None  # faiss' float16 codec, made on the first `best`
 
     @classmethod
     def build(cls, dim: int, parts: Iterable[tuple[int, np.ndarray]]) -> SentenceStore:
@@ -108,11 +110,23 @@ class SentenceStore:
         some = np.flatnonzero(counts > 0)
         if not len(some):
             return out
-        rows = np.concatenate([np.arange(starts[i], starts[i] + counts[i]) for i in some])
-        cosines = np.asarray(self.vectors[rows], dtype=np.float32) @ np.asarray(query, dtype=np.float32)
-        firsts = np.concatenate([[0], np.cumsum(counts[some])[:-1]])
+        lengths = counts[some]
+        firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        # every row of every passage asked for: each passage's start, then its following rows
+        rows = np.repeat(starts[some] - firsts, lengths) + np.arange(int(lengths.sum()))
+        cosines = self._decoded(rows) @ np.asarray(query, dtype=np.float32)
         out[some] = np.maximum.reduceat(cosines, firsts)
         return out
+
+    def _decoded(self, rows: np.ndarray) -> np.ndarray:
+        """These rows as float32. faiss converts float16 with the CPU's vector instructions, about twice as
+        fast as numpy (whose conversion of a query's ~800 rows took most of the time of `best`)."""
+        if self._decoder is None:
+            import faiss
+
+            self._decoder = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_fp16)
+        codes = np.ascontiguousarray(self.vectors[rows]).view(np.uint8)
+        return self._decoder.sa_decode(codes)
 
     # --- files ----------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
