@@ -407,6 +407,9 @@
     if (r.dense_score !== null && r.dense_score !== undefined) {
       parts.push(`${t('dense')} ${r.dense_score.toFixed(3)}${r.dense_rank ? ` (${t('rank')} ${r.dense_rank})` : ''}`);
     }
+    if (r.sentence_score !== null && r.sentence_score !== undefined) {
+      parts.push(`${t('sentence')} ${r.sentence_score.toFixed(3)}`);
+    }
     if (r.keyword_score !== null && r.keyword_score !== undefined) {
       parts.push(`${t('keyword')} ${r.keyword_score.toFixed(3)}${r.keyword_rank ? ` (${t('rank')} ${r.keyword_rank})` : ''}`);
     }
