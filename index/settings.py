@@ -140,7 +140,8 @@ SETTINGS: tuple[Setting, ...] = (
             "sentences of a passage repeated at the start of the next"),
     Setting("SEMSEARCH_SENTENCE_VECTORS", flag, True,
             "embed every sentence of a passage too, so that the dense side also scores a passage by its best "
-            "sentence (indexing embeds about twice as long; `0` leaves them out: docs/fusion.md)", "`1`"),
+            "sentence (a build takes about 2.3 times as long; `0` leaves them out: docs/performance.md)",
+            "`1`"),
     Setting("SEMSEARCH_MAX_FILE_BYTES", byte_count, 100_000_000,
             "largest file `semsearch index` reads, in bytes; larger ones are skipped",
             "`100000000` (100 MB)"),
