@@ -28,7 +28,7 @@ import numpy as np
 
 from index.chunker import Progress, chunk_document
 from index.config import FORMAT_VERSION, IndexSettings
-from index.documents import Chunk, Document, LoadError, SkippedFile
+from index.documents import Chunk, Document, LoadError, SkippedFile, text_hash
 from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
 from index.embedding_cache import EmbeddingCache
@@ -55,7 +55,7 @@ from index.stores.factory import (
 )
 from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import PassageStore
-from index.stores.sentence_store import SentenceStore, passage_sentences, sentence_hash
+from index.stores.sentence_store import SentenceStore, passage_sentences
 
 log = logging.getLogger(__name__)
 
@@ -740,7 +740,7 @@ class IndexBuilder:
         todo = [(pid, passage_sentences(text)) for pid, text in rows if pid not in kept]
         flat = [sentence for _, sentences in todo for sentence in sentences]
         vectors, summary.sentences_embedded, summary.sentences_reused = self._embed_cached(
-            [sentence_hash(s) for s in flat], flat, "sentence", summary
+            [text_hash(s) for s in flat], flat, "sentence", summary
         )
         parts = list(kept.items())
         at = 0
@@ -760,7 +760,7 @@ class IndexBuilder:
             for _pid, text, h in store.all_passages():
                 yield h
                 if with_sentences:
-                    yield from (sentence_hash(s) for s in passage_sentences(text))
+                    yield from (text_hash(s) for s in passage_sentences(text))
 
         try:
             cache.retain(live())

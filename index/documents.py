@@ -129,5 +129,10 @@ class Chunk:
     text: str
 
     def content_hash(self) -> str:
-        """sha256 of the text: all that the embedding depends on."""
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        """sha256 of the text: all that the embedding depends on (`text_hash`)."""
+        return text_hash(self.text)
+
+
+def text_hash(text: str) -> str:
+    """The embedding cache's key of a text (a passage's, or one of its sentences'): sha256 of it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -47,12 +47,13 @@ from typing import Any
 import numpy as np
 
 from index.config import DEFAULT_MODEL, FORMAT_VERSION, IndexSettings
+from index.documents import text_hash
 from index.embedding_cache import EmbeddingCache
 from index.generations import IndexDir, IndexFolderError, IndexNotFound, WriteLock, now_iso
 from index.manifest import Manifest
 from index.stores.factory import create_keyword_store, create_vector_store, load_vector_store
 from index.stores.passages import PassageStore, pack_bounds
-from index.stores.sentence_store import SentenceStore, passage_sentences, sentence_hash
+from index.stores.sentence_store import SentenceStore, passage_sentences
 
 DUMP_FORMAT = "semsearch-dump"
 DUMP_VERSION = 1
@@ -371,7 +372,7 @@ def _cache_sentences(cache: EmbeddingCache, passages: Path, sentences: SentenceS
         texts = passage_sentences(p["text"])
         if not texts or len(texts) != hi - lo:
             continue
-        hashes += [sentence_hash(t) for t in texts]
+        hashes += [text_hash(t) for t in texts]
         rows.append(np.arange(lo, hi))
         waiting += hi - lo
         if waiting >= VECTOR_BATCH:

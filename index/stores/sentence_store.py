@@ -23,7 +23,6 @@ memory-mapped when read:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,11 +40,6 @@ def passage_sentences(text: str) -> list[str]:
     passage vector is its sentence's)."""
     pieces = [text[s:e] for s, e in split_sentences(text) if e - s >= MIN_SENTENCE_CHARS]
     return pieces if len(pieces) > 1 else []
-
-
-def sentence_hash(sentence: str) -> str:
-    """The embedding cache's key of a sentence: the same as a passage of that text would have."""
-    return hashlib.sha256(sentence.encode("utf-8")).hexdigest()
 
 
 class SentenceStore:

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 from index.builder import IndexBuilder
-from index.documents import Document
+from index.documents import Document, text_hash
 from index.dump import DumpError, export_index, import_index
 from index.embedding_cache import EmbeddingCache
 from index.generations import IndexDir
 from index.stores.factory import open_sentence_store
 from index.stores.passages import PassageStore
-from index.stores.sentence_store import SentenceStore, passage_sentences, sentence_hash
+from index.stores.sentence_store import SentenceStore, passage_sentences
 from search.engine import Engine
 from tests.api.conftest import copy_index
 
@@ -162,8 +162,8 @@ def test_dump_is_readable_with_standard_tools_and_fills_the_embedding_cache(seed
     cache = EmbeddingCache(tmp_path / "new", manifest["model"], manifest["dim"])
     try:
         assert len(cache.get([p["hash"] for p in passages])) == len({p["hash"] for p in passages})
-        sentence_hashes = {sentence_hash(t) for p in passages for t in passage_sentences(p["text"])}
-        assert len(cache.get(list(sentence_hashes))) == len(sentence_hashes)
+        text_hashes = {text_hash(t) for p in passages for t in passage_sentences(p["text"])}
+        assert len(cache.get(list(text_hashes))) == len(text_hashes)
     finally:
         cache.close()
     # a changed document whose passages are all known is re-indexed without embedding anything

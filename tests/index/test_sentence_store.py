@@ -11,9 +11,10 @@ import pytest
 
 from index.builder import IndexBuilder
 from index.config import IndexSettings
+from index.documents import text_hash
 from index.embedding_cache import EmbeddingCache
 from index.generations import IndexDamaged, IndexDir
-from index.stores.sentence_store import SentenceStore, passage_sentences, sentence_hash
+from index.stores.sentence_store import SentenceStore, passage_sentences
 from search.engine import Engine
 
 # Three articles on one topic: each passage's sentences say much the same, one sentence tells them apart.
@@ -95,9 +96,9 @@ def test_every_passage_gets_its_sentences_and_only_new_text_is_embedded(tmp_path
     # The cache keeps the sentences the index holds and forgets the replaced one.
     cache = EmbeddingCache(index, engine.embedder.name, engine.embedder.dim)
     try:
-        live = [sentence_hash(s) for t in changed.values() for s in passage_sentences(t)]
+        live = [text_hash(s) for t in changed.values() for s in passage_sentences(t)]
         assert set(cache.get(live)) == set(live)
-        gone = sentence_hash("四川雅安大数据产业园已投运机柜一万个。")
+        gone = text_hash("四川雅安大数据产业园已投运机柜一万个。")
         assert cache.get([gone]) == {}
     finally:
         cache.close()
