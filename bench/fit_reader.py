@@ -16,6 +16,7 @@ answers given are right).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import pickle
 import sys
 import time
@@ -75,6 +76,14 @@ def collect(folder: Path, queries: list[dict], cache: Path) -> list[dict]:
     return rows
 
 
+def code_digest() -> str:
+    """A digest of the search and index code: what retrieval gives the reader to read."""
+    digest = hashlib.sha256()
+    for path in sorted([*(ROOT / "search").rglob("*.py"), *(ROOT / "index").rglob("*.py")]):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def evaluate(rows: list[dict], weights: np.ndarray, bias: float, threshold: float) -> dict:
     sums = dict.fromkeys(("answer_hit", "em", "f1", "answered", "answer_hit_all", "em_all", "f1_all"), 0.0)
     confs, hits = [], []
@@ -123,8 +132,9 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=500)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/semsearch-fit-reader"))
     args = ap.parse_args()
-    # The cached reads are those of one set of reader weights: a retrained reader reads afresh.
-    args.cache = args.cache / weights_meta(WEIGHTS_DIR)["sha256"][:16]
+    # The cached reads are those of one set of reader weights over one retrieval: a retrained reader, or
+    # changed search or index code (whose passages the reader reads), reads afresh.
+    args.cache = args.cache / f"{weights_meta(WEIGHTS_DIR)['sha256'][:16]}-{code_digest()}"
     args.cache.mkdir(parents=True, exist_ok=True)
     weights, bias = np.asarray(A.READER_WEIGHTS), A.READER_BIAS
     if args.evaluate:

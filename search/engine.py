@@ -346,10 +346,14 @@ class Engine:
             cosines[~known] = snap.vectors.vectors(ids[~known]) @ query
         best = snap.sentences.best(ids, query)
         evidence = dense_evidence(cosines, best)
+        order = np.argsort(-evidence, kind="stable")
+        # Python lists, not numpy scalars, in the loop: it builds ~200 hits a query.
+        sentence_scores = np.where(np.isnan(best), None, best)[order].tolist()
         return [
-            Hit(int(ids[i]), float(evidence[i]), dense_score=float(evidence[i]), dense_rank=rank,
-                sentence_score=None if np.isnan(best[i]) else float(best[i]))
-            for rank, i in enumerate(np.argsort(-evidence, kind="stable").tolist(), 1)
+            Hit(pid, score, dense_score=score, dense_rank=rank, sentence_score=sentence)
+            for rank, (pid, score, sentence) in enumerate(
+                zip(ids[order].tolist(), evidence[order].tolist(), sentence_scores, strict=True), 1
+            )
         ]
 
     def _word_shares(

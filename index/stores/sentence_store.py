@@ -140,7 +140,8 @@ class SentenceStore:
         source = Path(folder) / FOLDER
         ids = np.load(source / "ids.npy", allow_pickle=False)
         offsets = np.load(source / "offsets.npy", allow_pickle=False)
-        vectors = np.load(source / "vectors.npy", mmap_mode="r", allow_pickle=False)
+        # A plain ndarray over the mapping: np.memmap's own indexing costs ~0.2 ms a query.
+        vectors = np.asarray(np.load(source / "vectors.npy", mmap_mode="r", allow_pickle=False))
         kinds = (ids.dtype, offsets.dtype, vectors.dtype)
         if kinds != (np.int64, np.int64, np.float16) or vectors.ndim != 2:
             raise ValueError(f"unexpected types: ids {ids.dtype}, offsets {offsets.dtype}, vectors "
