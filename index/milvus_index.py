@@ -38,29 +38,39 @@ from index import settings
 from index.backends import StoreConfig
 from index.builder import BuildSummary, IndexBuilder, Roots
 from index.config import FORMAT_VERSION, IndexSettings, default_index_dir
-from index.documents import Chunk, Document
+from index.documents import Chunk, Document, text_hash
 from index.embedders.base import Embedder
 from index.generations import Damage, IndexDamaged, IndexFolderError, Pointer, WriteLock, now_iso
 from index.manifest import Manifest
 from index.stores.base import Generation
 from index.stores.milvus_store import (
     DOCS_SUFFIX,
+    SENTENCES_FIELD,
     STATE_SUFFIX,
     MilvusKeywords,
     MilvusPassages,
+    MilvusSentences,
     MilvusVectors,
     MilvusView,
     State,
     connect,
     create_collections,
     document_rows,
+    has_sentences_field,
+    pack_sentences,
     passage_row,
     query_in,
     read_state,
+    unpack_sentences,
 )
+from index.stores.sentence_store import passage_sentences
 
 GROUP_DOCS = 200  # documents per published generation in a large write
 INSERT_ROWS = 256  # rows per insert call
+# A document to write: chunks, their vectors, their sentence vectors (one block per chunk) or None.
+Item = tuple[Document, list[Chunk], np.ndarray, list[np.ndarray] | None]
+# A copied document (`copy_from`): chunks, vectors, and its source's sentence vectors or None.
+Prepared = tuple[list[Chunk], np.ndarray, list[np.ndarray | None] | None]
 
 
 class MilvusIndex:
@@ -125,9 +135,13 @@ class MilvusIndex:
             raise self.damaged(name, self.collection, f"holds {view.passage_count} passages, its manifest "
                                                       f"{manifest.passages}")
         keywords = MilvusKeywords(view) if manifest.settings.get("keyword_store") != "none" else None
+        sentences = None
+        if manifest.settings.get("sentence_vectors"):
+            counted = int((manifest.vector_index or {}).get("sentences", 0))
+            sentences = MilvusSentences(view, manifest.dim, counted)
         return Generation(
             name, Pointer(name, state.uid).key, manifest, MilvusPassages(view),
-            MilvusVectors(view, manifest.dim), keywords, size_bytes=lambda: 0,
+            MilvusVectors(view, manifest.dim), keywords, size_bytes=lambda: 0, sentences=sentences,
         )
 
     def verify(self, name: str, *, checksums: bool, pointer: Pointer | None = None) -> Manifest:
@@ -200,10 +214,9 @@ class MilvusWriter(IndexBuilder):
     ) -> None:
         self.dir = index  # type: ignore[assignment]  # the parts of IndexDir the shared steps use: root, manifest
         self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild, ray=ray)
-        # A collection holds passage vectors only: its manifest says so, and its dense side ranks by them.
-        self.settings = replace(self.settings, sentence_vectors=False)
 
     _source: Manifest | None = None  # the manifest of the generation `copy_from` copies
+    _source_has_sentences = False  # whether that generation has sentence vectors
     _roots_now: list[dict[str, str]] | None = None  # the folders this write records
 
     def _model(self) -> tuple[str, int]:
@@ -245,7 +258,7 @@ class MilvusWriter(IndexBuilder):
         skipped, so a re-run after an interruption finishes the copy."""
         started = time.perf_counter()
         docs: dict[str, Document] = {}
-        prepared: dict[str, tuple[list[Chunk], np.ndarray]] = {}
+        prepared: dict[str, Prepared] = {}
         total = source.passages.count_documents()
         for offset in range(0, total, 500):
             for listed in source.passages.list_documents(offset, 500):
@@ -261,15 +274,20 @@ class MilvusWriter(IndexBuilder):
                 rows = source.passages.passages(ids)
                 chunks = [Chunk(doc_id, r.ordinal, r.paragraph, r.start, r.end, r.text)
                           for r in (rows[i] for i in ids)]
-                prepared[doc_id] = (chunks, source.vectors.vectors(np.asarray(ids, dtype=np.int64)))
+                held = source.sentences.of(ids) if source.sentences is not None else None
+                prepared[doc_id] = (
+                    chunks, source.vectors.vectors(np.asarray(ids, dtype=np.int64)),
+                    [held.get(i) for i in ids] if held is not None else None,
+                )
         self._source = source.manifest
+        self._source_has_sentences = source.sentences is not None
         with WriteLock(self.index.root):
             summary = self._write(docs, set(), (), started, prepared=prepared)
-        summary.reused = sum(len(c) for c, _ in prepared.values())
-        if source.sentences is not None:
+        summary.reused = sum(len(p[0]) for p in prepared.values())
+        if source.sentences is not None and not self.settings.sentence_vectors:
             summary.warnings.append(
-                "the source's sentence vectors were not copied: a Milvus collection holds passage vectors "
-                "only, so its dense side ranks by them alone (docs/fusion.md)"
+                "the source's sentence vectors were not copied: this collection was created without them, "
+                "so its dense side ranks by passage vectors alone (a new collection would hold them)"
             )
         return summary
 
@@ -282,10 +300,11 @@ class MilvusWriter(IndexBuilder):
         *,
         kept_under: Sequence[Path] = (),
         roots: Roots | None = None,
-        prepared: dict[str, tuple[list[Chunk], np.ndarray]] | None = None,
+        prepared: dict[str, Prepared] | None = None,
     ) -> BuildSummary:
         index, summary = self.index, BuildSummary()
         state = index.recover()
+        self._choose_sentences(state)
         view = MilvusView(index.client, index.collection, state) if state is not None else None
         prev_docs = MilvusPassages(view).document_hashes() if view is not None else {}
         before = state.manifest if state is not None else None
@@ -312,6 +331,7 @@ class MilvusWriter(IndexBuilder):
             summary.seconds = time.perf_counter() - started
             return summary
 
+        given: list[np.ndarray | None] = []  # the copied sentence vectors, one block per chunk
         if prepared is None:
             chunks = {doc_id: self._chunk(doc) for doc_id, doc in changed.items()}
             flat = [c for cs in chunks.values() for c in cs]
@@ -320,17 +340,24 @@ class MilvusWriter(IndexBuilder):
             chunks = {doc_id: prepared[doc_id][0] for doc_id in changed}
             parts = [prepared[doc_id][1] for doc_id in changed]
             vectors = np.vstack(parts) if parts else np.zeros((0, self._model()[1]), np.float32)
+            for doc_id in changed:
+                blocks = prepared[doc_id][2]
+                given += blocks if blocks is not None else [None] * len(chunks[doc_id])
+        flat_chunks = [c for cs in chunks.values() for c in cs]
+        sentences = self._sentences(flat_chunks, given, summary) if self.settings.sentence_vectors else None
         if state is None:
             create_collections(index.client, index.collection, self._model()[1])
             state = State(uid=uuid.uuid4().hex)
             index.client.upsert(index.collection + STATE_SUFFIX, [state.to_row()])
+        self._packs = has_sentences_field(index.client, index.collection)
         passages = view.passage_count if view is not None else 0
         documents = len(prev_docs)
         at = 0
-        items: list[tuple[Document, list[Chunk], np.ndarray]] = []
+        items: list[Item] = []
         for doc_id, doc in changed.items():
             n = len(chunks[doc_id])
-            items.append((doc, chunks[doc_id], vectors[at : at + n]))
+            items.append((doc, chunks[doc_id], vectors[at : at + n],
+                          sentences[at : at + n] if sentences is not None else None))
             at += n
         gone_list = sorted(gone)
         groups = max(1, -(-len(items) // GROUP_DOCS), -(-len(gone_list) // GROUP_DOCS))
@@ -343,10 +370,43 @@ class MilvusWriter(IndexBuilder):
         summary.seconds = time.perf_counter() - started
         return summary
 
+    def _choose_sentences(self, state: State | None) -> None:
+        """Whether this write stores sentence vectors: as the published collection has them (a write keeps
+        every row alike; one created before them has no field for them), else as configured (a new
+        collection, or `--rebuild` of one that has the field), and for a copy into a new collection only
+        when its source has them (a copy embeds nothing)."""
+        if state is not None and state.manifest is not None and not (
+            self.rebuild and has_sentences_field(self.index.client, self.index.collection)
+        ):
+            chosen = bool(state.manifest.settings.get("sentence_vectors"))
+        else:
+            chosen = self.settings.sentence_vectors and (self._source is None or self._source_has_sentences)
+        self.settings = replace(self.settings, sentence_vectors=chosen)
+
+    def _sentences(
+        self, chunks: list[Chunk], given: list[np.ndarray | None], summary: BuildSummary
+    ) -> list[np.ndarray]:
+        """Each chunk's sentence vectors: those given (a copy), else from the embedding cache or the model,
+        as the folder builder embeds them (`IndexBuilder._sentence_vectors`)."""
+        blocks: list[np.ndarray | None] = list(given) + [None] * (len(chunks) - len(given))
+        todo = [(i, passage_sentences(c.text)) for i, c in enumerate(chunks) if blocks[i] is None]
+        flat = [sentence for _, pieces in todo for sentence in pieces]
+        vectors, summary.sentences_embedded, summary.sentences_reused = self._embed_cached(
+            [text_hash(t) for t in flat], flat, "sentence", summary
+        )
+        at = 0
+        dim = self._model()[1]
+        for i, pieces in todo:
+            blocks[i] = np.asarray(vectors[at : at + len(pieces)]).reshape(-1, dim)
+            at += len(pieces)
+        return [b if b is not None else np.zeros((0, dim), np.float16) for b in blocks]
+
+    _packs = False  # whether the passage collection has the sentences field (one created before it has not)
+
     def _publish(
         self,
         state: State,
-        items: list[tuple[Document, list[Chunk], np.ndarray]],
+        items: list[Item],
         gone: list[str],
         passages: int,
         documents: int,
@@ -358,9 +418,15 @@ class MilvusWriter(IndexBuilder):
         born, next_id = g + 1, state.next_id
         rows_p: list[dict[str, Any]] = []
         rows_d: list[dict[str, Any]] = []
-        for doc, chunks, vecs in items:
-            for chunk, vec in zip(chunks, vecs, strict=True):
-                rows_p.append(passage_row(next_id, doc, chunk, vec, born))
+        dim = self._model()[1] if items or state.manifest is None else state.manifest.dim
+        added_sentences = 0
+        for doc, chunks, vecs, blocks in items:
+            for k, (chunk, vec) in enumerate(zip(chunks, vecs, strict=True)):
+                packed = None
+                if self._packs:
+                    packed, n = pack_sentences(blocks[k], dim) if blocks is not None else ("", 0)
+                    added_sentences += n
+                rows_p.append(passage_row(next_id, doc, chunk, vec, born, packed))
                 next_id += 1
             doc_rows = document_rows(next_id, doc, len(chunks), born)
             rows_d += doc_rows
@@ -369,9 +435,17 @@ class MilvusWriter(IndexBuilder):
             client.insert(name + DOCS_SUFFIX, rows_d[lo : lo + INSERT_ROWS])
         for lo in range(0, len(rows_p), INSERT_ROWS):
             client.insert(name, rows_p[lo : lo + INSERT_ROWS])
-        touched = [doc.doc_id for doc, _, _ in items] + gone
+        touched = [doc.doc_id for doc, _, _, _ in items] + gone
         visible = f"born <= {g}"
-        old_p = [r["passage_id"] for r in query_in(client, name, "doc_id", touched, visible, ["passage_id"])]
+        with_sentences = self.settings.sentence_vectors
+        fields = ["passage_id", SENTENCES_FIELD] if with_sentences else ["passage_id"]
+        old_rows = query_in(client, name, "doc_id", touched, visible, fields)
+        old_p = [r["passage_id"] for r in old_rows]
+        sentences = 0
+        if with_sentences:
+            counted = (state.manifest.vector_index or {}) if state.manifest is not None else {}
+            removed = sum(len(unpack_sentences(r[SENTENCES_FIELD], dim)) for r in old_rows)
+            sentences = int(counted.get("sentences", 0)) + added_sentences - removed
         old_d = [r["row"] for r in query_in(client, name + DOCS_SUFFIX, "doc_id", touched, visible, ["row"])]
         passages += len(rows_p) - len(old_p)
         documents += len(items) - sum(1 for d in touched if d in prev_docs)
@@ -387,6 +461,7 @@ class MilvusWriter(IndexBuilder):
             documents=documents,
             passages=passages,
             next_passage_id=next_id,
+            vector_index={"sentences": sentences} if with_sentences else None,
             roots=self._roots_now,
             extra={"store": {"name": "milvus", "uri": index.uri, "collection": name}},
         )

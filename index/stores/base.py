@@ -24,7 +24,6 @@ import numpy as np
 if TYPE_CHECKING:
     from index.manifest import Manifest
     from index.stores.passages import Filters, PassageRow
-    from index.stores.sentence_store import SentenceStore
 
 
 @runtime_checkable
@@ -145,6 +144,29 @@ class PassageReader(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class SentenceReader(Protocol):
+    """The vectors of every passage's sentences (read side; `index.stores.sentence_store` for folders)."""
+
+    def best(self, ids: Sequence[int] | np.ndarray, query: np.ndarray) -> np.ndarray:
+        """For each id, the cosine of its sentence most like the (dim,) unit `query` (float64); NaN for a
+        passage without sentences of its own (a one-sentence passage) or one the store does not hold."""
+        ...
+
+    def of(self, ids: Sequence[int] | np.ndarray) -> dict[int, np.ndarray]:
+        """The (n, dim) float16 sentence vectors of each id held (n may be 0); ids not held left out."""
+        ...
+
+    @property
+    def sentence_count(self) -> int:
+        """Sentences with a vector of their own, over all passages."""
+        ...
+
+    def __len__(self) -> int:
+        """The passages it covers."""
+        ...
+
+
 @dataclass
 class Generation:
     """Everything of one published generation, opened read-only: what a search is answered from."""
@@ -156,10 +178,10 @@ class Generation:
     vectors: VectorStore
     keywords: KeywordStore | None
     size_bytes: Callable[[], int]  # bytes it takes where it is stored
-    # Every passage's sentence vectors (`index.stores.sentence_store`); None when the generation was built
-    # without them, or where they are not stored (a Milvus collection): the dense side then ranks by the
+    # Every passage's sentence vectors (`index.stores.sentence_store`, or the passage rows of a Milvus
+    # collection); None when the generation was built without them: the dense side then ranks by the
     # passage vectors alone.
-    sentences: SentenceStore | None = None
+    sentences: SentenceReader | None = None
 
     @functools.cached_property
     def stats(self) -> dict[str, int]:

@@ -6,7 +6,9 @@ Three collections per index (`NAME` is the configured collection):
   offsets and word bounds, its document's filterable metadata (doc_id, source, categories, date), the
   normalised text that Milvus' BM25 function (jieba analyzer) turns into the sparse keyword vector, and its
   distinct analysed terms (`index.analysis.tokenize`: words and bigrams, whitespace-analysed), for the
-  hybrid ranking's word and bigram shares, phrase runs and idf.
+  hybrid ranking's word and bigram shares, phrase runs and idf; and its sentences' vectors
+  (`index.stores.sentence_store`), float16 in base64, in the same row, so they are written, replaced and
+  seen together with their passage.
 - `NAME__docs`: one row per document (more for a long text, split into parts): metadata and text.
 - `NAME__state`: one row, the published state — the generation number readers see, the rows a write
   has replaced but not yet removed, the next passage id, and the manifest.
@@ -19,6 +21,7 @@ every Milvus search and query, so filters and visibility are both evaluated by M
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections import Counter
@@ -31,6 +34,7 @@ import numpy as np
 from index.manifest import Manifest
 from index.stores.bm25_store import _idf
 from index.stores.passages import Filters, PassageRow
+from index.stores.sentence_store import best_cosines
 
 DOCS_SUFFIX = "__docs"
 STATE_SUFFIX = "__state"
@@ -40,6 +44,7 @@ DOC_PART_CHARS = 16_000  # a document's text is stored in parts of this many cha
 ID_CHUNK = 1000  # ids per `in [...]` expression
 BM25_ANALYZER = {"tokenizer": "jieba"}  # accepted by milvus-lite 3.2 and Milvus 2.5+ servers
 HNSW = {"M": 16, "efConstruction": 200}
+SENTENCES_FIELD = "sentences"  # absent from collections created before sentence vectors
 
 
 def quote(value: str) -> str:
@@ -84,6 +89,7 @@ def create_collections(client: Any, name: str, dim: int) -> None:
         s.add_field("words", DataType.VARCHAR, max_length=TEXT_MAX, enable_analyzer=True, enable_match=True,
                     analyzer_params={"tokenizer": "whitespace"})
         s.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        s.add_field(SENTENCES_FIELD, DataType.VARCHAR, max_length=TEXT_MAX)  # "" without sentence vectors
         s.add_field("source", DataType.VARCHAR, max_length=1024)
         s.add_field("categories", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=256,
                     max_length=512)
@@ -104,6 +110,24 @@ def create_collections(client: Any, name: str, dim: int) -> None:
         ("key", "VARCHAR", {"is_primary": True, "max_length": 64}),
         ("state", "VARCHAR", {"max_length": TEXT_MAX}),
     ])
+
+
+def has_sentences_field(client: Any, name: str) -> bool:
+    """Whether the passage collection can hold sentence vectors (one created before them cannot)."""
+    return any(f["name"] == SENTENCES_FIELD for f in client.describe_collection(name)["fields"])
+
+
+def pack_sentences(vectors: np.ndarray, dim: int) -> tuple[str, int]:
+    """A passage's sentence vectors as the row holds them (float16, base64), and how many it holds. A VARCHAR
+    holds 63 of e5-small's (384 dimensions): a passage with more (the most in the development sets' 9,742
+    passages is 21) keeps the first 63."""
+    fit = (TEXT_MAX // 4 * 3) // (2 * dim)
+    rows = np.asarray(vectors, dtype=np.float16).reshape(-1, dim)[:fit]
+    return base64.b64encode(rows.tobytes()).decode("ascii"), len(rows)
+
+
+def unpack_sentences(text: str, dim: int) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=np.float16).reshape(-1, dim)
 
 
 def _small_collection(client: Any, name: str, fields: list[tuple[str, str, dict[str, Any]]]) -> None:
@@ -385,6 +409,29 @@ class MilvusVectors:
         return self.view.passage_count
 
 
+class MilvusSentences:
+    """The sentence vectors of a generation's passages (`SentenceReader`), read from the passage rows for
+    the candidates of each query."""
+
+    def __init__(self, view: MilvusView, dim: int, sentence_count: int) -> None:
+        self.view, self.dim, self.sentence_count = view, dim, sentence_count
+
+    def __len__(self) -> int:
+        return self.view.passage_count
+
+    def of(self, ids: Sequence[int] | np.ndarray) -> dict[int, np.ndarray]:
+        wanted = [int(i) for i in np.asarray(ids).reshape(-1)]
+        rows = query_in(self.view.client, self.view.name, "passage_id", wanted, self.view.passage_expr,
+                        ["passage_id", SENTENCES_FIELD])
+        return {r["passage_id"]: unpack_sentences(r[SENTENCES_FIELD], self.dim) for r in rows}
+
+    def best(self, ids: Sequence[int] | np.ndarray, query: np.ndarray) -> np.ndarray:
+        wanted = np.asarray(ids, dtype=np.int64)
+        held = self.of(wanted)
+        blocks = [held.get(int(pid)) for pid in wanted]
+        return best_cosines(blocks, query)
+
+
 class MilvusKeywords:
     """`KeywordStore` (read side): Milvus' BM25 function for ranking; each passage's distinct analysed words
     (stored at write time) for `matched_terms`, and their document frequencies (`text_match` counts) for
@@ -454,12 +501,16 @@ def stored_term(term: str) -> str:
     return "g:" + term[len(GRAM_PREFIX):] if term.startswith(GRAM_PREFIX) else term
 
 
-def passage_row(pid: int, doc: Any, chunk: Any, vector: np.ndarray, born: int) -> dict[str, Any]:
-    """The passage collection's row of one chunk of `doc`."""
+def passage_row(
+    pid: int, doc: Any, chunk: Any, vector: np.ndarray, born: int, sentences: str | None = None
+) -> dict[str, Any]:
+    """The passage collection's row of one chunk of `doc`; `sentences` packed (`pack_sentences`), or None
+    for a collection without the field."""
     from index.analysis import normalize, tokenize, word_bounds
 
     words = " ".join(dict.fromkeys(stored_term(t) for t in tokenize(chunk.text)))
-    return {
+    extra = {SENTENCES_FIELD: sentences} if sentences is not None else {}
+    return extra | {
         "passage_id": pid, "doc_id": doc.doc_id, "ordinal": chunk.ordinal, "paragraph": chunk.paragraph,
         "start": chunk.start, "stop": chunk.end, "text": chunk.text, "hash": chunk.content_hash(),
         "bounds": json.dumps(word_bounds(chunk.text)), "norm": normalize(chunk.text), "words": words,

@@ -42,6 +42,23 @@ def passage_sentences(text: str) -> list[str]:
     return pieces if len(pieces) > 1 else []
 
 
+def _block_max(cosines: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The largest of each block of `cosines`, blocks of these (non-zero) lengths one after another."""
+    return np.maximum.reduceat(cosines, np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+
+
+def best_cosines(blocks: Sequence[np.ndarray | None], query: np.ndarray) -> np.ndarray:
+    """For each block of (n, dim) sentence vectors, the cosine of its row most like the (dim,) unit `query`;
+    NaN for None or an empty block (as `SentenceStore.best`, for stores that read blocks, not rows)."""
+    out = np.full(len(blocks), np.nan, dtype=np.float64)
+    some = [i for i, b in enumerate(blocks) if b is not None and len(b)]
+    if some:
+        rows = np.concatenate([blocks[i] for i in some]).astype(np.float32)
+        lengths = np.asarray([len(blocks[i]) for i in some])  # type: ignore[arg-type]
+        out[some] = _block_max(rows @ np.asarray(query, dtype=np.float32), lengths)
+    return out
+
+
 class SentenceStore:
     """Sentence vectors by passage id: read-only once built (see the module doc)."""
 
@@ -109,7 +126,7 @@ class SentenceStore:
         # every row of every passage asked for: each passage's start, then its following rows
         rows = np.repeat(starts[some] - firsts, lengths) + np.arange(int(lengths.sum()))
         cosines = self._decoded(rows) @ np.asarray(query, dtype=np.float32)
-        out[some] = np.maximum.reduceat(cosines, firsts)
+        out[some] = _block_max(cosines, lengths)
         return out
 
     def _decoded(self, rows: np.ndarray) -> np.ndarray:

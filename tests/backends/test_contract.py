@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pytest
 
 from index.documents import Document
@@ -60,8 +61,8 @@ def test_every_mode_finds_the_cited_passage_with_its_fields(built, kind: str, mo
 
 def test_same_top_results_as_the_folder_index(built, kind: str) -> None:
     engine = built(kind)
-    # A Milvus collection holds no sentence vectors: it ranks as a folder index built without them does.
-    reference = built("faiss" if engine.snapshot().sentences is not None else "faiss:passages")
+    reference = built("faiss")
+    assert engine.snapshot().sentences is not None  # both back ends keep sentence vectors by default
     for query in README_QUERIES:
         for mode in ("dense", "hybrid", "keyword"):
             got = [r.passage_id for r in engine.search(query, k=5, mode=mode).results]
@@ -70,6 +71,31 @@ def test_same_top_results_as_the_folder_index(built, kind: str) -> None:
             want_text = [reference.passage(p)["passage"]["text"] for p in want[:3]]
             assert got_text[0] == want_text[0], (query, mode)
             assert len(set(got_text) & set(want_text)) >= min(2, len(want_text)), (query, mode)
+
+
+def test_sentence_evidence_matches_the_folder_index(built, kind: str) -> None:
+    """The best sentence of each result scores the same in every back end (the same float16 vectors), and
+    a passage's sentence vectors are those the folder index holds."""
+    engine, reference = built(kind), built("faiss")
+    compared = 0
+    for query in README_QUERIES:
+        by_text = {r.text: r.sentence_score for r in reference.search(query, k=5, mode="dense").results}
+        for r in engine.search(query, k=5, mode="dense").results:
+            if r.text in by_text:
+                want = by_text[r.text]
+                assert (r.sentence_score is None) == (want is None), r.text
+                if want is not None:
+                    assert r.sentence_score == pytest.approx(want, abs=1e-6), r.text
+                    compared += 1
+    assert compared >= len(README_QUERIES)
+    snap, ref_snap = engine.snapshot(), reference.snapshot()
+    first = engine.search(README_QUERIES[0], k=1, mode="dense").results[0]
+    listed = reference.search(README_QUERIES[0], k=5, mode="dense").results
+    twin = next(r for r in listed if r.text == first.text)
+    got = snap.sentences.of([first.passage_id])[first.passage_id]
+    want = ref_snap.sentences.of([twin.passage_id])[twin.passage_id]
+    assert got.dtype == np.float16 and len(got) > 1
+    np.testing.assert_array_equal(got, want)
 
 
 def test_filters_apply_inside_retrieval(built, kind: str) -> None:
@@ -121,8 +147,9 @@ def test_documents_passages_facets_and_info_agree(built, kind: str) -> None:
         assert {(f["value"], f["documents"]) for f in facets[key]} == \
             {(f["value"], f["documents"]) for f in ref_facets[key]}
     info, ref = engine.info(), reference.info()
-    for key in ("documents", "passages", "modes"):
-        assert info[key] == ref[key]
+    for key in ("documents", "passages", "modes", "sentences"):
+        assert info[key] == ref[key], key
+    assert info["sentences"] > info["passages"]
     doc = engine.document("policy-1")
     assert doc["categories"] == ["政策", "科技"] and doc["text"].startswith("国务院")
     first = doc["passages"][0]["passage_id"]
@@ -180,6 +207,18 @@ def test_add_update_delete_and_an_unchanged_reindex_writes_nothing(fresh, shared
     with pytest.raises(NotFound):
         engine.document("api-1")
     assert engine.info()["documents"] == 5
+
+    # The sentence count follows every write (a one-sentence passage has none of its own).
+    base = engine.info()["sentences"]
+    two = "冰川融化加快。湖泊面积随之扩大。"
+    engine.add_documents([Document.from_paragraphs("api-2", [two], title="湖泊")])
+    assert engine.info()["sentences"] == base + 2
+    engine.add_documents([Document.from_paragraphs("api-2", [two + "牧场退化严重。"], title="湖泊")])
+    assert engine.info()["sentences"] == base + 3
+    top = engine.search("牧场退化", k=1, mode="dense").results[0]
+    assert top.doc_id == "api-2" and top.sentence_score is not None
+    engine.delete_documents(["api-2"])
+    assert engine.info()["sentences"] == base
 
 
 def test_the_eval_command_gives_the_same_figures(kind: str, request: pytest.FixtureRequest, tmp_path,

@@ -22,8 +22,7 @@ def test_a_folder_index_moves_to_milvus_and_answers_as_before(
     from index.milvus_index import MilvusIndex
     from search.engine import Engine
 
-    # A collection holds passage vectors only: the folder index it is compared with is built without
-    # sentence vectors (moving one with them is warned about, below).
+    # Without sentence vectors: the collection made from it has none either (one with them: below).
     reference = built("faiss:passages")
     collection = f"moved_{uuid.uuid4().hex[:10]}"
     args = ["migrate", str(reference.dir.root), "--milvus-uri", milvus_uri, "--collection", collection,
@@ -57,13 +56,46 @@ def test_a_folder_index_moves_to_milvus_and_answers_as_before(
     assert again["added"] == again["updated"] == 0 and again["generation"] == summary["generation"]
 
 
-def test_moving_an_index_with_sentence_vectors_says_they_stay_behind(
-    built: Any, milvus_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_an_index_with_sentence_vectors_moves_with_them(
+    built: Any, milvus_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], shared_embedder: Any
 ) -> None:
+    from index.milvus_index import MilvusIndex
+    from search.engine import Engine
+
     source = built("faiss")
     assert source.snapshot().sentences is not None
-    args = ["migrate", str(source.dir.root), "--milvus-uri", milvus_uri, "--collection",
-            f"moved_{uuid.uuid4().hex[:10]}", "--index", str(tmp_path / "local"), "--json"]
+    collection = f"moved_{uuid.uuid4().hex[:10]}"
+    args = ["migrate", str(source.dir.root), "--milvus-uri", milvus_uri, "--collection", collection,
+            "--index", str(tmp_path / "local"), "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["embedded"] == 0 and not summary["warnings"], summary
+    assert not (tmp_path / "local" / "embeddings.sqlite").exists()  # nothing came from the model
+
+    moved = Engine(MilvusIndex(milvus_uri, collection, root=tmp_path / "reader"))
+    moved._embedder = shared_embedder
+    assert moved.info()["sentences"] == source.info()["sentences"] > 0
+    for query in README_QUERIES:
+        got = moved.search(query, k=5, mode="dense").results
+        want = source.search(query, k=5, mode="dense").results
+        assert [r.text for r in got] == [r.text for r in want], query  # the same vectors: the same ranking
+        assert [r.sentence_score for r in got] == pytest.approx([r.sentence_score for r in want], abs=1e-6)
+
+
+def test_moving_into_a_collection_without_sentence_vectors_says_they_stay_behind(
+    built: Any, milvus_uri: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from index.config import IndexSettings
+    from index.milvus_index import MilvusIndex
+
+    # A collection created without them (as every collection before them was) keeps passage vectors only.
+    collection = f"moved_{uuid.uuid4().hex[:10]}"
+    settings = IndexSettings.from_env({})
+    settings.sentence_vectors = False
+    target = MilvusIndex(milvus_uri, collection, root=tmp_path / "first")
+    target.builder(settings).copy_from(built("faiss:passages").snapshot())
+    args = ["migrate", str(built("faiss").dir.root), "--milvus-uri", milvus_uri, "--collection", collection,
+            "--index", str(tmp_path / "local"), "--json"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     assert any("sentence vectors were not copied" in w for w in summary["warnings"]), summary
