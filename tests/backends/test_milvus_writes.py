@@ -238,3 +238,41 @@ def test_two_servers_share_one_collection(milvus_uri: str, tmp_path: Path, contr
                 assert client.get("/documents/shared-1").status_code == 404
     finally:
         stop(proc, grace=15)
+
+
+def test_a_collection_made_before_sentence_vectors_keeps_taking_writes(
+    milvus_uri: str, tmp_path: Path, contract_corpus: Path, shared_embedder: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A collection of the schema before sentence vectors (no `sentences` field, its manifest without them)
+    is written and searched as before by a process that makes them by default."""
+    from pymilvus.orm.schema import CollectionSchema
+
+    from index.config import IndexSettings
+    from index.documents import Document
+    from index.milvus_index import MilvusIndex
+    from index.stores.milvus_store import SENTENCES_FIELD, has_sentences_field
+    from search.engine import Engine
+
+    location = MilvusIndex(milvus_uri, f"old_{uuid.uuid4().hex[:10]}", root=tmp_path / "local")
+    add_field = CollectionSchema.add_field
+
+    def old_schema(self: Any, name: str, *args: Any, **options: Any) -> Any:  # every field but the new one
+        return self if name == SENTENCES_FIELD else add_field(self, name, *args, **options)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CollectionSchema, "add_field", old_schema)
+        settings = IndexSettings.from_env({})
+        settings.sentence_vectors = False
+        location.builder(settings, embedder=shared_embedder).index_paths([contract_corpus])
+    assert not has_sentences_field(location.client, location.collection)
+
+    engine = Engine(location)
+    engine._embedder = shared_embedder
+    doc = Document.from_paragraphs("api-old", ["冰川融化加快。湖泊面积随之扩大。"], title="湖泊")
+    assert engine.add_documents([doc]).added == 1  # default settings: sentence vectors on
+    assert engine.snapshot().sentences is None and engine.info()["sentences"] == 0
+    top = engine.search("湖泊面积扩大", k=1).results[0]
+    assert top.doc_id == "api-old" and top.sentence_score is None
+    again = location.builder(embedder=shared_embedder).index_paths([contract_corpus])
+    assert not again.changed
