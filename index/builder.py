@@ -737,17 +737,24 @@ class IndexBuilder:
         if base.name is not None and base.manifest is not None and base.reuse_stores:
             previous = open_sentence_store(self.dir, base.name, base.manifest)
         kept = previous.of([pid for pid, _ in rows]) if previous is not None else {}
-        todo = [(pid, passage_sentences(text)) for pid, text in rows if pid not in kept]
-        flat = [sentence for _, sentences in todo for sentence in sentences]
+        todo = [(pid, text) for pid, text in rows if pid not in kept]
+        embedded = self._embed_sentences([text for _, text in todo], summary)
+        parts = list(kept.items()) + [(pid, block) for (pid, _), block in zip(todo, embedded, strict=True)]
+        return SentenceStore.build(dim, parts)
+
+    def _embed_sentences(self, texts: list[str], summary: BuildSummary) -> list[np.ndarray]:
+        """The sentence vectors of each of these passage texts (`passage_sentences`; none for a passage of
+        one sentence), from the embedding cache where a sentence was embedded before, else the model."""
+        pieces = [passage_sentences(text) for text in texts]
+        flat = [sentence for sentences in pieces for sentence in sentences]
         vectors, summary.sentences_embedded, summary.sentences_reused = self._embed_cached(
             [text_hash(s) for s in flat], flat, "sentence", summary
         )
-        parts = list(kept.items())
-        at = 0
-        for pid, sentences in todo:
-            parts.append((pid, vectors[at : at + len(sentences)]))
+        blocks, at = [], 0
+        for sentences in pieces:
+            blocks.append(vectors[at : at + len(sentences)])
             at += len(sentences)
-        return SentenceStore.build(dim, parts)
+        return blocks
 
     def _forget_stale_vectors(self, name: str, manifest: Manifest) -> None:
         """Keep the embedding cache to the text the index holds (its passages and, where it has them,

@@ -38,7 +38,7 @@ from index import settings
 from index.backends import StoreConfig
 from index.builder import BuildSummary, IndexBuilder, Roots
 from index.config import FORMAT_VERSION, IndexSettings, default_index_dir
-from index.documents import Chunk, Document, text_hash
+from index.documents import Chunk, Document
 from index.embedders.base import Embedder
 from index.generations import Damage, IndexDamaged, IndexFolderError, Pointer, WriteLock, now_iso
 from index.manifest import Manifest
@@ -63,7 +63,6 @@ from index.stores.milvus_store import (
     read_state,
     unpack_sentences,
 )
-from index.stores.sentence_store import passage_sentences
 
 GROUP_DOCS = 200  # documents per published generation in a large write
 INSERT_ROWS = 256  # rows per insert call
@@ -386,20 +385,12 @@ class MilvusWriter(IndexBuilder):
     def _sentences(
         self, chunks: list[Chunk], given: list[np.ndarray | None], summary: BuildSummary
     ) -> list[np.ndarray]:
-        """Each chunk's sentence vectors: those given (a copy), else from the embedding cache or the model,
-        as the folder builder embeds them (`IndexBuilder._sentence_vectors`)."""
-        blocks: list[np.ndarray | None] = list(given) + [None] * (len(chunks) - len(given))
-        todo = [(i, passage_sentences(c.text)) for i, c in enumerate(chunks) if blocks[i] is None]
-        flat = [sentence for _, pieces in todo for sentence in pieces]
-        vectors, summary.sentences_embedded, summary.sentences_reused = self._embed_cached(
-            [text_hash(t) for t in flat], flat, "sentence", summary
-        )
-        at = 0
-        dim = self._model()[1]
-        for i, pieces in todo:
-            blocks[i] = np.asarray(vectors[at : at + len(pieces)]).reshape(-1, dim)
-            at += len(pieces)
-        return [b if b is not None else np.zeros((0, dim), np.float16) for b in blocks]
+        """Each chunk's sentence vectors: those given (a copy), else embedded as the folder builder embeds
+        them (`IndexBuilder._embed_sentences`)."""
+        blocks = list(given) + [None] * (len(chunks) - len(given))
+        missing = [c.text for c, b in zip(chunks, blocks, strict=True) if b is None]
+        embedded = iter(self._embed_sentences(missing, summary))
+        return [block if block is not None else next(embedded) for block in blocks]
 
     _packs = False  # whether the passage collection has the sentences field (one created before it has not)
 
