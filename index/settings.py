@@ -162,7 +162,7 @@ SETTINGS: tuple[Setting, ...] = (
             "confidence below which no answer is given", "see `search/answer.py`"),
     Setting("SEMSEARCH_ANSWER_READER", choice("reader", "sentences"), "reader",
             "how `ask` finds the answer: `reader` (the trained span reader, docs/answers.md) or `sentences` "
-            "(the sentence extractor: faster, rarely the exact answer)"),
+            "(the older sentence extractor: slower, and rarely the exact words)"),
     Setting("SEMSEARCH_LLM_BASE_URL", text, None,
             "an OpenAI-compatible endpoint for generated answers (e.g. `http://127.0.0.1:8080/v1`)"),
     Setting("SEMSEARCH_LLM_MODEL", text, None, "the model name sent to that endpoint"),
