@@ -181,6 +181,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--english", type=float, default=0.4,
                         help="share of pairs that also get an English-glossed copy of their question")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="arithmetic of the frozen pass and the training steps; bf16 (autocast, "
+                             "weights and optimiser in float32) takes a step 1.3-1.5x faster on a CPU with "
+                             "AVX512-BF16; the shipped weights were trained in fp32 (docs/answers.md)")
     parser.add_argument("--limit", type=int, default=0, help="train on this many pairs (a smoke run)")
     args = parser.parse_args()
 
@@ -190,6 +194,11 @@ def main() -> int:
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    bf16 = args.precision == "bf16"
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
     started = time.time()
     if not (args.eval / "cmrc2018-dev").is_dir():
         print(f"no development sets at {args.eval}: the reader is trained from them", file=sys.stderr)
@@ -209,7 +218,7 @@ def main() -> int:
     # The frozen part runs once per pair; its output is kept in float16 (about 200 KB a pair).
     def lower(batch_rows):
         ids, mask = _pad([r[0] for r in batch_rows])
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             return network.lower(ids, mask).to(torch.float16), mask
 
     def cache(all_rows, label):
@@ -252,9 +261,10 @@ def main() -> int:
             if step >= steps:
                 break
             hidden, mask, starts, ends, _ = train_batches[b]
-            start_logits, end_logits = network.upper(hidden.float(), mask)
-            loss = (torch.nn.functional.cross_entropy(start_logits, starts)
-                    + torch.nn.functional.cross_entropy(end_logits, ends)) / 2
+            with autocast():
+                start_logits, end_logits = network.upper(hidden.float(), mask)
+            loss = (torch.nn.functional.cross_entropy(start_logits.float(), starts)
+                    + torch.nn.functional.cross_entropy(end_logits.float(), ends)) / 2
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -278,6 +288,7 @@ def main() -> int:
                 "held_out_share_of_documents": HELD_OUT_SHARE,
                 "held_out": score, "epoch": epoch,
                 "seed": args.seed, "epochs": args.epochs, "lr": args.lr, "batch": args.batch,
+                "precision": args.precision,
                 "training_pairs": len(train), "minutes": round((time.time() - started) / 60, 1),
                 "command": "python " + " ".join(sys.argv[:1] + [a for a in sys.argv[1:]]),
             })
