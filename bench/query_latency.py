@@ -5,7 +5,9 @@
 
 What is measured, all against `python -m api.cli serve` on loopback (a real uvicorn server, its own
 process):
-- one client, distinct queries one after another: p50 / p95 of the request as the client sees it;
+- one client, distinct queries one after another: p50 / p95 of the request as the client sees it, in
+  `--rounds` rounds of `--queries` new questions each; the p50 reported is the median of the rounds'
+  p50s (a shared machine's slow minutes move one round, not the figure), with the rounds' range beside it;
 - 8 concurrent clients (threads with keep-alive connections), distinct queries: requests per second;
 - one query repeated: served from the engine's answer cache;
 - in-process breakdown of a hybrid search (query embedding, dense search, BM25, passage lookup,
@@ -328,7 +330,8 @@ def help_time(runs: int = 15) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--passages", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=200, help="distinct queries for one client")
+    parser.add_argument("--queries", type=int, default=200, help="distinct queries for one client, per round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of --queries for one client")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--concurrent-queries", type=int, default=320)
     parser.add_argument("--backends", nargs="+", default=["torch", "torch:1", "onnx"],
@@ -358,14 +361,19 @@ def main(argv: list[str] | None = None) -> int:
     manifest = IndexDir(folder).manifest()
     questions = [json.loads(line)["question"] for line in (EVAL / "queries.jsonl").read_text().splitlines()]
     random.Random(5).shuffle(questions)
-    single = questions[: args.queries]
-    many = questions[args.queries : args.queries + args.concurrent_queries]
+    need = args.queries * args.rounds + args.concurrent_queries
+    if need > len(questions):
+        parser.error(f"--queries x --rounds + --concurrent-queries = {need}: "
+                     f"cmrc2018-dev has {len(questions)} questions")
+    rounds = [questions[i * args.queries : (i + 1) * args.queries] for i in range(args.rounds)]
+    single = rounds[0]
+    many = questions[args.queries * args.rounds : need]
 
     rows = []
     for backend in args.backends:
         set_backend(folder, backend.partition(":")[0])
         try:
-            rows.append(serve_and_time(folder, backend, single, many, args.clients))
+            rows.append(serve_and_time(folder, backend, rounds, many, args.clients))
         except Exception as exc:  # a backend that cannot load (not installed here) is reported, not fatal
             rows.append({"backend": backend, "error": f"{type(exc).__name__}: {exc}"})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
@@ -394,9 +402,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve_and_time(
-    folder: Path, backend: str, single: list[str], many: list[str], clients: int
+    folder: Path, backend: str, rounds: list[list[str]], many: list[str], clients: int
 ) -> dict[str, Any]:
-    """One server start: one client, then `clients` concurrent clients, then one repeated query."""
+    """One server start: one client for each round, then `clients` concurrent clients, then one repeated
+    query."""
     import httpx
 
     server = Server(folder, backend.partition(":")[2] or None)
@@ -404,20 +413,23 @@ def serve_and_time(
         server.wait()
         print(f"[{backend}] one client", file=sys.stderr, flush=True)
         cpu0 = server.cpu_seconds()
-        times = one_client(server.url, single)
-        # CPU per request: what a request costs whatever else runs on the machine (warm-up included).
-        cpu_ms = (server.cpu_seconds() - cpu0) / (len(single) + 5) * 1e3
+        per_round = [one_client(server.url, queries) for queries in rounds]
+        # CPU per request: what a request costs whatever else runs on the machine (warm-ups included).
+        requests = sum(len(queries) + 5 for queries in rounds)
+        cpu_ms = (server.cpu_seconds() - cpu0) / requests * 1e3
         print(f"[{backend}] {clients} clients", file=sys.stderr, flush=True)
         conc = concurrent_clients(server.url, many, clients)
         with httpx.Client() as client:
             repeated = [
-                timed_get(client, server.url + "/search", {"q": single[0], "mode": "hybrid", "k": 10})
+                timed_get(client, server.url + "/search", {"q": rounds[0][0], "mode": "hybrid", "k": 10})
                 for _ in range(100)
             ]
     finally:
         server.stop()
     return {
-        "backend": backend, "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+        "backend": backend, "p50_ms": float(np.median([percentile(t, 50) for t in per_round])),
+        "round_p50_ms": [percentile(t, 50) for t in per_round],
+        "p95_ms": percentile([x for t in per_round for x in t], 95),
         "cpu_ms": cpu_ms, "concurrent": conc, "cached_p50_ms": percentile(repeated[1:], 50),
         "cached_p95_ms": percentile(repeated[1:], 95),
     }
@@ -439,10 +451,12 @@ def report(
         + (f"{layout['sentences']:,} sentence vectors" if layout.get("sentences") else "no sentence vectors")
         + "). **Passage and sentence vectors come from a stub "
         "embedder** (synthetic, e5-shaped: see `bench/query_latency.py`); queries are embedded by the real "
-        "model in the server. Distinct cmrc2018 questions, so the answer cache does not help except in "
-        "the repeated-query column." + (f" Index build: {built['seconds']:.0f} s." if built else ""),
+        "model in the server. Distinct cmrc2018 questions (each round its own), so the answer cache does "
+        "not help except in the repeated-query column."
+        + (f" Index build: {built['seconds']:.0f} s." if built else ""),
         "",
-        f"| query backend | 1 client p50 / p95 (ms) | server CPU per request (ms) "
+        f"| query backend | 1 client p50 (median of {args.rounds} rounds; their range) / p95 (ms) "
+        f"| server CPU per request (ms) "
         f"| {args.clients} clients: requests/s | "
         f"{args.clients} clients p50 / p95 (ms) | repeated query (cache) p50 / p95 (ms) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -453,7 +467,9 @@ def report(
             continue
         c = r["concurrent"]
         lines.append(
-            f"| {r['backend']} | {r['p50_ms']:.1f} / {r['p95_ms']:.1f} | {r['cpu_ms']:.1f} | {c['rps']:.1f} "
+            f"| {r['backend']} | {r['p50_ms']:.1f} "
+            f"({min(r['round_p50_ms']):.1f}-{max(r['round_p50_ms']):.1f}) "
+            f"/ {r['p95_ms']:.1f} | {r['cpu_ms']:.1f} | {c['rps']:.1f} "
             f"| {c['p50_ms']:.1f} / {c['p95_ms']:.1f} | {r['cached_p50_ms']:.2f} / {r['cached_p95_ms']:.2f} |"
         )
     lines += [
