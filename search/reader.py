@@ -234,15 +234,11 @@ class SpanReader:
     def __init__(self, model_file: Path, tokenizer_file: Path) -> None:
         import onnxruntime as ort
 
-        from index.embedders.onnx import onnx_threads
+        from index.embedders.onnx import session_options
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = onnx_threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(model_file), session_options(), providers=["CPUExecutionProvider"]
+        )
         self.tokenizer = pair_tokenizer(tokenizer_file)
 
     def read(self, question: str, passages: Sequence[str]) -> list[ReadSpan]:

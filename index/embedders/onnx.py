@@ -115,6 +115,26 @@ def onnx_threads() -> int:
     return settings.threads()
 
 
+def session_options() -> Any:
+    """The options of every onnxruntime session here: the embedder's and the reader's."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = onnx_threads()
+    options.inter_op_num_threads = 1  # one model call at a time: parallelism is inside the ops
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # onnxruntime's own warnings about unused initializers etc.
+    # Workers spin between the ops of a call instead of sleeping: a 16-token query is ~250 small ops, and
+    # waking a sleeping worker for each cost ~2.5 ms of an HTTP search's ~19.5 ms p50. They stop spinning
+    # as soon as the call returns, so the reader that runs after the embedder in one /ask (or another
+    # process) gets the cores: spinning on after a call took /ask from ~70 to ~110 ms. docs/performance.md,
+    # Query latency, has the side-by-side figures.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.add_session_config_entry("session.force_spinning_stop", "1")
+    return options
+
+
 # ----------------------------------------------------------------------------------------------------
 # Reading the sentence-transformers folder
 # ----------------------------------------------------------------------------------------------------
@@ -582,16 +602,9 @@ class OnnxEmbedder(PromptedEmbedder):
     def _load(self, folder: Path, transformer_dir: Path, model_file: Path) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = onnx_threads()
-        options.inter_op_num_threads = 1  # one model call at a time: parallelism is inside the ops
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # onnxruntime's own warnings about unused initializers etc.
-        # Idle intra-op threads sleep instead of spinning: a server runs one query at a time per request
-        # thread, and spinning workers would burn the cores that the other requests need.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(model_file), session_options(), providers=["CPUExecutionProvider"]
+        )
         self._inputs = {i.name for i in self.session.get_inputs()}
 
         tokenizer_config: dict[str, Any] = {}
