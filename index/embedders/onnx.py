@@ -125,7 +125,7 @@ def session_options() -> Any:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # onnxruntime's own warnings about unused initializers etc.
-    # Workers spin between the ops of a call instead of sleeping: a 16-token query is ~250 small ops, and
+    # Workers spin between the ops of a call instead of sleeping: a 16-token query is ~110 small ops, and
     # waking a sleeping worker for each cost ~2.5 ms of an HTTP search's ~19.5 ms p50. They stop spinning
     # as soon as the call returns, so the reader that runs after the embedder in one /ask (or another
     # process) gets the cores: spinning on after a call took /ask from ~70 to ~110 ms. docs/performance.md,
