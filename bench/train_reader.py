@@ -184,8 +184,8 @@ def main() -> int:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16",
                         help="arithmetic of the frozen pass and the training steps; bf16 (autocast, "
                              "weights and optimiser in float32) takes a step 1.3-1.5x faster than fp32 on a "
-                             "CPU with AVX512-BF16 and trained the shipped weights (63 minutes); without "
-                             "that instruction set fp32 is the faster one (docs/answers.md)")
+                             "CPU with AVX512-BF16 and trained the shipped weights (63 minutes; measured on "
+                             "that CPU only: elsewhere compare a few steps of each first; docs/answers.md)")
     parser.add_argument("--limit", type=int, default=0, help="train on this many pairs (a smoke run)")
     args = parser.parse_args()
 
