@@ -57,6 +57,9 @@ def has_cjk(text: str) -> bool:
 SENTENCE_FINAL = "。！？；…．!?;"
 # Closing quotes and brackets stay with the sentence they close.
 CLOSERS = "”’」』）)》〉】］]\"'"
+OPENERS = "“‘「『（(《〈【［[\"'"
+# Clause punctuation inside a sentence (full-width and ASCII).
+CLAUSE_MARKS = "，,；;、：:"
 # A sentence ends at a run of sentence-final punctuation (closers included), at a period followed by
 # white space or the end (so 3.5 and U.S.A stay whole; abbreviations are the caller's to judge), or at a
 # line break (headings and list items stand on their own lines).

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from index.text import CLAUSE_MARKS, OPENERS, SENTENCE_FINAL
+
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -212,6 +214,22 @@ class ReadSpan:
     null_score: float  # the passage's "no answer" score
 
 
+def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """`text[start:end]` without white space or clause and sentence punctuation at its ends, nor a
+    trailing 的 (the particle that ties the answer to a noun it leaves out: `1985 年的` → `1985 年`),
+    kept when the span opens with a quote (a quoted term: `“强制的`). Never empties a span."""
+    edge = SENTENCE_FINAL + CLAUSE_MARKS
+    while start < end - 1 and (text[start].isspace() or text[start] in edge):
+        start += 1
+    while end > start + 1 and (text[end - 1].isspace() or text[end - 1] in edge):
+        end -= 1
+    if end - start > 1 and text[end - 1] == "的" and text[start] not in OPENERS:
+        end -= 1
+        while end > start + 1 and text[end - 1].isspace():
+            end -= 1
+    return start, end
+
+
 def best_spans(start: np.ndarray, end: np.ndarray, allowed: np.ndarray) -> list[tuple[int, int, float]]:
     """Per row: the (start, end) token pair of highest start + end score within MAX_ANSWER_TOKENS."""
     out = []
@@ -260,10 +278,7 @@ class SpanReader:
         for k, (i, j, score) in enumerate(best_spans(start, end, allowed)):
             if not allowed[k].any():
                 continue
-            a, b = encodings[k].offsets[i][0], encodings[k].offsets[j][1]
-            text = passages[k]
-            while a < b and text[a].isspace():
-                a += 1
+            a, b = tidy_span(passages[k], encodings[k].offsets[i][0], encodings[k].offsets[j][1])
             spans.append(ReadSpan(k, a, b, score, float(start[k, 0] + end[k, 0])))
         return spans
 

@@ -56,6 +56,24 @@ def test_best_span_stays_inside_the_passage_and_in_order() -> None:
     assert R.best_spans(start, end, allowed) == [(2, 3, 11.0)]
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("text", "span", "expected"),
+    [
+        ("在1985 年的 时候", "1985 年的 ", "1985 年"),  # 的 ties the answer to a noun the span left out
+        ("于两次重新接球。此后", "两次重新接球。", "两次重新接球"),  # the full stop the span ran into
+        ("，  长三角，", "，  长三角，", "长三角"),  # clause marks and white space at both ends
+        ("称之为“强制的”", "“强制的", "“强制的"),  # a quoted term keeps its 的
+        ("。", "。", "。"),  # never emptied
+    ],
+)
+def test_a_span_loses_the_punctuation_and_particle_at_its_ends(text: str, span: str, expected: str) -> None:
+    # The reader's spans end on token boundaries, and the tokenizer glues these characters to words.
+    start = text.index(span)
+    start, end = R.tidy_span(text, start, start + len(span))
+    assert text[start:end] == expected
+
+
 @pytest.mark.integration
 def test_the_reader_finds_the_answer_inside_a_passage() -> None:
     reader = R.shipped_reader()
