@@ -43,7 +43,9 @@ def held_out_questions(seed: int) -> dict[str, list[tuple[str, str, list[str]]]]
     from train_reader import make_pairs
 
     answers = {
-        q["qid"]: (name, q["answers"]) for name in TRAINED for q in read_jsonl(EVAL / name / "queries.jsonl")
+        q["qid"]: (name, [a for a in q["answers"] if a.strip()])
+        for name in TRAINED
+        for q in read_jsonl(EVAL / name / "queries.jsonl")
     }
     out: dict[str, list[tuple[str, str, list[str]]]] = {name: [] for name in TRAINED}
     for pair in make_pairs(EVAL, seed):

@@ -214,14 +214,16 @@ class ReadSpan:
     null_score: float  # the passage's "no answer" score
 
 
+_SPAN_EDGE = frozenset(SENTENCE_FINAL + CLAUSE_MARKS)
+
+
 def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
     """`text[start:end]` without white space or clause and sentence punctuation at its ends, nor a
     trailing 的 (the particle that ties the answer to a noun it leaves out: `1985 年的` → `1985 年`),
     kept when the span opens with a quote (a quoted term: `“强制的`). Never empties a span."""
-    edge = SENTENCE_FINAL + CLAUSE_MARKS
-    while start < end - 1 and (text[start].isspace() or text[start] in edge):
+    while start < end - 1 and (text[start].isspace() or text[start] in _SPAN_EDGE):
         start += 1
-    while end > start + 1 and (text[end - 1].isspace() or text[end - 1] in edge):
+    while end > start + 1 and (text[end - 1].isspace() or text[end - 1] in _SPAN_EDGE):
         end -= 1
     if end - start > 1 and text[end - 1] == "的" and text[start] not in OPENERS:
         end -= 1
