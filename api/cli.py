@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--collection", help="Milvus collection ($SEMSEARCH_MILVUS_COLLECTION or semsearch)")
         return p
 
-    p = command("index", "index files and folders (.txt .md .html .jsonl), incrementally")
+    p = command("index", "index files and folders (.txt .md .html .jsonl .pdf .docx), incrementally")
     p.add_argument("paths", nargs="+", type=Path, help="files or folders, read recursively")
     p.add_argument("--model", help="sentence-transformers model name or folder (new indexes, or --rebuild)")
     p.add_argument("--rebuild", action="store_true",
@@ -416,7 +416,8 @@ def print_answer(response: Any, *, answer_printed: bool = False) -> None:
         print()
         for c in response.citations:
             meta = " · ".join(x for x in (c.source, c.date) if x)
-            print(f"[{c.n}] {c.title}" + (f"  ({meta})" if meta else "") + f"  {c.doc_id}:{c.start}-{c.end}")
+            where = f"{c.doc_id}" + (f" p. {c.page}" if c.page else "") + f":{c.start}-{c.end}"
+            print(f"[{c.n}] {c.title}" + (f"  ({meta})" if meta else "") + f"  {where}")
     if response.passages:
         print("\npassages:\n")
         print_results(response.passages)
@@ -508,7 +509,7 @@ def print_results(results: list[Any]) -> None:
     if not results:
         print("no results")
     for r in results:
-        where = f"{r.doc_id}:{r.start}-{r.end}"
+        where = f"{r.doc_id}" + (f" p. {r.page}" if r.page else "") + f":{r.start}-{r.end}"
         meta = " · ".join(x for x in (r.source, r.date) if x)
         print(f"{r.rank:>2}. [{r.score:.3f}] {r.title}" + (f"  ({meta})" if meta else ""))
         print(f"    {where}  passage {r.passage_id}")

@@ -7,6 +7,7 @@ shown in context and highlighted without re-reading the source file.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import unicodedata
@@ -67,6 +68,12 @@ class Document:
     url: str | None = None
     categories: list[str] = field(default_factory=list)
     path: str | None = None  # absolute path of the file it came from; None for API bodies
+    # Where each page of a paginated file (PDF) starts in `text`, page 1 first; [] for text without pages.
+    pages: list[int] = field(default_factory=list)
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding `offset` of the text; None for a document without pages."""
+        return page_at(self.pages, offset)
 
     @classmethod
     def from_paragraphs(
@@ -110,8 +117,17 @@ class Document:
             "url": self.url,
             "categories": list(self.categories),
         }
+        if self.pages:  # only then: every document without pages keeps the hash it always had
+            payload["pages"] = list(self.pages)
         data = json.dumps(payload, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def page_at(pages: list[int] | None, offset: int) -> int | None:
+    """The 1-based page holding character `offset`, given where each page starts (`Document.pages`)."""
+    if not pages:
+        return None
+    return max(1, bisect.bisect_right(pages, offset))
 
 
 @dataclass

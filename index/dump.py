@@ -4,7 +4,8 @@ A dump is an uncompressed tar of files any tool can read:
 
     manifest.json      format ("semsearch-dump"), format_version, model, dim, settings, counts, generation
     documents.jsonl    one document a line: doc_id, title, date, author, source, url, categories, path,
-                       text (cleaned), paragraphs ([start, end] offsets into text), content_hash
+                       text (cleaned), paragraphs ([start, end] offsets into text), content_hash, pages
+                       (where each page of a PDF starts in text; [] otherwise, and absent in older dumps)
     passages.jsonl     one passage a line, in passage-id order: passage_id, doc_id, ordinal, paragraph,
                        start, end (offsets into the document's text), text, hash
     vectors.npy        float32 (passages × dim) unit vectors, row i belongs to ids.npy[i]
@@ -52,7 +53,7 @@ from index.embedding_cache import EmbeddingCache
 from index.generations import IndexDir, IndexFolderError, IndexNotFound, WriteLock, now_iso
 from index.manifest import Manifest
 from index.stores.factory import create_keyword_store, create_vector_store, load_vector_store
-from index.stores.passages import PassageStore, pack_bounds
+from index.stores.passages import DOCUMENT_COLUMNS, PassageStore, pack_bounds
 from index.stores.sentence_store import SentenceStore, passage_sentences
 
 DUMP_FORMAT = "semsearch-dump"
@@ -61,8 +62,6 @@ MEMBERS = ("manifest.json", "documents.jsonl", "passages.jsonl", "vectors.npy", 
 # Present only for a generation with sentence vectors, and then both (see the module doc).
 SENTENCE_MEMBERS = ("sentence_offsets.npy", "sentence_vectors.npy")
 CHECKSUMS = "checksums.json"
-DOCUMENT_COLUMNS = ("doc_id", "title", "date", "author", "source", "url", "categories", "path", "text",
-                    "paragraphs", "content_hash")
 PASSAGE_COLUMNS = ("passage_id", "doc_id", "ordinal", "paragraph", "start", "end", "text", "hash")
 OPEN_ATTEMPTS = 5
 VECTOR_BATCH = 50_000
@@ -192,11 +191,13 @@ def _write_sentences(folder: Path, name: str, sentences: SentenceStore, ids: np.
 
 
 def _documents(store: PassageStore) -> Iterator[dict[str, Any]]:
-    columns = ", ".join(DOCUMENT_COLUMNS)
+    names = DOCUMENT_COLUMNS + ("pages",)
+    columns = ", ".join(DOCUMENT_COLUMNS) + (", pages" if store.has_pages() else ", NULL")
     for row in store.conn.execute(f"SELECT {columns} FROM documents ORDER BY doc_id"):
-        doc = dict(zip(DOCUMENT_COLUMNS, row, strict=True))
+        doc = dict(zip(names, row, strict=True))
         doc["categories"] = json.loads(doc["categories"])
         doc["paragraphs"] = json.loads(doc["paragraphs"])
+        doc["pages"] = json.loads(doc["pages"]) if doc["pages"] else []
         yield doc
 
 
@@ -447,6 +448,7 @@ def _write_generation(
         row = [doc[c] for c in DOCUMENT_COLUMNS]
         row[6] = json.dumps(doc["categories"], ensure_ascii=False)
         row[9] = json.dumps(doc["paragraphs"])
+        row.append(json.dumps(doc["pages"]) if doc.get("pages") else None)  # older dumps have none
         store.conn.execute(f"INSERT INTO documents VALUES ({','.join('?' * len(row))})", row)
         store.conn.executemany("INSERT INTO categories VALUES (?, ?)",
                                [(doc["doc_id"], c) for c in dict.fromkeys(doc["categories"])])

@@ -268,6 +268,7 @@ class MilvusWriter(IndexBuilder):
                     doc_id=doc_id, text=row["text"], paragraphs=[tuple(p) for p in row["paragraphs"]],
                     title=row["title"], date=row["date"], author=row["author"], source=row["source"],
                     url=row["url"], categories=list(row["categories"]), path=row["path"],
+                    pages=list(row.get("pages") or []),
                 )
                 ids = source.passages.passage_ids_of(doc_id)
                 rows = source.passages.passages(ids)

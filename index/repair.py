@@ -61,15 +61,21 @@ _HEADING_MARK = re.compile(
 )
 
 
-def _is_wide(char: str) -> bool:
+def is_wide(char: str) -> bool:
     """CJK text or full-width punctuation: no space is ever needed next to it."""
     code = ord(char)
     return is_spaceless(char) or 0x3000 <= code <= 0x303F or 0xFF00 <= code <= 0xFFEF
 
 
-def _join(left: str, right: str) -> str:
-    """Join two pieces of one sentence: no space in CJK text, one space between Latin words."""
+def _join(left: str, right: str, *, hyphenated: bool = True) -> str:
+    """Join two pieces of one sentence: no space in CJK text, one space between Latin words.
+
+    `hyphenated`: the text may break words at a line's end with a hyphen (print copied as text), so
+    "infor-" + "mation" is one word; False where every hyphen is the text's own ("second-" + "busiest").
+    """
     if not left or not right:
+        return left + right
+    if not hyphenated and re.search(r"[A-Za-z]-$", left):
         return left + right
     # "infor-" + "mation": a word hyphenated at the line end (unless it was a compound like "well-")
     if re.search(r"[A-Za-z]-$", left) and _LOWER_WORD.match(right):
@@ -77,9 +83,13 @@ def _join(left: str, right: str) -> str:
         if word.count("-") == 1:
             return left[:-1] + right
         return left + right
+    # A line broken after a dash or slash that is part of a word: "23–" + "16", "and/" + "or" (a dash
+    # standing apart, "a commune –" + "but", keeps its space).
+    if left[-1] in "–—/" and len(left) > 1 and not left[-2].isspace():
+        return left + right
     before = next((c for c in reversed(left[-3:]) if c not in _AMBIGUOUS), left[-1])
     after = next((c for c in right[:3] if c not in _AMBIGUOUS), right[0])
-    if _is_wide(before) or _is_wide(after):
+    if is_wide(before) or is_wide(after):
         return left + right
     return f"{left} {right}"
 
@@ -89,13 +99,13 @@ def clean_line(line: str) -> str:
     return _INNER_SPACE.sub(" ", _ZERO_WIDTH.sub("", line)).strip()
 
 
-def join_lines(lines: list[str]) -> str:
+def join_lines(lines: list[str], *, hyphenated: bool = True) -> str:
     """Lines of one paragraph as one line (see `_join`)."""
     text = ""
     for line in lines:
         line = clean_line(line)
         if line:
-            text = _join(text, line)
+            text = _join(text, line, hyphenated=hyphenated)
     return text
 
 
@@ -108,7 +118,7 @@ def collapse_whitespace(text: str) -> str:
 
     def replace(match: re.Match[str]) -> str:
         before, after = text[match.start() - 1], text[match.end()]
-        return "" if _is_wide(before) and _is_wide(after) else " "
+        return "" if is_wide(before) and is_wide(after) else " "
 
     text = _ZERO_WIDTH.sub("", text).strip()
     return re.sub(r"\s+", replace, text)

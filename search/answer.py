@@ -34,6 +34,7 @@ import numpy as np
 
 from index import settings
 from index.analysis import STOP_WORDS, analyze, normalize, term_spans
+from index.documents import page_at
 from index.errors import ConfigError
 from index.text import CJK_RUN, has_cjk, jieba_tokenizer, split_sentences
 from search.dedupe import near_duplicates, shingles
@@ -557,6 +558,7 @@ def _citation(
         title=meta.get("title") or r.doc_id,
         source=meta.get("source"),
         date=meta.get("date"),
+        page=page_at(meta.get("pages"), start),
         start=start,
         end=end,
         text=text,
@@ -568,12 +570,10 @@ def citations_for(engine: Retriever, best: Candidate) -> list[Citation]:
     into that result (`also_in`), located in their own documents."""
     r = best.result
     sentence = best.text
-    out = [
-        _citation(
-            1, r, {"title": r.title, "source": r.source, "date": r.date}, best.doc_start,
-            best.doc_start + len(sentence), sentence,
-        )
-    ]
+    meta: dict[str, Any] = {"title": r.title, "source": r.source, "date": r.date}
+    if r.page is not None:  # a PDF: the sentence may stand on a later page than its passage starts
+        meta = engine.passages_with_documents([r.passage_id])[1].get(r.doc_id, meta)
+    out = [_citation(1, r, meta, best.doc_start, best.doc_start + len(sentence), sentence)]
     if not r.also_in:
         return out
     rows, metas = engine.passages_with_documents([a.passage_id for a in r.also_in])

@@ -34,7 +34,7 @@ from index import settings
 from index.analysis import query_grams, query_terms, query_words, term_spans
 from index.backends import IndexLocation, as_location
 from index.config import IndexSettings
-from index.documents import Document
+from index.documents import Document, page_at
 from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
 from index.generations import IndexFolderError
@@ -420,6 +420,7 @@ class Engine:
                     date=meta["date"],
                     categories=meta["categories"],
                     paragraph=row.paragraph,
+                    page=page_at(meta.get("pages"), row.start),
                     start=row.start,
                     end=row.end,
                     text=row.text,
@@ -535,7 +536,8 @@ class Engine:
         if doc is None:
             raise NotFound(f"no document with id {doc_id!r}")
         doc["passages"] = [
-            {"passage_id": p.passage_id, "paragraph": p.paragraph, "start": p.start, "end": p.end}
+            {"passage_id": p.passage_id, "paragraph": p.paragraph, "page": page_at(doc["pages"], p.start),
+             "start": p.start, "end": p.end}
             for p in snap.passages.passages(snap.passages.passage_ids_of(doc_id)).values()
         ]
         doc["passages"].sort(key=lambda p: p["start"])

@@ -284,7 +284,7 @@ def citations_of(answer: str, passages: Sequence[SearchResult]) -> list[Citation
         if 1 <= n <= len(passages):
             p = passages[n - 1]
             out.append(Citation(n=n, passage_id=p.passage_id, doc_id=p.doc_id, title=p.title, source=p.source,
-                                date=p.date, start=p.start, end=p.end, text=p.text))
+                                date=p.date, page=p.page, start=p.start, end=p.end, text=p.text))
     return sorted(out, key=lambda c: c.n)
 
 

@@ -25,6 +25,9 @@ class SearchResult(BaseModel):
     date: str | None = None
     categories: list[str] = Field(default_factory=list)
     paragraph: int = Field(description="index of the passage's first paragraph in its document")
+    page: int | None = Field(
+        default=None, description="the page (from 1) of a PDF the passage starts on; null without pages"
+    )
     start: int = Field(description="character offset of the passage in its document's cleaned text")
     end: int
     text: str
@@ -111,6 +114,7 @@ class Citation(BaseModel):
     title: str
     source: str | None = None
     date: str | None = None
+    page: int | None = Field(default=None, description="the page (from 1) of a PDF the cited text starts on")
     start: int = Field(description="character offset of the cited text in its document's cleaned text")
     end: int
     text: str

@@ -21,6 +21,23 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 EVAL = ROOT.parent / "shared" / "eval"
+CHROMIUM = Path("/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (install it with `make browser`)"
+)
+
+
+def print_to_pdf(html: str, pdf: Path, *, margins: bool = True) -> Path:
+    """`pdf`, printed from the page `html` by headless Chromium, as a reader saves a web page as PDF;
+    `margins` keeps the header (time printed, title) and footer (address, "1/5") it prints by default."""
+    page = pdf.with_suffix(".html")
+    page.write_text(html, encoding="utf-8")
+    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+               f"--user-data-dir={pdf.parent / ('.chromium-' + pdf.stem)}", f"--print-to-pdf={pdf}"]
+    if not margins:
+        command.append("--no-pdf-header-footer")
+    subprocess.run([*command, page.as_uri()], check=True, capture_output=True, timeout=120)
+    return pdf
 
 TIERS = ("unit", "integration", "browser")
 # Fixtures that load the model or start a server: whatever uses one is an integration test.
@@ -35,6 +52,7 @@ INTEGRATION_TESTS = (
     "tests/api/test_security.py",
     "tests/index/test_builder.py",
     "tests/index/test_corruption.py",
+    "tests/index/test_document_formats.py",
     "tests/index/test_dump.py",
     "tests/index/test_e5_model.py",
     "tests/index/test_embedder_contract.py",

@@ -216,6 +216,7 @@ class DocumentList(BaseModel):
 class PassageSpan(BaseModel):
     passage_id: int
     paragraph: int
+    page: int | None = Field(default=None, description="the page (from 1) of a PDF the passage starts on")
     start: int
     end: int
 
@@ -225,6 +226,8 @@ class DocumentOut(DocumentMeta):
 
     text: str = Field(description="the cleaned text, paragraphs joined by a blank line")
     paragraphs: list[tuple[int, int]] = Field(description="[start, end) of each paragraph in `text`")
+    pages: list[int] = Field(default_factory=list,
+                             description="where each page of a PDF starts in `text`, page 1 first; else []")
     passages: list[PassageSpan]
 
     model_config = _example({"doc_id": ZQSB, "title": "多地布局_十四五_区域创新中心建设",

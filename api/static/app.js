@@ -424,6 +424,7 @@
     const items = [];
     if (r.source) items.push(el('span', { class: 'source', text: r.source, lang: langOf(r.source) }));
     if (r.date) items.push(el('time', { datetime: r.date, text: r.date }));
+    if (r.page) items.push(el('span', { class: 'pdf-page', text: t('pdfPage', { n: r.page }) }));
     for (const item of extra || []) items.push(item);
     items.forEach((item, i) => {
       if (i) meta.append(el('span', { class: 'dot', 'aria-hidden': 'true', text: '·' }));
@@ -625,7 +626,8 @@
           el('span', { class: 'cite-n', text: `[${c.n}]` }), ' ',
           link(target, { lang: langOf(c.title), title: t('citeTitle', { n: c.n }) }, c.title || c.doc_id),
           c.source ? el('span', { class: 'muted', text: ` · ${c.source}` }) : null,
-          c.date ? el('span', { class: 'muted', text: ` · ${c.date}` }) : null));
+          c.date ? el('span', { class: 'muted', text: ` · ${c.date}` }) : null,
+          c.page ? el('span', { class: 'muted pdf-page', text: ` · ${t('pdfPage', { n: c.page })}` }) : null));
       }
       view.answer.append(list);
     }

@@ -1,8 +1,9 @@
 """What every loader shares: decoding bytes, front matter, metadata fields, dates, the article pipeline.
 
-A `Loader` turns the decoded text of one file (or upload) into documents. `ArticleLoader` is the loader
-for one article per file (.txt, .md, .html): front matter first, then the body in its format, then the
-paragraph repair, then metadata from wherever it was found.
+A `Loader` turns the bytes of one file (or upload) into documents; a `TextFormatLoader` decodes them
+first. `ArticleLoader` is the loader for one article per text file (.txt, .md, .html): front matter
+first, then the body in its format, then the paragraph repair and metadata from wherever it was found
+(`article_document`, which the PDF and Word loaders share).
 """
 
 from __future__ import annotations
@@ -55,19 +56,35 @@ class Origin:
 
 
 class Loader(ABC):
-    """Turns the decoded text of one file into documents."""
+    """Turns the bytes of one file (or upload) into documents."""
 
     extensions: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def read(
+        self, data: bytes, origin: Origin, *, on_error: Callable[[LoadError], None] | None = None
+    ) -> list[Document]:
+        """Documents of a file's bytes; raises LoadError (naming `origin.doc_id`) on bad input, and
+        SkipFile for a file that is not a document at all (binary, empty, a scan without text).
+
+        A loader of many documents a file (JSONL) reports a bad record to `on_error`, when given, and
+        goes on with the others; without it the whole file is refused.
+        """
+
+
+class TextFormatLoader(Loader):
+    """A format that is text: the bytes are decoded (`decode_bytes`), then `load` reads the text."""
+
+    def read(
+        self, data: bytes, origin: Origin, *, on_error: Callable[[LoadError], None] | None = None
+    ) -> list[Document]:
+        return self.load(decode_bytes(data, origin.doc_id), origin, on_error=on_error)
 
     @abstractmethod
     def load(
         self, text: str, origin: Origin, *, on_error: Callable[[LoadError], None] | None = None
     ) -> list[Document]:
-        """Documents of `text`; raises LoadError (naming `origin.doc_id`) on bad input.
-
-        A loader of many documents a file (JSONL) reports a bad record to `on_error`, when given, and
-        goes on with the others; without it the whole file is refused.
-        """
+        """Documents of the decoded `text` (see `Loader.read`)."""
 
 
 # --- decoding ---------------------------------------------------------------------------------------
@@ -382,10 +399,62 @@ class ParsedBody:
     headings: set[int] = field(default_factory=set)  # indices of paragraphs the markup marks as headings
     title: str | None = None  # from the markup (<title>, first heading)
     meta: Metadata = field(default_factory=Metadata)  # from the markup (<meta> tags)
+    page_leads: list[str] = field(default_factory=list)  # a paginated file's pages: the text each begins with
 
 
-class ArticleLoader(Loader):
-    """One article per file: front matter, a body in some format, metadata."""
+# The start of a page's first line that is looked for in the document's text: long enough to be found
+# once, short enough to stay inside the line.
+PAGE_LEAD_CHARS = 40
+
+
+def page_starts(text: str, leads: list[str]) -> list[int]:
+    """Where each page starts in `text`, found by the text it begins with, page after page; a page whose
+    beginning is not found (or that has no text) starts where the page before it does."""
+    starts: list[int] = []
+    position = 0
+    for number, lead in enumerate(leads):
+        probe = lead[:PAGE_LEAD_CHARS]
+        found = text.find(probe, position) if probe and number else -1
+        if found >= 0:
+            position = found
+        starts.append(position)
+    return starts
+
+
+def article_document(
+    parsed: ParsedBody, origin: Origin, front_matter: dict[str, Any] | None = None
+) -> Document:
+    """The document of one article: metadata from front matter, then the markup; paragraphs repaired; a
+    final byline taken as the source; the title from the metadata, the markup, the headline or the file
+    name. Raises SkipFile when no text is left."""
+    meta = Metadata.from_mapping(front_matter or {}, origin.doc_id)
+    meta.source = meta.source or meta.author  # a news outlet is often given as the author
+    meta.fill(parsed.meta)
+    paragraphs = repair_paragraphs(parsed.paragraphs, headings=parsed.headings)
+    if paragraphs and (byline := trailing_source(paragraphs)):
+        paragraphs = paragraphs[:-1]  # metadata, not content
+        meta.source = meta.source or byline
+    if not paragraphs:
+        raise SkipFile(f"{origin.doc_id} has no text", "empty", failed=False)
+    title = meta.title or parsed.title or headline_title(paragraphs) or origin.stem
+    document = Document.from_paragraphs(
+        origin.doc_id,
+        paragraphs,
+        repair=False,
+        title=title,
+        date=meta.date,
+        author=meta.author,
+        source=meta.source,
+        url=meta.url,
+        categories=meta.categories,
+        path=str(origin.path) if origin.path else None,
+    )
+    document.pages = page_starts(document.text, parsed.page_leads)
+    return document
+
+
+class ArticleLoader(TextFormatLoader):
+    """One article per text file: front matter, a body in some format, metadata."""
 
     @abstractmethod
     def parse(self, body: str, *, front_matter: bool) -> ParsedBody:
@@ -395,27 +464,4 @@ class ArticleLoader(Loader):
         self, text: str, origin: Origin, *, on_error: Callable[[LoadError], None] | None = None
     ) -> list[Document]:
         mapping, body = split_front_matter(text, origin.doc_id)
-        parsed = self.parse(body, front_matter=bool(mapping))
-        meta = Metadata.from_mapping(mapping, origin.doc_id)
-        meta.source = meta.source or meta.author  # a news outlet is often given as the author
-        meta.fill(parsed.meta)
-        paragraphs = repair_paragraphs(parsed.paragraphs, headings=parsed.headings)
-        if paragraphs and (byline := trailing_source(paragraphs)):
-            paragraphs = paragraphs[:-1]  # metadata, not content
-            meta.source = meta.source or byline
-        if not paragraphs:
-            raise SkipFile(f"{origin.doc_id} has no text", "empty", failed=False)
-        title = meta.title or parsed.title or headline_title(paragraphs) or origin.stem
-        document = Document.from_paragraphs(
-            origin.doc_id,
-            paragraphs,
-            repair=False,
-            title=title,
-            date=meta.date,
-            author=meta.author,
-            source=meta.source,
-            url=meta.url,
-            categories=meta.categories,
-            path=str(origin.path) if origin.path else None,
-        )
-        return [document]
+        return [article_document(self.parse(body, front_matter=bool(mapping)), origin, mapping)]

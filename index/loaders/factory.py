@@ -12,14 +12,23 @@ from typing import Any
 from index.config import max_file_bytes
 from index.documents import Document, LoadError, SkippedFile
 from index.loaders.base import Loader, Origin, SkipFile, decode_bytes
+from index.loaders.docx import DocxLoader
 from index.loaders.html import HTMLLoader
 from index.loaders.jsonl import JSONLLoader, records_to_documents
 from index.loaders.markdown import MarkdownLoader
+from index.loaders.pdf import PDFLoader
 from index.loaders.text import TextLoader
 
 logger = logging.getLogger(__name__)
 
-LOADERS: tuple[type[Loader], ...] = (TextLoader, MarkdownLoader, HTMLLoader, JSONLLoader)
+LOADERS: tuple[type[Loader], ...] = (
+    TextLoader,
+    MarkdownLoader,
+    HTMLLoader,
+    JSONLLoader,
+    PDFLoader,
+    DocxLoader,
+)
 SUPPORTED_EXTENSIONS: tuple[str, ...] = tuple(ext for loader in LOADERS for ext in loader.extensions)
 
 
@@ -36,9 +45,23 @@ class LoaderFactory:
         return None
 
 
+# Document formats that are not read, and what to save them as instead.
+_CONVERTIBLE = {
+    ".doc": "Word 97-2003",
+    ".wps": "WPS",
+    ".rtf": "RTF",
+    ".odt": "OpenDocument",
+    ".pages": "Pages",
+}
+
+
 def _unsupported(name: str) -> str:
     extension = PurePosixPath(name).suffix
-    return f"unsupported file type {extension}" if extension else "unsupported file type (no extension)"
+    if not extension:
+        return "unsupported file type (no extension)"
+    if kind := _CONVERTIBLE.get(extension.lower()):
+        return f"unsupported file type {extension} ({kind}); save it as .docx or PDF to index it"
+    return f"unsupported file type {extension}"
 
 
 def _hidden(name: str) -> bool:
@@ -172,8 +195,8 @@ def load_documents(
             bad_lines: list[LoadError] = []
             failure: tuple[str, bool] | None = None
             try:
-                text = decode_bytes(read_file(file, doc_id, limit), doc_id)
-                documents = loader.load(text, Origin(doc_id, file), on_error=bad_lines.append)
+                data = read_file(file, doc_id, limit)
+                documents = loader.read(data, Origin(doc_id, file), on_error=bad_lines.append)
             except SkipFile as exc:
                 failure = exc.reason, exc.failed
             except LoadError as exc:
@@ -204,11 +227,11 @@ def load_bytes(name: str, data: bytes) -> list[Document]:
     doc_id = _upload_id(name)
     if not doc_id:
         raise LoadError(f"{name!r} is not a usable file name")
-    text = decode_bytes(data, doc_id)  # first: "docs.bin is binary" says more than "unsupported .bin"
     loader = LoaderFactory.create(doc_id)
     if loader is None:
+        decode_bytes(data, doc_id)  # first: "docs.bin is binary" says more than "unsupported .bin"
         raise LoadError(f"{doc_id}: {_unsupported(doc_id)} (supported: {', '.join(SUPPORTED_EXTENSIONS)})")
-    return loader.load(text, Origin(doc_id))
+    return loader.read(data, Origin(doc_id))
 
 
 def documents_from_records(records: list[dict[str, Any]]) -> list[Document]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from index.documents import Document, LoadError
-from index.loaders.base import Loader, Origin, headline_title, parse_date
+from index.loaders.base import Origin, TextFormatLoader, headline_title, parse_date
 from index.repair import repair_paragraphs
 from index.text import split_paragraphs
 
@@ -111,7 +111,7 @@ def records_to_documents(
     return documents
 
 
-class JSONLLoader(Loader):
+class JSONLLoader(TextFormatLoader):
     """.jsonl files: every non-blank line a JSON object with at least `text`."""
 
     extensions = (".jsonl",)

@@ -240,7 +240,12 @@ class MilvusView:
 
 
 PASSAGE_FIELDS = ["passage_id", "doc_id", "ordinal", "paragraph", "start", "stop", "text", "hash"]
-META_KEYS = ("title", "date", "author", "source", "url", "categories", "path")
+META_KEYS = ("title", "date", "author", "source", "url", "categories", "path", "pages")
+
+
+def _meta_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """The metadata fields of a document's stored meta; `pages` is [] in rows written before it."""
+    return {k: meta.get(k) for k in META_KEYS} | {"pages": meta.get("pages") or []}
 
 
 def _row(r: dict[str, Any]) -> PassageRow:
@@ -284,7 +289,7 @@ class MilvusPassages:
             return None
         rows.sort(key=lambda r: r["part"])
         meta = json.loads(rows[0]["meta"])
-        doc = {"doc_id": doc_id, **{k: meta.get(k) for k in META_KEYS}}
+        doc = {"doc_id": doc_id, **_meta_fields(meta)}
         doc["text"] = "".join(r["text"] for r in rows)
         doc["paragraphs"] = [tuple(p) for p in meta["paragraphs"]]
         doc["content_hash"] = meta["content_hash"]
@@ -294,7 +299,7 @@ class MilvusPassages:
         for r in query_all(self.client, self.view.docs, f"{self.view.doc_expr} and part == 0",
                            ["doc_id", "meta"]):
             meta = json.loads(r["meta"])
-            yield {"doc_id": r["doc_id"], **{k: meta.get(k) for k in META_KEYS},
+            yield {"doc_id": r["doc_id"], **_meta_fields(meta),
                    "content_hash": meta["content_hash"], "passages": meta.get("passages", 0)}
 
     def documents_meta(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -304,7 +309,7 @@ class MilvusPassages:
         out = {}
         for r in rows:
             meta = json.loads(r["meta"])
-            out[r["doc_id"]] = {"doc_id": r["doc_id"], **{k: meta.get(k) for k in META_KEYS}}
+            out[r["doc_id"]] = {"doc_id": r["doc_id"], **_meta_fields(meta)}
         return out
 
     def document_hashes(self) -> dict[str, tuple[str, str | None]]:
@@ -316,6 +321,7 @@ class MilvusPassages:
         metas = sorted(self._metas(), key=lambda m: m["doc_id"])[offset : offset + limit]
         for m in metas:
             m.pop("content_hash")
+            m.pop("pages")  # as the SQLite store's listing: metadata to show, not to cite by
         return metas
 
     def filter_ids(self, filters: Filters) -> MilvusSelection:

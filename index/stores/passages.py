@@ -32,7 +32,8 @@ CREATE TABLE documents (
     path TEXT,                  -- absolute file path, NULL for documents sent through the API
     text TEXT NOT NULL,
     paragraphs TEXT NOT NULL,   -- JSON list of [start, end]
-    content_hash TEXT NOT NULL
+    content_hash TEXT NOT NULL,
+    pages TEXT                  -- JSON list: where each page of a PDF starts in text; NULL without pages
 );
 CREATE TABLE categories (doc_id TEXT NOT NULL, category TEXT NOT NULL);
 CREATE TABLE passages (
@@ -53,6 +54,9 @@ CREATE INDEX documents_date ON documents(date);
 """
 
 PASSAGE_COLUMNS = 'passage_id, doc_id, ordinal, paragraph, start, "end", text, hash'
+# The documents' columns every generation has; `pages` came later.
+DOCUMENT_COLUMNS = ("doc_id", "title", "date", "author", "source", "url", "categories", "path", "text",
+                    "paragraphs", "content_hash")
 _BOUNDS_DTYPE = np.dtype("<u2")
 MAX_PARAMS = 900  # bound parameters per statement (SQLite's limit is 999 in older builds)
 
@@ -107,6 +111,7 @@ def document_row(doc: Document) -> tuple:
         doc.text,
         json.dumps(doc.paragraphs),
         doc.content_hash(),
+        json.dumps(doc.pages) if doc.pages else None,
     )
 
 
@@ -116,6 +121,7 @@ class PassageStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self._bounds_column: bool | None = None  # whether this file has stored word bounds (older ones not)
+        self._pages_column: bool | None = None  # whether its documents table has pages (older ones not)
 
     # --- writing (only while the generation is being built) ---------------------------------------
     @classmethod
@@ -131,7 +137,13 @@ class PassageStore:
         self.conn.execute("ATTACH DATABASE ? AS prev", (f"file:{previous / FILE}?mode=ro",))
         self.conn.execute("CREATE TEMP TABLE keep (doc_id TEXT PRIMARY KEY)")
         self.conn.executemany("INSERT INTO keep VALUES (?)", ((d,) for d in doc_ids))
-        self.conn.execute("INSERT INTO documents SELECT * FROM prev.documents WHERE doc_id IN keep")
+        # A generation written before documents had pages copies without them (NULL).
+        prev_doc_columns = {r[1] for r in self.conn.execute("PRAGMA prev.table_info(documents)")}
+        doc_columns = ", ".join(DOCUMENT_COLUMNS + (("pages",) if "pages" in prev_doc_columns else ()))
+        self.conn.execute(
+            f"INSERT INTO documents ({doc_columns}) SELECT {doc_columns} FROM prev.documents "
+            "WHERE doc_id IN keep"
+        )
         self.conn.execute("INSERT INTO categories SELECT * FROM prev.categories WHERE doc_id IN keep")
         # A generation written before passages had stored word bounds copies without them (NULL).
         prev_columns = {r[1] for r in self.conn.execute("PRAGMA prev.table_info(passages)")}
@@ -149,7 +161,7 @@ class PassageStore:
         self.conn.executemany("UPDATE documents SET path = ? WHERE doc_id = ?", rows)
 
     def add_document(self, doc: Document, chunks: Sequence[Chunk], ids: Sequence[int]) -> None:
-        self.conn.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)", document_row(doc))
+        self.conn.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", document_row(doc))
         self.conn.executemany(
             "INSERT INTO categories VALUES (?, ?)", [(doc.doc_id, c) for c in dict.fromkeys(doc.categories)]
         )
@@ -256,16 +268,25 @@ class PassageStore:
 
     def documents_meta(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Metadata (no text) of these documents."""
+        pages = "pages" if self.has_pages() else "NULL AS pages"
         sql = (
-            "SELECT doc_id, title, date, author, source, url, categories, path FROM documents "
+            f"SELECT doc_id, title, date, author, source, url, categories, path, {pages} FROM documents "
             "WHERE doc_id IN ({marks})"
         )
         out: dict[str, dict[str, Any]] = {}
         for r in self._select_in(sql, list(dict.fromkeys(doc_ids))):
             meta = dict(r)
             meta["categories"] = json.loads(meta["categories"])
+            meta["pages"] = json.loads(meta["pages"]) if meta["pages"] else []
             out[r["doc_id"]] = meta
         return out
+
+    def has_pages(self) -> bool:
+        """Whether this generation's documents table has the `pages` column (older ones not)."""
+        if self._pages_column is None:
+            columns = {r[1] for r in self.conn.execute("PRAGMA table_info(documents)")}
+            self._pages_column = "pages" in columns
+        return self._pages_column
 
     def list_documents(self, offset: int = 0, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.conn.execute(
@@ -326,5 +347,6 @@ def _document_dict(row: sqlite3.Row) -> dict[str, Any]:
     doc = dict(row)
     doc["categories"] = json.loads(doc["categories"])
     doc["paragraphs"] = [tuple(p) for p in json.loads(doc["paragraphs"])]
+    doc["pages"] = json.loads(doc["pages"]) if doc.get("pages") else []
     return doc
 

@@ -20,9 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import CHROMIUM
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
 STARTUP_SECONDS = 180  # importing torch and loading the model; slow on a busy two-core machine
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 
 from tests.api.conftest import ARTIFACTS, CHROMIUM, ROOT, LiveServer, wait_for_job
+from tests.conftest import DATA, print_to_pdf
 
 pytest.importorskip("pytest_playwright", reason="pytest-playwright is not installed")
 pytestmark = pytest.mark.skipif(
@@ -302,3 +304,22 @@ def test_screenshot_with_real_chinese_glyphs(server: LiveServer, page: Page) -> 
     shot(page, "screenshot")
     if os.environ.get("SEMSEARCH_UPDATE_SCREENSHOT"):
         page.screenshot(path=str(ROOT / "docs" / "screenshot.png"))
+
+
+def test_a_pdf_result_shows_its_page(server: LiveServer, page: Page, tmp_path: Path) -> None:
+    article = (DATA / "003_07e0a4d71f185c6b.txt").read_text(encoding="utf-8")
+    body = "".join(f"<p>{line}</p>" for line in article.splitlines() if line.strip())
+    html = f'<html><head><meta charset="utf-8"><title>多点支撑</title></head><body>{body}</body></html>'
+    pdf = print_to_pdf(html, tmp_path / "printed.pdf")
+    query = "中部地区高质量发展大幕拉开"
+    with server.client() as client:
+        job = client.post("/documents", files={"file": ("printed.pdf", pdf.read_bytes(), "application/pdf")},
+                          params={"wait": 60}).json()
+        assert job["state"] == "done", job
+        hit = client.get("/search", params={"q": query, "k": 1, "doc_id": "printed.pdf"}).json()["results"][0]
+    assert hit["page"] >= 2  # the phrase stands on a later page of the printed article
+    page.goto(search_url(server, query, doc_id="printed.pdf"))
+    label = page.locator(".result").first.locator(".pdf-page")
+    expect(label).to_have_text(re.compile(rf"^(p\. {hit['page']}|第 {hit['page']} 页)$"))
+    with server.client() as client:
+        assert client.delete("/documents/printed.pdf", params={"wait": 60}).json()["state"] == "done"

@@ -21,6 +21,7 @@ from api.security import SecuritySettings
 from api.server import create_app
 from search.engine import Engine
 from tests.api.conftest import copy_index, wait_for_job
+from tests.conftest import needs_chromium, print_to_pdf
 
 ZQSB = "000_ad61b687c275495d.txt"  # 证券时报网
 XINHUA = "003_07e0a4d71f185c6b.txt"
@@ -342,6 +343,23 @@ def test_ask_answers_with_exact_citations(client: httpx.Client) -> None:
     assert_error(client.post("/ask", json={}), 400, "bad_request")
     assert_error(client.post("/ask", json={"question": " "}), 400, "bad_request")
     assert_error(client.post("/ask", json={"question": "创新", "mode": "guess"}), 400, "bad_request")
+
+
+@needs_chromium
+def test_upload_a_pdf(client: httpx.Client, tmp_path: Path) -> None:
+    page = ('<html><head><meta charset="utf-8"><title>雅安绿色数据中心</title></head><body>'
+            "<p>雅安依托丰富的水电资源，建设成渝地区超大规模绿色数据中心，服务西部的算力需求。</p></body></html>")
+    pdf = print_to_pdf(page, tmp_path / "yaan.pdf")
+    files = {"file": ("reports/yaan.pdf", pdf.read_bytes(), "application/pdf")}
+    response = client.post("/documents", files=files, params={"wait": 60})
+    assert response.status_code == 200, response.text
+    assert response.json()["documents"] == ["reports/yaan.pdf"]
+    hit = client.get("/search", params={"q": "雅安超大规模绿色数据中心", "k": 1}).json()["results"][0]
+    assert hit["doc_id"] == "reports/yaan.pdf" and hit["title"] == "雅安绿色数据中心"
+    assert hit["text"] == "雅安依托丰富的水电资源，建设成渝地区超大规模绿色数据中心，服务西部的算力需求。"
+    assert client.delete("/documents/reports/yaan.pdf", params={"wait": 60}).json()["state"] == "done"
+    scan = assert_error(client.post("/documents", files={"file": ("scan.pdf", b"%PDF-1.4\n%%EOF\n")}), 422)
+    assert "scan.pdf is a damaged PDF" in scan
 
 
 def test_unreadable_uploads_are_422_naming_the_file(client: httpx.Client) -> None:

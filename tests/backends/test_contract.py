@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from index.documents import Document
+from index.stores.passages import Filters
 from search.engine import Engine, NotFound
 from search.evaluate import retrieval_metrics
 from search.filters import parse_filters
@@ -219,6 +220,19 @@ def test_add_update_delete_and_an_unchanged_reindex_writes_nothing(fresh, shared
     assert top.doc_id == "api-2" and top.sentence_score is not None
     engine.delete_documents(["api-2"])
     assert engine.info()["sentences"] == base
+
+    # A paginated document (a PDF's) keeps where its pages start, and each passage cites its page.
+    glaciers = "青藏高原的冰川在过去三十年里持续退缩，观测站记录了每年的变化。" * 12
+    lakes = "与此同时，高原湖泊的面积扩大了三成，牧民的草场被湖水淹没。" * 12
+    paged = Document.from_paragraphs("report.pdf", [glaciers, lakes], title="高原报告")
+    paged.pages = [0, paged.paragraphs[1][0]]
+    engine.add_documents([paged])
+    assert engine.document("report.pdf")["pages"] == paged.pages
+    assert {p["page"] for p in engine.document("report.pdf")["passages"]} == {1, 2}
+    only = Filters(doc_ids=["report.pdf"])
+    assert engine.search("高原湖泊的面积扩大了三成", k=1, filters=only).results[0].page == 2
+    assert engine.search("冰川持续退缩", k=1, filters=only).results[0].page == 1
+    engine.delete_documents(["report.pdf"])
 
 
 def test_the_eval_command_gives_the_same_figures(kind: str, request: pytest.FixtureRequest, tmp_path,

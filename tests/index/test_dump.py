@@ -410,3 +410,19 @@ def test_a_dump_without_sentence_vectors_imports_with_passage_vectors_only(seed_
             got = top10(restored, query, mode)
             assert got == top10(reference, query, mode), (query, mode)
             assert all(row[6] is None for row in got)  # no sentence scores
+
+
+def test_round_trip_keeps_the_pages_of_a_pdf(seed_index: Path, tmp_path: Path) -> None:
+    index = copy_index(seed_index, tmp_path / "copy")
+    glaciers = "青藏高原的冰川在过去三十年里持续退缩，观测站记录了每年的变化。" * 12
+    lakes = "与此同时，高原湖泊的面积扩大了三成，牧民的草场被湖水淹没。" * 12
+    paged = Document.from_paragraphs("report.pdf", [glaciers, lakes], title="高原报告")
+    paged.pages = [0, paged.paragraphs[1][0]]
+    IndexBuilder(index).upsert([paged])
+    export_index(index, tmp_path / "dump.tar")
+    import_index(tmp_path / "dump.tar", tmp_path / "new")
+    restored = Engine.open(tmp_path / "new")
+    assert restored.document("report.pdf")["pages"] == paged.pages
+    assert restored.document("report.pdf")["content_hash"] == paged.content_hash()
+    assert restored.search("高原湖泊的面积扩大了三成", k=1).results[0].page == 2
+    assert restored.document("003_07e0a4d71f185c6b.txt")["pages"] == []
