@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ _PROGRAM_PREFIX = re.compile(r"^(?:microsoft\s+(?:word|powerpoint|excel)\s*-\s*)
 # A line counts as header or footer only among the first or last lines of a page.
 _EDGE_LINES = 2
 MIN_TEXT_CHARS = 20  # fewer characters in the whole file: a scan, or a PDF of pictures
+# PDFium is not thread-safe: two uploads read at once (the server's thread pool, a folder sync beside a
+# write) take turns.
+_PDFIUM = threading.Lock()
 
 
 @dataclass
@@ -76,7 +80,7 @@ def _lead_width(chars: list[tuple[str, float, float]]) -> float:
     if not is_wide(first[0]) and first[0] not in _NO_LINE_END:
         end = first
         for char in chars[1:]:
-            if char[0].isspace() or is_wide(char[0]):
+            if _breaks_before(char[0]):
                 break
             end = char
         return end[2] - first[1]
@@ -107,8 +111,8 @@ def _page_lines(textpage: Any, height: float, number: int) -> list[_Line]:
     """The text lines of a PDFium text page, in its reading order (PDFium marks each line's end with a
     generated line break). A line spans its characters' advance boxes, not their ink: a line ending in
     "、" or "。" fills the line though the mark's ink stops half a character short. A space PDFium
-    made up for a gap between two wide characters (letter-spaced Chinese) is dropped; a space the file
-    holds is kept."""
+    made up for a gap between two wide characters is kept only where the gap is a space's width
+    (`_spaced`)."""
     import pypdfium2.raw as pdfium_c
 
     handle = textpage.raw
@@ -373,17 +377,18 @@ def _open(data: bytes, doc_id: str) -> Any:
 
 def parse_pdf(data: bytes, doc_id: str) -> ParsedBody:
     """Paragraphs, headings and title of a PDF's text layer; SkipFile for a file with none."""
-    document = _open(data, doc_id)
-    try:
-        info = document.get_metadata_dict(skip_empty=True)
-        pages: list[list[_Line]] = []
-        for number in range(len(document)):
-            page = document[number]
-            pages.append(_page_lines(page.get_textpage(), page.get_height(), number))
-    except Exception as exc:  # PDFium's errors on a broken page carry no type of their own
-        raise SkipFile(f"{doc_id} is a damaged PDF: {exc}", f"damaged PDF: {exc}") from None
-    finally:
-        document.close()
+    with _PDFIUM:
+        document = _open(data, doc_id)
+        try:
+            info = document.get_metadata_dict(skip_empty=True)
+            pages: list[list[_Line]] = []
+            for number in range(len(document)):
+                page = document[number]
+                pages.append(_page_lines(page.get_textpage(), page.get_height(), number))
+        except Exception as exc:  # PDFium's errors on a broken page carry no type of their own
+            raise SkipFile(f"{doc_id} is a damaged PDF: {exc}", f"damaged PDF: {exc}") from None
+        finally:
+            document.close()
     characters = sum(len(line.text) for lines in pages for line in lines)
     unmapped = sum(line.text.count("\ufffd") for lines in pages for line in lines)
     if characters < MIN_TEXT_CHARS:

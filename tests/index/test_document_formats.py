@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import io
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docx
@@ -153,6 +154,15 @@ def test_pdfs_that_cannot_be_read_are_skipped_saying_what_to_do(
     named = tmp_path / "notes.pdf"
     named.write_text("这不是PDF文件。", encoding="utf-8")
     assert skip_reason(named).reason == "not a PDF"
+
+
+def test_pdfs_read_at_once_from_many_threads_read_the_same(pdfs: dict[str, tuple[Path, Document]]) -> None:
+    # The server reads uploads in a thread pool; PDFium itself is not thread-safe.
+    files = [path.read_bytes() for path, _ in pdfs.values()]
+    alone = [load_bytes("a.pdf", data)[0].text for data in files]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(lambda data: load_bytes("a.pdf", data)[0].text, files * 3))
+    assert together == alone * 3
 
 
 # --- Word ---------------------------------------------------------------------------------------------
