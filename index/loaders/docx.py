@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -72,7 +71,6 @@ def _properties(document: Any) -> Metadata:
 def parse_docx(data: bytes, doc_id: str) -> ParsedBody:
     """Paragraphs, headings and metadata of a .docx file."""
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
 
     if not data.startswith(b"PK"):
         if data.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2: a Word 97-2003 .doc renamed .docx
@@ -81,19 +79,22 @@ def parse_docx(data: bytes, doc_id: str) -> ParsedBody:
                 "Word 97-2003 file under a .docx name",
             )
         raise SkipFile(f"{doc_id} is not a .docx file (not a zip archive)", "not a .docx file")
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise SkipFile(f"{doc_id} is a damaged .docx file: {exc}", f"damaged .docx: {exc}") from None
     paragraphs: list[str] = []
     headings: set[int] = set()
-    for text, heading in _blocks(document):
-        if text:
-            if heading:
-                headings.add(len(paragraphs))
-            paragraphs.append(text)
+    try:
+        document = docx.Document(io.BytesIO(data))
+        for text, heading in _blocks(document):
+            if text:
+                if heading:
+                    headings.add(len(paragraphs))
+                paragraphs.append(text)
+        meta = _properties(document)
+    # A damaged archive fails wherever it is first read, with the error of that layer (zip, zlib, XML,
+    # a missing part): any of them means the same to the user.
+    except Exception as exc:
+        raise SkipFile(f"{doc_id} is a damaged .docx file: {exc}", f"damaged .docx: {exc}") from None
     first_heading = next((paragraphs[i] for i in sorted(headings)), None)
-    return ParsedBody(paragraphs, headings, first_heading, _properties(document))
+    return ParsedBody(paragraphs, headings, first_heading, meta)
 
 
 class DocxLoader(Loader):

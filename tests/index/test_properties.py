@@ -19,6 +19,7 @@ control characters. Checked:
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from collections import Counter
 
@@ -122,9 +123,38 @@ def test_chunks_slice_any_unicode(paragraphs: list[str], config: ChunkerConfig) 
 
 
 # --- uploads ----------------------------------------------------------------------------------------------
-_names = st.sampled_from(["a.txt", "b.md", "c.html", "d.jsonl", "dir/../e.txt", "f.markdown", "g.htm"])
+def _office_file() -> bytes:
+    """A small real .docx, whole, for the fuzzer to cut and corrupt."""
+    import docx
+
+    document = docx.Document()
+    document.add_heading("宜宾大学城", level=1)
+    document.add_paragraph("宜宾正举全市之力推进大学城建设。")
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _damaged(whole: bytes) -> st.SearchStrategy[bytes]:
+    """`whole` cut short, or with a run of its bytes overwritten."""
+    cut = st.integers(0, len(whole)).map(lambda n: whole[:n])
+    overwritten = st.tuples(st.integers(0, len(whole) - 1), st.binary(min_size=1, max_size=64)).map(
+        lambda at: whole[: at[0]] + at[1] + whole[at[0] + len(at[1]) :]
+    )
+    return st.one_of(cut, overwritten)
+
+
+# A PDF of one empty page, written by hand (no cross-reference table: PDFium rebuilds it).
+_ONE_PAGE_PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[3 0 R]"
+                 b"/Count 1>>endobj 3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\n"
+                 b"trailer<</Root 1 0 R>>\n%%EOF")
+_names = st.sampled_from(["a.txt", "b.md", "c.html", "d.jsonl", "dir/../e.txt", "f.markdown", "g.htm",
+                          "h.pdf", "i.docx"])
 _bodies = st.one_of(
     st.binary(max_size=300),
+    st.binary(max_size=300).map(lambda b: b"%PDF-1.4\n" + b),
+    _damaged(_ONE_PAGE_PDF),
+    _damaged(_office_file()),
     _unicode.map(lambda t: t.encode("utf-8")),
     _unicode.map(lambda t: t.encode("gb18030", errors="replace")),
     st.lists(st.one_of(_unicode.map(lambda t: '{"text": ' + repr(t).replace("'", '"') + "}"),
