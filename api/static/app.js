@@ -706,8 +706,16 @@
 
     const body = el('div', { class: 'doc-body', lang: langOf(doc.text) });
     const paragraphs = doc.paragraphs && doc.paragraphs.length ? doc.paragraphs : [[0, doc.text.length]];
+    // A PDF: a mark where the page changes, so a citation's "p. 3" can be found in the text.
+    const pages = doc.pages && doc.pages.length > 1 ? doc.pages : [];
+    const pageAt = (offset) => pages.filter((pageStart) => pageStart <= offset).length;
+    let shownPage = 0;
     let first = null;
     for (const [start, end] of paragraphs) {
+      if (pages.length && pageAt(start) !== shownPage) {
+        shownPage = pageAt(start);
+        body.append(el('div', { class: 'page-mark', role: 'separator', text: t('pdfPage', { n: shownPage }) }));
+      }
       const text = doc.text.slice(start, end);
       const short = text.length <= 24 && !TERMINAL.test(text) && !/\n/.test(text);
       const p = el('p', { class: short ? 'subhead' : null });
@@ -716,8 +724,18 @@
         spans = [[Math.max(cite[0], start) - start, Math.min(cite[1], end) - start]];
         p.classList.add('has-cite');
       }
-      const marks = appendMarked(p, text, spans, 'cite');
-      if (!first && marks.length) first = marks[0];
+      // A page that begins inside the paragraph gets its mark where it begins.
+      const bounds = [start, ...pages.filter((pageStart) => pageStart > start && pageStart < end), end];
+      for (let i = 0; i + 1 < bounds.length; i += 1) {
+        const [from, to] = [bounds[i] - start, bounds[i + 1] - start];
+        if (i > 0) {
+          shownPage = pageAt(bounds[i]);
+          p.append(el('span', { class: 'page-mark inline', role: 'separator', text: t('pdfPage', { n: shownPage }) }));
+        }
+        const pieceSpans = spans.map(([s, e]) => [Math.max(s, from) - from, Math.min(e, to) - from]);
+        const marks = appendMarked(p, text.slice(from, to), pieceSpans, 'cite');
+        if (!first && marks.length) first = marks[0];
+      }
       body.append(p);
     }
     view.doc.append(body);

@@ -321,5 +321,16 @@ def test_a_pdf_result_shows_its_page(server: LiveServer, page: Page, tmp_path: P
     page.goto(search_url(server, query, doc_id="printed.pdf"))
     label = page.locator(".result").first.locator(".pdf-page")
     expect(label).to_have_text(re.compile(rf"^(p\. {hit['page']}|第 {hit['page']} 页)$"))
+    # The article marks where its pages change, and the cited passage stands after its page's mark.
+    page.locator(".result").first.locator("a.title-link").click()
+    marks = page.locator(".doc-body .page-mark")
+    expect(marks.first).to_be_visible()
+    numbers = [int(re.sub(r"\D", "", text)) for text in marks.all_inner_texts()]
+    assert numbers == sorted(numbers) and numbers[0] == 1 and hit["page"] in numbers
+    before_cite = page.locator(".doc-body .page-mark").filter(
+        has_text=re.compile(rf"^(p\. {hit['page']}|第 {hit['page']} 页)$"))
+    assert before_cite.evaluate(
+        "mark => !!(mark.compareDocumentPosition(document.getElementById('cited')) & Node.DOCUMENT_POSITION_FOLLOWING)")
+    shot(page, "pdf-article")
     with server.client() as client:
         assert client.delete("/documents/printed.pdf", params={"wait": 60}).json()["state"] == "done"
