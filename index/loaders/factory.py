@@ -69,7 +69,9 @@ def _hidden(name: str) -> bool:
 
 
 def _walk(folder: Path, on_error: Callable[[OSError], None]) -> list[Path]:
-    """Supported files under `folder`, recursively, hidden ones left out, sorted by relative path.
+    """Supported files under `folder`, recursively, hidden ones left out, sorted by relative path; and
+    documents in a format that is not read (`_CONVERTIBLE`: a .doc among .docx files), which the
+    caller reports rather than leave out in silence.
 
     A sub-folder that cannot be listed goes to `on_error`: left out silently, its files would look
     deleted.
@@ -78,7 +80,9 @@ def _walk(folder: Path, on_error: Callable[[OSError], None]) -> list[Path]:
     for current, dirs, files in os.walk(folder, onerror=on_error):
         dirs[:] = [d for d in dirs if not _hidden(d)]
         for name in files:
-            if not _hidden(name) and LoaderFactory.create(name) is not None:
+            if _hidden(name):
+                continue
+            if LoaderFactory.create(name) is not None or PurePosixPath(name).suffix.lower() in _CONVERTIBLE:
                 found.append(Path(current, name))
     return sorted(found, key=lambda p: p.relative_to(folder).parts)
 
@@ -188,7 +192,7 @@ def load_documents(
             continue
         for file in files:
             loader = LoaderFactory.create(file.name)
-            if loader is None:  # only a file given on its own gets here
+            if loader is None:  # a file given on its own, or a document format that is not read
                 skip(file, _unsupported(file.name), failed=False)
                 continue
             doc_id = doc_id_of(root, file)

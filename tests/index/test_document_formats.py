@@ -227,6 +227,19 @@ def test_word_files_that_cannot_be_read_say_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "report.doc").write_bytes(old.read_bytes())
     assert "save it as .docx or PDF" in skip_reason(tmp_path / "report.doc").reason
 
+    # In a folder, a Word 97-2003 or WPS file is named too, not left out in silence; other files are.
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    word_file(folder / "yibin.docx")
+    (folder / "old.doc").write_bytes(old.read_bytes())
+    (folder / "notes.wps").write_bytes(old.read_bytes())
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0")
+    skipped: list[SkippedFile] = []
+    docs = [doc.doc_id for _, doc in load_documents([folder], on_skip=skipped.append)]
+    assert docs == ["yibin.docx"]
+    assert [(Path(s.path).name, s.failed) for s in skipped] == [("notes.wps", False), ("old.doc", False)]
+    assert all("save it as .docx or PDF" in s.reason for s in skipped)
+
 
 # --- indexed and searched ----------------------------------------------------------------------------
 
