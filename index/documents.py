@@ -71,10 +71,6 @@ class Document:
     # Where each page of a paginated file (PDF) starts in `text`, page 1 first; [] for text without pages.
     pages: list[int] = field(default_factory=list)
 
-    def page_at(self, offset: int) -> int | None:
-        """The 1-based page holding `offset` of the text; None for a document without pages."""
-        return page_at(self.pages, offset)
-
     @classmethod
     def from_paragraphs(
         cls,
