@@ -76,7 +76,7 @@ def parse_docx(data: bytes, doc_id: str) -> ParsedBody:
         if data.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2: a Word 97-2003 .doc renamed .docx
             raise SkipFile(
                 f"{doc_id} is a Word 97-2003 document, not .docx; save it as .docx or PDF to index it",
-                "Word 97-2003 file under a .docx name",
+                "Word 97-2003 file under a .docx name: save it as .docx or PDF",
             )
         raise SkipFile(f"{doc_id} is not a .docx file (not a zip archive)", "not a .docx file")
     paragraphs: list[str] = []

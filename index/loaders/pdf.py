@@ -370,7 +370,7 @@ def _open(data: bytes, doc_id: str) -> Any:
         if getattr(exc, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
             raise SkipFile(
                 f"{doc_id} is password-protected; save a copy without the password to index it",
-                "password-protected PDF",
+                "password-protected PDF: save a copy without the password",
             ) from None
         raise SkipFile(f"{doc_id} is a damaged PDF: {exc}", f"damaged PDF: {exc}") from None
 
@@ -395,13 +395,13 @@ def parse_pdf(data: bytes, doc_id: str) -> ParsedBody:
         raise SkipFile(
             f"{doc_id} has no text layer ({len(pages)} page(s) of pictures: a scan?); run OCR on it "
             "(for example `ocrmypdf in.pdf out.pdf`) and index the result",
-            "no text layer (a scanned PDF?)",
+            "no text layer (a scanned PDF?): run OCR on it first",
         )
     if unmapped > characters / 2:  # U+FFFD: a glyph whose font has no Unicode value for it
         raise SkipFile(
             f"{doc_id} uses fonts without a Unicode map, so its text cannot be read; export it again "
             "with embedded Unicode fonts, or run OCR on it",
-            "PDF text not readable (fonts without a Unicode map)",
+            "PDF text not readable (fonts without a Unicode map): export it again or run OCR",
         )
     body = _body(pages)
     paragraphs, headings, title = _paragraphs(body)

@@ -128,7 +128,7 @@ def test_pdfs_that_cannot_be_read_are_skipped_saying_what_to_do(
         margins=False,
     )
     skipped = skip_reason(scan)
-    assert skipped.failed and "no text layer" in skipped.reason
+    assert skipped.failed and skipped.reason == "no text layer (a scanned PDF?): run OCR on it first"
     with pytest.raises(LoadError, match="scan.pdf has no text layer.*OCR"):
         load_bytes("scan.pdf", scan.read_bytes())
 
@@ -137,7 +137,7 @@ def test_pdfs_that_cannot_be_read_are_skipped_saying_what_to_do(
     writer = pypdf.PdfWriter(clone_from=real)
     writer.encrypt("secret")
     writer.write(locked)
-    assert skip_reason(locked).reason == "password-protected PDF"
+    assert skip_reason(locked).reason == "password-protected PDF: save a copy without the password"
     with pytest.raises(LoadError, match="locked.pdf is password-protected; save a copy without"):
         load_bytes("locked.pdf", locked.read_bytes())
 
