@@ -62,7 +62,9 @@ class _Line:
     lead: float = 0.0  # width of its first unbreakable piece: a word, a number, a character and its mark
 
 
-# Marks a line may not start with (they stay with the character before) or end with (with the one after).
+# Marks a line may not start with (they stay with the character before) or end with (with the one after):
+# the line-breaking rule a typesetter follows, wider than repair.NO_START (marks that cannot open a
+# sentence), since "…" and "—" may open a sentence but not a line.
 _NO_LINE_START = set("，。、；：？！）》」』】〕〉”’…—·,.;:?!)]}%")
 _NO_LINE_END = set("（《「『【〔〈“‘([{")
 
@@ -195,6 +197,12 @@ def _is_page_number(text: str) -> bool:
     return _PAGE_NUMBER.fullmatch(text) is not None
 
 
+def _body_size(lines: list[_Line]) -> float:
+    """The type size most of these lines' characters are set in: the body text's."""
+    sizes = Counter(round(line.size, 1) for line in lines for _ in line.text)
+    return sizes.most_common(1)[0][0] if sizes else 0.0
+
+
 def _edge(lines: list[_Line]) -> list[_Line]:
     """The lines nearest the top and the bottom of a page, where headers and footers stand (wherever
     the content stream put them)."""
@@ -207,8 +215,7 @@ def _running_lines(pages: list[list[_Line]]) -> set[str]:
     type no larger than the body text's."""
     if len(pages) < 2:
         return set()
-    size = Counter(round(line.size, 1) for lines in pages for line in lines for _ in line.text).most_common(1)
-    body = size[0][0] if size else 0.0
+    body = _body_size([line for lines in pages for line in lines])
     seen: Counter[str] = Counter()
     for lines in pages:
         # A heading larger than the text may stand at the top of two pages; a running header is not set
@@ -263,8 +270,7 @@ def _layout(lines: list[_Line], fallback: _Layout | None) -> _Layout | None:
     whose lines all stop short (a last page of short paragraphs) the document's width of text."""
     if len(lines) < 4:
         return fallback
-    sizes = Counter(round(line.size, 1) for line in lines for _ in line.text)
-    size = sizes.most_common(1)[0][0]
+    size = _body_size(lines)
     body = [line for line in lines if abs(line.size - size) < 0.15 * size] or lines
     left = float(Counter(round(line.x0) for line in body).most_common(1)[0][0])
     right = max(line.x1 for line in body)

@@ -14,13 +14,11 @@ from urllib.parse import parse_qs, quote, urlparse
 
 import pytest
 
-from tests.api.conftest import ARTIFACTS, CHROMIUM, ROOT, LiveServer, wait_for_job
-from tests.conftest import DATA, print_to_pdf
+from tests.api.conftest import ARTIFACTS, ROOT, LiveServer, wait_for_job
+from tests.conftest import DATA, needs_chromium, print_to_pdf
 
 pytest.importorskip("pytest_playwright", reason="pytest-playwright is not installed")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (install it with `make browser`)"
-)
+pytestmark = needs_chromium
 
 from playwright.sync_api import Page, Route, expect  # noqa: E402 - after the skip for a missing plugin
 
