@@ -1,6 +1,6 @@
 """A query encoder fine-tuned against the index's own passage vectors (an experiment; nothing ships).
 
-    python bench/query_tower.py --save /tmp/tower.pt           # train (~25 min on 2 cores), then measure
+    python bench/query_tower.py --save /tmp/tower.pt           # train (~16 min on 2 cores), measure (~15)
     python bench/query_tower.py --load /tmp/tower.pt           # measure a saved tower again
     python bench/query_tower.py --sets news/antiterror-train   # the base encoder alone (no --save/--load)
 
@@ -39,13 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from index.config import IndexSettings  # noqa: E402
 from index.embedders.e5_model import ensure_e5_model  # noqa: E402
+from index.embedders.factory import create_embedder  # noqa: E402
 from search.engine import Engine  # noqa: E402
 from search.evaluate import eval_index, evaluate, read_jsonl  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 TRAIN_SETS = ("cmrc2018-dev", "drcd-dev")
 MEASURED = ("news/antiterror-train", "xquad/zh", "xquad/en2zh", "sts/PAWSX")
-QUERY_PROMPT = "query: "
 MAX_QUERY_TOKENS = 64
 
 
@@ -65,14 +65,14 @@ class Corpus:
         self.passages = torch.from_numpy(snap.vectors.vectors(ids).astype(np.float32))
         sentences = snap.sentences
         assert sentences is not None, f"{name}: the eval index has no sentence vectors"
-        at = np.minimum(np.searchsorted(sentences.ids, ids), len(sentences.ids) - 1)
+        of = sentences.of(ids)
         owner: list[int] = []
         blocks = []
-        for row, k in enumerate(at.tolist()):
-            if sentences.ids[k] == ids[row]:
-                a, b = int(sentences.offsets[k]), int(sentences.offsets[k + 1])
-                blocks.append(sentences.vectors[a:b].astype(np.float32))
-                owner.extend([row] * (b - a))
+        for row, pid in enumerate(ids.tolist()):
+            block = of.get(pid)
+            if block is not None and len(block):
+                blocks.append(block.astype(np.float32))
+                owner.extend([row] * len(block))
         self.sentences = torch.from_numpy(np.concatenate(blocks))
         self.owner = torch.tensor(owner, dtype=torch.long)
         self.has_sentences = torch.zeros(len(ids), dtype=torch.bool)
@@ -105,6 +105,7 @@ def tower(trained_layers: int) -> Any:
     from transformers import AutoModel, AutoTokenizer
 
     folder = ensure_e5_model()
+    prompt = create_embedder(IndexSettings.from_env().embedder).query_prompt or ""
 
     class QueryTower(torch.nn.Module):
         def __init__(self) -> None:
@@ -119,7 +120,7 @@ def tower(trained_layers: int) -> Any:
                     p.requires_grad = True
 
         def forward(self, texts: list[str]) -> Any:
-            batch = self.tokenizer([QUERY_PROMPT + t for t in texts], padding=True, truncation=True,
+            batch = self.tokenizer([prompt + t for t in texts], padding=True, truncation=True,
                                    max_length=MAX_QUERY_TOKENS, return_tensors="pt")
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).float()
