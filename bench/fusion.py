@@ -2,6 +2,7 @@
 
     python bench/fusion.py                    # every retrieval set → docs/fusion.md (lists are cached)
     python bench/fusion.py --sets cmrc2018-dev xquad/en2zh --no-write
+    python bench/fusion.py --tower /tmp/tower.pt [--mix 0.5] --no-write   # dense side: a query tower
 
 For each query of a set, the dense and the keyword top-100 (ids and scores) are collected once through
 the engine, over the same cached index `semsearch eval` uses, with what the engine reads from the
@@ -12,6 +13,10 @@ are then scored on those lists: recall@1 and recall@5 at document level (definit
 (`search.dedupe`), so the figures are those of `semsearch eval` up to ties. Weights are also chosen with
 one family of sets held out at a time (`FAMILIES`): the held-out family is scored at the weights that do
 best on the others.
+
+With `--tower` the queries are embedded by a query encoder of `bench/query_tower.py` (`--mix A`: the
+unit mean of A × e5's query vector and (1 − A) × the tower's), its lists cached apart, and the fusion's
+weights compared again for that stronger dense side (`RETUNED`).
 """
 
 from __future__ import annotations
@@ -374,21 +379,58 @@ METHODS: dict[str, Fusion] = {
         0.5, words=0.5, grams=0.5, phrase=1.0, separation=0.05, documents=0.5
     ),
 }
+# For a query tower's dense side: the separation, keyword share, phrase-run and word-share weights again.
+RETUNED: dict[str, Fusion] = {
+    f"semsearch with separation {sep}, keyword share {share}, phrase run {phrase}, word share {word}": (
+        engine_with(SEPARATION=sep, KEYWORD_SHARE=share, PHRASE_WEIGHT=phrase, WORD_WEIGHT=word)
+    )
+    for sep, share, phrase, word in itertools.product((0.1, 0.2), (0.4, 0.5), (1.0, 1.5), (0.5, 0.7))
+}
 CROSS_LINGUAL = {"xquad/en2zh", "xquad/zh2en"}
 
 
-def held_out(figures: dict[str, dict[str, tuple[float, float]]], table: list[str]) -> list[str]:
+def use_tower(path: Path, mix: float | None) -> None:
+    """Embed queries with the query tower saved at `path` (mixed with e5's vector when `mix` is given),
+    and keep its lists apart from e5's."""
+    global CACHE
+    import torch
+    from query_tower import tower
+
+    from index.embedders.onnx import OnnxEmbedder
+
+    torch.set_num_threads(2)
+    network = tower(0)
+    network.model.load_state_dict(torch.load(path))
+    network.eval()
+    e5_queries = OnnxEmbedder.encode_queries
+
+    def encode_queries(embedder: OnnxEmbedder, texts: list[str]) -> np.ndarray:
+        with torch.no_grad():
+            tuned = network(list(texts)).numpy().astype(np.float32)
+        if mix is None:
+            return tuned
+        mixed = mix * e5_queries(embedder, texts) + (1 - mix) * tuned
+        return (mixed / np.linalg.norm(mixed, axis=1, keepdims=True)).astype(np.float32)
+
+    OnnxEmbedder.encode_queries = encode_queries  # type: ignore[method-assign]
+    CACHE = CACHE.with_name("fusion-tower" if mix is None else f"fusion-mix{mix}")
+
+
+def held_out(
+    figures: dict[str, dict[str, tuple[float, float]]], table: list[str], grid: dict[str, Fusion], prefix: str
+) -> list[str]:
     """For each family: the grid weights that do best on the other families (the sum of recall@1 and
-    recall@5 over their sets), and the held-out family's figures at those weights."""
+    recall@5 over their sets), and the held-out family's figures at those weights (named without the
+    grid's common `prefix`)."""
     lines = []
     for family, members in FAMILIES.items():
         scored = [n for n in members if n in table]
         others = [n for n in table if n not in members]
         if not scored or not others:
             continue
-        best = max(GRID, key=lambda m: sum(sum(figures[m][n]) for n in others))
+        best = max(grid, key=lambda m: sum(sum(figures[m][n]) for n in others))
         cells = ", ".join(f"{n} {figures[best][n][0]:.4f} / {figures[best][n][1]:.4f}" for n in scored)
-        lines.append(f"| {family} | {best[len(BASE) + 2 :]} | {cells} |")
+        lines.append(f"| {family} | {best.removeprefix(prefix)} | {cells} |")
     return lines
 
 
@@ -398,16 +440,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sets", nargs="*", default=SETS)
     parser.add_argument("--no-write", action="store_true", help="print only; do not write docs/fusion.md")
+    parser.add_argument("--tower", type=Path, help="queries embedded by this bench/query_tower.py tower")
+    parser.add_argument("--mix", type=float, help="with --tower: e5's share of the query vector")
     args = parser.parse_args(argv)
     if not EVAL.exists():
         print(f"no development sets at {EVAL}; nothing to measure", file=sys.stderr)
         return 0
+    methods = METHODS
+    if args.tower:
+        use_tower(args.tower, args.mix)
+        methods = {"dense": METHODS["dense"], "keyword": METHODS["keyword"], DEFAULT: METHODS[DEFAULT],
+                   **RETUNED}
+        args.no_write = True  # the page's table is e5's
+    grid = (RETUNED, "semsearch with ") if args.tower else (GRID, BASE + ", ")
     settings = IndexSettings.from_env()
     names = [name for name in args.sets if (EVAL / name / "queries.jsonl").exists()]
     table = {name: collect(name, settings) for name in names}
     grams = {name: shingled(name, settings) for name in names}
     figures = {}
-    for method, fuse in METHODS.items():
+    for method, fuse in methods.items():
         figures[method] = {name: recalls(rows, fuse, grams[name]) for name, rows in table.items()}
         print(method, figures[method], file=sys.stderr, flush=True)
     lines = [
@@ -440,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| held out | weights chosen on the others | held-out figures |",
         "|---|---|---|",
-        *held_out(figures, list(table)),
+        *held_out(figures, list(table), *grid),
     ]
     print("\n".join(lines))
     if not args.no_write:

@@ -1,6 +1,6 @@
 """A query encoder fine-tuned against the index's own passage vectors (an experiment; nothing ships).
 
-    python bench/query_tower.py --save /tmp/tower.pt           # train (~16 min on 2 cores), measure (~15)
+    python bench/query_tower.py --save /tmp/tower.pt           # train (7-16 min on 2 cores), measure (~15)
     python bench/query_tower.py --load /tmp/tower.pt           # measure a saved tower again
     python bench/query_tower.py --sets news/antiterror-train   # the base encoder alone (no --save/--load)
 
