@@ -443,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tower", type=Path, help="queries embedded by this bench/query_tower.py tower")
     parser.add_argument("--mix", type=float, help="with --tower: e5's share of the query vector")
     args = parser.parse_args(argv)
+    if args.mix is not None and not (args.tower and 0.0 <= args.mix <= 1.0):
+        parser.error("--mix needs --tower and a share between 0 and 1")
     if not EVAL.exists():
         print(f"no development sets at {EVAL}; nothing to measure", file=sys.stderr)
         return 0
