@@ -29,10 +29,14 @@ class ModelMismatch(IndexFolderError):
 
 
 def check_query(query: str) -> str:
-    """The query without surrounding space; a `QueryError` when it is empty or too long."""
+    """The query without surrounding space; a `QueryError` when it is empty, holds no word (punctuation
+    or symbols alone, which match nothing and would rank passages by noise) or is too long."""
     if not isinstance(query, str) or not query.strip():
         raise QueryError("the query is empty; type some words to search for")
     query = query.strip()
+    if not any(ch.isalnum() for ch in query):
+        raise QueryError(f"the query {query[:20]!r} holds no words, only punctuation or symbols; "
+                         "type some words to search for")
     if len(query) > MAX_QUERY_CHARS:
         raise QueryError(f"the query has {len(query)} characters; the limit is {MAX_QUERY_CHARS}")
     return query

@@ -66,6 +66,7 @@ CASES: list[Case] = [
     Case("empty query", "GET", "/search", {"params": {"q": ""}}),
     Case("whitespace-only query", "GET", "/search", {"params": {"q": " \u3000\t "}}),
     Case("missing query", "GET", "/search"),
+    Case("punctuation-only query", "GET", "/search", {"params": {"q": "？？"}}, mentions="no words"),
     Case("query over 1,000 characters", "GET", "/search", {"params": {"q": LONG}}, mentions="1000"),
     Case("question over 1,000 characters (/ask)", "POST", "/ask", {"json": {"question": LONG}}),
     Case("empty question (/ask)", "POST", "/ask", {"json": {"question": "  "}}),
@@ -295,6 +296,7 @@ def semsearch(*args: str | bytes, index: Path | None = None, env: dict[str, str]
 
 CLI_CASES = [
     ("empty query", ["search", ""], "empty"),
+    ("punctuation-only question", ["ask", "？"], "no words"),
     ("query over 1,000 characters", ["search", LONG], "1000"),
     ("k = 0", ["search", "创新", "--k", "0"], "k must be"),
     ("impossible date", ["search", "创新", "--date-from", "2021-13-40"], "date_from"),

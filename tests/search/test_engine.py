@@ -53,6 +53,7 @@ def test_filter_by_document(engine: Engine) -> None:
     ("kwargs", "message"),
     [
         ({"query": "   "}, "empty"),
+        ({"query": "？！……"}, "holds no words"),
         ({"query": "x" * 1001}, "limit"),
         ({"query": "创新", "k": 0}, "k must be"),
         ({"query": "创新", "mode": "fuzzy"}, "unknown mode"),
