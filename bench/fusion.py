@@ -53,9 +53,11 @@ FAMILIES = {
 }
 DEPTH = 100
 CACHE = Path.home() / ".cache" / "semsearch" / "fusion"
-# the two lists, coverage and word shares (the retrieval: the slow part); v4: identifiers are whole words
-LISTS_VERSION = "v4"
-CACHE_VERSION = "v5"  # v5: with the bigram shares, phrase runs and number shares of `Engine._word_shares`
+# the two lists, coverage and word shares (the retrieval: the slow part); v4: identifiers are whole words;
+# v6: a query keyword search hardly covers is embedded by the query tower, as the engine does
+LISTS_VERSION = "v6"
+# v5: with the bigram shares, phrase runs and number shares of `Engine._word_shares`; v6: on v6 lists
+CACHE_VERSION = "v6"
 
 
 def collect_documents(name: str, titled: bool = True, depth: int = DEPTH) -> list[dict[str, float]]:
@@ -87,7 +89,7 @@ def lists(name: str, settings: IndexSettings) -> list[dict]:
     from index.analysis import query_words
     from search.engine import HYBRID_DEPTH, Engine
     from search.evaluate import eval_index, read_jsonl
-    from search.hybrid import dense_hits, keyword_hits
+    from search.hybrid import MIN_COVERAGE, dense_hits, keyword_hits
 
     index_dir, _ = eval_index(EVAL / name, settings)
     cache = CACHE / f"{index_dir.name}-{LISTS_VERSION}.pkl"
@@ -99,14 +101,15 @@ def lists(name: str, settings: IndexSettings) -> list[dict]:
     doc_of: dict[int, str] = {}
     rows = []
     for q in read_jsonl(EVAL / name / "queries.jsonl"):
-        vector = engine._query_vector(q["question"])
-        dense = dense_hits(*(a[0] for a in snap.vectors.search(vector, HYBRID_DEPTH, None)))
         keyword = keyword_hits(*snap.keywords.search(q["question"], HYBRID_DEPTH, None))
+        coverage = engine._coverage(snap, q["question"], keyword)
+        vector = engine._query_vector(q["question"], across_languages=coverage < MIN_COVERAGE)
+        dense = dense_hits(*(a[0] for a in snap.vectors.search(vector, HYBRID_DEPTH, None)))
         # The dense list as the engine fuses it: re-ranked by sentence evidence where the index has it.
         dense = engine._rescored(snap, vector[0], dense, keyword)[:HYBRID_DEPTH]
         ids = [h.passage_id for h in dense + keyword if h.passage_id not in doc_of]
         doc_of.update({pid: row.doc_id for pid, row in snap.passages.passages(ids).items()})
-        coverage, lexical = engine._word_shares(snap, q["question"], dense, keyword)
+        lexical = engine._word_shares(snap, q["question"], dense, keyword)
         words = list(query_words(q["question"]))
         found = snap.keywords.matched_terms(words, list(lexical.word))
         rows.append({
@@ -147,7 +150,7 @@ def collect(name: str, settings: IndexSettings) -> list[dict]:
         keyword = [
             Hit(pid, s, keyword_score=s, keyword_rank=r) for r, (_, pid, s) in enumerate(row["keyword"], 1)
         ]
-        _, lexical = engine._word_shares(snap, q["question"], dense, keyword)
+        lexical = engine._word_shares(snap, q["question"], dense, keyword)
         row["lexical"] = {
             pid: (
                 lexical.word.get(pid, 0.0), lexical.grams.get(pid, 0.0), lexical.phrase.get(pid, 0.0),

@@ -278,7 +278,8 @@ def breakdown(folder: Path, queries: list[str], backend: str) -> dict[str, float
         dense = engine._rescored(snap, vector[0], dense, keyword)[:100]  # noqa: SLF001
         t3s = time.perf_counter()
         if snap.keywords is not None:  # word shares of every candidate, then the fusion itself
-            coverage, lexical = engine._word_shares(snap, q, dense, keyword)  # noqa: SLF001
+            coverage = engine._coverage(snap, q, keyword)  # noqa: SLF001
+            lexical = engine._word_shares(snap, q, dense, keyword)  # noqa: SLF001
             fuse(dense, keyword, coverage=coverage, lexical=lexical)
         t4 = time.perf_counter()
         results = engine._results(snap, dense[:30] + keyword[:10])  # noqa: SLF001 - the engine's own step

@@ -1,8 +1,13 @@
-"""A query encoder fine-tuned against the index's own passage vectors (an experiment; nothing ships).
+"""The query tower: a query encoder fine-tuned against the index's own passage vectors (`make tower`).
 
-    python bench/query_tower.py --save /tmp/tower.pt           # train (7-16 min on 2 cores), measure (~15)
+    python bench/query_tower.py --ship search/weights          # train (7-16 min on 2 cores), write what ships
+    python bench/query_tower.py --save /tmp/tower.pt           # train, keep the whole model, measure (~15)
     python bench/query_tower.py --load /tmp/tower.pt           # measure a saved tower again
+    python bench/query_tower.py --load /tmp/tower.pt --ship search/weights   # ship a saved tower
     python bench/query_tower.py --sets news/antiterror-train   # the base encoder alone (no --save/--load)
+
+The measurement here puts the tower in place of e5 for every query; the engine uses it only for queries
+keyword search hardly covers (`search.query_tower`), which `semsearch eval` measures.
 
 Issue 14's "dense side that is less weak": only e5's QUERY side is trained, so every index, its
 passage and sentence vectors, the embedding cache and the Milvus collections stay as they are. A
@@ -191,12 +196,35 @@ def train(args: argparse.Namespace) -> Any:
     return network
 
 
+def ship(state: dict[str, Any], args: argparse.Namespace, minutes: float | None) -> None:
+    """The trained layers, as `search.query_tower` loads them, with how they were made."""
+    from search.query_tower import save_tower
+
+    layers = list(range(12 - args.layers, 12))
+    meta = save_tower(state, layers, args.ship, {
+        "trained_on": [
+            "cmrc2018-dev (CC BY-SA 4.0, github ymcui/cmrc2018)",
+            "drcd-dev (CC BY-SA 3.0, github DRCKnowledgeTeam/DRCD)",
+            "their questions glossed in English with CC-CEDICT (CC BY-SA 4.0, mdbg.net)",
+        ],
+        "english_share": args.english, "epochs": args.epochs, "lr": args.lr, "tau": args.tau,
+        "anchor": args.anchor, "batch": args.batch, "seed": args.seed,
+        **({"minutes": round(minutes, 1)} if minutes is not None else {}),
+        "command": "python bench/query_tower.py --ship search/weights",
+    })
+    print(f"wrote {args.ship / 'query_tower.safetensors'} ({meta['bytes'] / 1e6:.1f} MB, sha256 "
+          f"{meta['sha256'][:12]}…)", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--save", type=Path, help="train, save the tower's weights here, then measure")
     parser.add_argument("--load", type=Path, help="measure the tower saved here")
+    parser.add_argument("--ship", type=Path, metavar="DIR",
+                        help="write the trained layers in float16 to DIR (search/weights: what `make tower` "
+                             "ships) after training, or from --load, and stop")
     parser.add_argument("--sets", nargs="+", default=list(MEASURED))
     parser.add_argument("--modes", nargs="+", default=["dense", "hybrid"])
     parser.add_argument("--layers", type=int, default=6)
@@ -213,10 +241,18 @@ def main() -> int:
 
     torch.set_num_threads(2)
     label = "e5"
+    if args.ship and not args.load:
+        started = time.time()
+        network = train(args)
+        ship(network.model.state_dict(), args, (time.time() - started) / 60)
+        return 0
     if args.save or args.load:
         if args.save:
             network = train(args)
             torch.save(network.model.state_dict(), args.save)
+        elif args.ship:
+            ship(torch.load(args.load), args, None)
+            return 0
         else:
             network = tower(0)
             network.model.load_state_dict(torch.load(args.load))

@@ -158,6 +158,9 @@ SETTINGS: tuple[Setting, ...] = (
     # searching and answering
     Setting("SEMSEARCH_QUERY_CACHE", whole(0), 1024,
             "answers and query vectors cached per engine (`0` = off)"),
+    Setting("SEMSEARCH_QUERY_TOWER", flag, True,
+            "`0`: questions keyword search hardly covers (another language than the text's) are embedded "
+            "by e5 too, not by the query tower trained for them (`search/query_tower.py`)", "`1`"),
     Setting("SEMSEARCH_ANSWER_THRESHOLD", number(0, 1), None,
             "confidence below which no answer is given", "see `search/answer.py`"),
     Setting("SEMSEARCH_ANSWER_READER", choice("reader", "sentences"), "reader",

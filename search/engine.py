@@ -44,6 +44,7 @@ from index.stores.passages import Filters, PassageRow
 from search.dedupe import NearDuplicateFolder
 from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_query
 from search.hybrid import (
+    MIN_COVERAGE,
     Hit,
     Lexical,
     dense_evidence,
@@ -56,6 +57,7 @@ from search.hybrid import (
     term_shares,
 )
 from search.models import AskResponse, SearchResponse, SearchResult
+from search.query_tower import query_tower
 
 if TYPE_CHECKING:  # the builder (and the loaders it imports) only when the index is written, not per query
     from index.builder import BuildSummary, IndexBuilder
@@ -244,12 +246,16 @@ class Engine:
         self._answers.put(key, response.detached())
         return response
 
-    def _query_vector(self, query: str) -> np.ndarray:
-        """The (1, dim) query embedding, from the cache when this text was embedded before."""
-        vector = self._query_vectors.get(query)
+    def _query_vector(self, query: str, *, across_languages: bool = False) -> np.ndarray:
+        """The (1, dim) query embedding, from the cache when this text was embedded before. A query the
+        keyword index hardly covers (`across_languages`: another language than the text's) is embedded
+        by the query tower where it is available (`search.query_tower`), else by the index's embedder."""
+        tower = query_tower(self.settings.embedder) if across_languages else None
+        key = (query, tower is not None)
+        vector = self._query_vectors.get(key)
         if vector is None:
-            vector = self.embedder.encode_queries([query])
-            self._query_vectors.put(query, vector)
+            vector = (tower or self.embedder).encode_queries([query])
+            self._query_vectors.put(key, vector)
         return vector
 
     @_reports_damage
@@ -298,19 +304,24 @@ class Engine:
         if mode == "keyword":
             assert snap.keywords is not None
             return keyword_hits(*snap.keywords.search(query, depth, allowed))
-        vector = self._query_vector(query)
         # With sentence vectors the dense list is re-ranked, so it is read as deep as a hybrid one.
         deep = mode != "dense" or snap.sentences is not None
         n = max(depth, HYBRID_DEPTH) if deep else depth
+        keyword: list[Hit] = []
+        coverage = 1.0
+        if snap.keywords is not None:
+            # Read first: how much of the query the keyword list covers picks the query's encoder.
+            reach = n if mode == "hybrid" else KEYWORD_COVERAGE_HITS
+            keyword = keyword_hits(*snap.keywords.search(query, reach, allowed))
+            coverage = self._coverage(snap, query, keyword)
+        vector = self._query_vector(query, across_languages=coverage < MIN_COVERAGE)
         scores, ids = snap.vectors.search(vector, n, allowed)
         dense = dense_hits(scores[0], ids[0])
         if mode == "dense":
             return self._rescored(snap, vector[0], dense, [])[:depth]
-        assert snap.keywords is not None
-        keyword = keyword_hits(*snap.keywords.search(query, n, allowed))
         ranked = self._rescored(snap, vector[0], dense, keyword)
         dense = ranked[:n]
-        coverage, lexical = self._word_shares(snap, query, dense, keyword)
+        lexical = self._word_shares(snap, query, dense, keyword)
         fused = fuse(dense, keyword, coverage=coverage, lexical=lexical)
         # Keyword-only candidates get their dense evidence too, so every hybrid result shows both parts
         # (reading ~100 stored vectors takes ~0.2 ms).
@@ -356,13 +367,25 @@ class Engine:
             )
         ]
 
-    def _word_shares(
-        self, snap: Snapshot, query: str, dense: list[Hit], keyword: list[Hit]
-    ) -> tuple[float, Lexical]:
-        """The keyword list's coverage of the query (`keyword_weight`) and every candidate's lexical
-        evidence (`Lexical`: its idf-weighted shares of the query's words and bigrams, `term_shares`,
-        and its longest run of the query's bigrams, `phrase_runs`), all read from the keyword index's
-        postings for the ~200 candidates: nothing is analysed again, no other passage is read."""
+    @staticmethod
+    def _coverage(snap: Snapshot, query: str, keyword: list[Hit]) -> float:
+        """How much of the query the keyword list covers (`keyword_weight`): the share of its words the
+        best of its first hits holds. Under MIN_COVERAGE the query is in another language than the text
+        (or about nothing the collection holds): the keyword side then weighs nothing, and the query
+        tower embeds it."""
+        assert snap.keywords is not None
+        words = list(query_words(query, whole_identifiers=not snap.keywords.outdated))
+        ids = [h.passage_id for h in keyword[:KEYWORD_COVERAGE_HITS]]
+        if not words or not ids:
+            return 0.0
+        present = snap.keywords.contains(words, ids)
+        return keyword_weight(words, [{words[j] for j in np.flatnonzero(r)} for r in present])
+
+    def _word_shares(self, snap: Snapshot, query: str, dense: list[Hit], keyword: list[Hit]) -> Lexical:
+        """Every candidate's lexical evidence (`Lexical`: its idf-weighted shares of the query's words and
+        bigrams, `term_shares`, and its longest run of the query's bigrams, `phrase_runs`), all read from
+        the keyword index's postings for the ~200 candidates: nothing is analysed again, no other passage
+        is read."""
         assert snap.keywords is not None
         # An index analysed before identifiers were terms holds only their pieces: count those.
         words = list(query_words(query, whole_identifiers=not snap.keywords.outdated))
@@ -371,28 +394,24 @@ class Engine:
         ids = list(dict.fromkeys(h.passage_id for h in keyword + dense))
         terms = words + gram_terms
         if not terms or not ids:
-            return 0.0, Lexical({}, {}, {})
+            return Lexical({}, {}, {})
         present = snap.keywords.contains(terms, ids)
         idf = snap.keywords.idf(terms)
         in_words, in_grams = present[:, : len(words)], present[:, len(words) :]
         column = {t: j for j, t in enumerate(gram_terms)}
         follows = np.asarray([i > 0 and t.start == grams[i - 1].start + 1 for i, t in enumerate(grams)])
         runs = phrase_runs(in_grams[:, [column[t.term] for t in grams]], follows)
-        # The keyword list comes first in `ids`: its best hits are the first rows.
-        best = in_words[: min(len(keyword), KEYWORD_COVERAGE_HITS)]
-        top = [{words[j] for j in np.flatnonzero(r)} for r in best]
 
         def by_id(values: np.ndarray) -> dict[int, float]:
             return dict(zip(ids, values.tolist(), strict=True))
 
         numbers = number_shares(words, in_words)
-        lexical = Lexical(
+        return Lexical(
             word=by_id(term_shares(idf[: len(words)], in_words)) if words else {},
             grams=by_id(term_shares(idf[len(words) :], in_grams)) if grams else {},
             phrase=by_id(runs) if grams else {},
             numbers=by_id(numbers) if numbers is not None else {},
         )
-        return keyword_weight(words, top), lexical
 
     def _highlight(self, snap: Snapshot, query: str, results: list[SearchResult]) -> None:
         terms = query_terms(query)

@@ -66,6 +66,7 @@ INTEGRATION_TESTS = (
     "tests/index/test_sentence_store.py::test_the_dense_side_scores",
     "tests/search/test_engine.py::test_many_copies_of_a_passage_fold_into_one",
     "tests/search/test_identifiers.py::test_the_exact_identifier_outranks_its_scattered_pieces",
+    "tests/search/test_query_tower.py::test_the_tower_is_e5_with_only_its_upper_layers_changed",
     "tests/search/test_identifiers.py::test_an_index_of_an_older_analyser_works_until_reindexed",
 )
 

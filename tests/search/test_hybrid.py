@@ -120,7 +120,9 @@ def lexical_of(texts: list[str], query: str) -> tuple[float, Lexical]:
     store.build(ids, texts)
     scores, found = store.search(query, len(texts))
     hits = keyword(*zip(found.tolist(), scores.tolist(), strict=True))
-    return Engine._word_shares(None, SimpleNamespace(keywords=store), query, [], hits)  # type: ignore[arg-type]
+    snap = SimpleNamespace(keywords=store)
+    coverage = Engine._coverage(snap, query, hits)  # type: ignore[arg-type]
+    return coverage, Engine._word_shares(None, snap, query, [], hits)  # type: ignore[arg-type]
 
 
 def test_the_passage_a_question_copies_from_holds_the_longer_phrase_run() -> None:
