@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from index.manifest import Manifest
 
 SECTION = "## Query latency"
-EVAL = ROOT.parent / "shared" / "eval" / "cmrc2018-dev"
+EVAL = ROOT.parent / "shared" / "eval" / "cmrc2018-dev"  # the index's sentences; the questions by default
 _SENTENCE = re.compile(r"[^。！？]*[。！？]")
 
 
@@ -251,7 +251,8 @@ def breakdown(folder: Path, queries: list[str], backend: str) -> dict[str, float
     """Mean milliseconds per hybrid search in each part, timed around the engine's own calls."""
     from index.analysis import query_terms, term_spans
     from search.engine import Engine
-    from search.hybrid import dense_hits, fuse, keyword_hits
+    from search.hybrid import MIN_COVERAGE, dense_hits, fuse, keyword_hits
+    from search.query_tower import query_tower
 
     engine = Engine(folder)
     snap = engine.snapshot()
@@ -266,8 +267,12 @@ def breakdown(folder: Path, queries: list[str], backend: str) -> dict[str, float
         t_start = time.perf_counter()
         engine.search(q, k=10, mode="hybrid")
         total = time.perf_counter() - t_start
+        # The engine's encoder for this question (the query tower where keyword search hardly covers it).
+        top = keyword_hits(*snap.keywords.search(q, 3)) if snap.keywords is not None else []
+        across = snap.keywords is not None and engine._coverage(snap, q, top) < MIN_COVERAGE  # noqa: SLF001
+        encoder = (query_tower(engine.settings.embedder) if across else None) or engine.embedder
         t0 = time.perf_counter()
-        vector = engine.embedder.encode_queries([q])
+        vector = encoder.encode_queries([q])
         t1 = time.perf_counter()
         scores, ids = snap.vectors.search(vector, 100)
         t2 = time.perf_counter()
@@ -338,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", nargs="+", default=["torch", "torch:1", "onnx"],
                         help="query embedding backends to time, each in its own server start; "
                         "NAME:N runs the server with SEMSEARCH_THREADS=N (torch threads)")
+    parser.add_argument("--questions", default="cmrc2018-dev", metavar="SET",
+                        help="the eval set whose questions are asked (xquad/en2zh: English questions over "
+                             "this Chinese index, which the query tower embeds)")
     parser.add_argument("--index", type=Path, help="reuse (or keep) the index in this folder")
     parser.add_argument("--build-only", action="store_true", help="build the --index folder and stop")
     parser.add_argument("--no-write", action="store_true")
@@ -360,12 +368,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.build_only:
         return 0
     manifest = IndexDir(folder).manifest()
-    questions = [json.loads(line)["question"] for line in (EVAL / "queries.jsonl").read_text().splitlines()]
+    asked = EVAL.parent / args.questions / "queries.jsonl"
+    questions = [json.loads(line)["question"] for line in asked.read_text().splitlines()]
     random.Random(5).shuffle(questions)
     need = args.queries * args.rounds + args.concurrent_queries
     if need > len(questions):
         parser.error(f"--queries x --rounds + --concurrent-queries = {need}: "
-                     f"cmrc2018-dev has {len(questions)} questions")
+                     f"{args.questions} has {len(questions)} questions")
     rounds = [questions[i * args.queries : (i + 1) * args.queries] for i in range(args.rounds)]
     single = rounds[0]
     many = questions[args.queries * args.rounds : need]
@@ -452,8 +461,8 @@ def report(
         + (f"{layout['sentences']:,} sentence vectors" if layout.get("sentences") else "no sentence vectors")
         + "). **Passage and sentence vectors come from a stub "
         "embedder** (synthetic, e5-shaped: see `bench/query_latency.py`); queries are embedded by the real "
-        "model in the server. Distinct cmrc2018 questions (each round its own), so the answer cache does "
-        "not help except in the repeated-query column."
+        f"model in the server. Distinct {args.questions} questions (each round its own), so the answer "
+        "cache does not help except in the repeated-query column."
         + (f" Index build: {built['seconds']:.0f} s." if built else ""),
         "",
         f"| query backend | 1 client p50 (median of {args.rounds} rounds; their range) / p95 (ms) "
