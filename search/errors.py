@@ -6,6 +6,7 @@ importing it back.
 
 from __future__ import annotations
 
+from index.embedders.base import EmbedderError
 from index.errors import SemsearchError
 from index.generations import IndexFolderError
 
@@ -51,3 +52,8 @@ class ReaderUnavailable(SemsearchError, RuntimeError):
     """The span reader's weights are missing or damaged; answers fall back to the sentence extractor."""
 
     code, status = "reader_unavailable", 503
+
+
+class TowerUnavailable(EmbedderError):
+    """The query tower's weights are missing or damaged, or its model could not be built: searches embed
+    every question with e5 (and log why once); `make model` stops with this message."""

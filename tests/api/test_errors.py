@@ -39,6 +39,7 @@ EXPECTED: dict[str, tuple[int, str, int]] = {
     "IndexDamaged": (503, "index_damaged", 1),
     "QueryError": (400, "bad_request", 1),
     "ReaderUnavailable": (503, "reader_unavailable", 1),
+    "TowerUnavailable": (500, "model_unavailable", 1),
     "GenerationNotConfigured": (400, "generation_not_configured", 1),
     "NotFound": (404, "not_found", 1),
     "GenerationFailed": (502, "llm_failed", 1),
