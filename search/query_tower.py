@@ -32,6 +32,7 @@ from index.config import EmbedderSettings
 from index.embedders.base import Embedder
 from index.embedders.sbert import E5_ALIASES
 from search.errors import TowerUnavailable
+from search.shipped import checked_meta
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +48,8 @@ _NOT_COPIED = {_BASE_WEIGHTS, "onnx", "semsearch_model.json"}
 
 def tower_meta(weights: Path = WEIGHTS_DIR) -> dict[str, Any]:
     """The shipped tower's description, its weights checked against their sha256."""
-    meta_path, file = weights / META_FILE, weights / WEIGHTS_FILE
-    if not meta_path.is_file() or not file.is_file():
-        raise TowerUnavailable(
-            f"the query tower's weights are not at {weights}; restore them from git or run `make tower`"
-        )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    digest = hashlib.sha256(file.read_bytes()).hexdigest()
-    if digest != meta.get("sha256"):
-        raise TowerUnavailable(
-            f"{file} does not match its checksum in {meta_path} (sha256 {digest[:12]}…, expected "
-            f"{str(meta.get('sha256'))[:12]}…); restore it from git or run `make tower`"
-        )
-    return meta
+    return checked_meta(weights, WEIGHTS_FILE, META_FILE, what="the query tower's", remake="make tower",
+                        error=TowerUnavailable)
 
 
 def save_tower(

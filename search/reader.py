@@ -294,20 +294,10 @@ QUANTIZED = True
 
 def weights_meta(weights: Path) -> dict[str, Any]:
     from search.errors import ReaderUnavailable
+    from search.shipped import checked_meta
 
-    meta_path, file = weights / META_FILE, weights / WEIGHTS_FILE
-    if not meta_path.is_file() or not file.is_file():
-        raise ReaderUnavailable(
-            f"the reader's weights are not at {weights}; restore them from git or run `make reader`"
-        )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    digest = hashlib.sha256(file.read_bytes()).hexdigest()
-    if digest != meta.get("sha256"):
-        raise ReaderUnavailable(
-            f"{file} does not match its checksum in {meta_path} (sha256 {digest[:12]}…, expected "
-            f"{str(meta.get('sha256'))[:12]}…); restore it from git or run `make reader`"
-        )
-    return meta
+    return checked_meta(weights, WEIGHTS_FILE, META_FILE, what="the reader's", remake="make reader",
+                        error=ReaderUnavailable)
 
 
 def _export(weights: Path, base: Path, out: Path) -> None:
