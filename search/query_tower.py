@@ -79,15 +79,18 @@ def save_tower(
 
 
 def ensure_tower_model(weights: Path = WEIGHTS_DIR) -> Path:
-    """The tower's model folder (e5's, with the shipped layers in place), written once into the cache."""
-    from safetensors.torch import load_file, save_file
+    """The tower's model folder (e5's, with the shipped layers in place), written once into the cache for
+    these weights and this e5 folder (numpy only: no torch is imported into a search process)."""
+    from safetensors.numpy import load_file, save_file
 
     from index.embedders.base import exclusive
     from index.embedders.e5_model import default_cache_dir, ensure_e5_model
 
     meta = tower_meta(weights)
     base = ensure_e5_model()
-    target = default_cache_dir() / f"{base.name}-query-tower-{meta['sha256'][:16]}-v{FOLDER_VERSION}"
+    built = (base / _BASE_WEIGHTS).stat()  # e5 converted again: the tower is built again on it
+    key = hashlib.sha256(f"{meta['sha256']} {built.st_size} {built.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = default_cache_dir() / f"{base.name}-query-tower-{key}-v{FOLDER_VERSION}"
     if (target / _BASE_WEIGHTS).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +104,7 @@ def ensure_tower_model(weights: Path = WEIGHTS_DIR) -> Path:
         if unknown:
             raise TowerUnavailable(f"{weights / WEIGHTS_FILE} holds tensors e5 has not ({unknown[0]} …)")
         for name, value in trained.items():
-            state[name] = value.to(state[name].dtype)
+            state[name] = value.astype(state[name].dtype)
         with tempfile.TemporaryDirectory(prefix=f".{target.name}.tmp-", dir=target.parent) as tmp:
             staged = Path(tmp) / target.name
             shutil.copytree(base, staged, ignore=lambda _dir, names: [n for n in names if n in _NOT_COPIED])
