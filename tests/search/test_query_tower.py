@@ -14,7 +14,7 @@ import pytest
 
 from search import query_tower as QT
 from search.engine import Engine
-from search.hybrid import MIN_COVERAGE
+from search.hybrid import MIN_COVERAGE, keyword_hits
 
 ENGLISH = "What is the target for the R&D investment intensity of the Yangtze River Delta by 2025?"
 CHINESE = "到2025年长三角研发投入强度的目标是多少？"
@@ -23,8 +23,6 @@ CHINESE = "到2025年长三角研发投入强度的目标是多少？"
 def coverage(engine: Engine, query: str) -> float:
     snap = engine.snapshot()
     assert snap.keywords is not None
-    from search.hybrid import keyword_hits
-
     return Engine._coverage(snap, query, keyword_hits(*snap.keywords.search(query, 3, None)))
 
 
