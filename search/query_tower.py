@@ -31,7 +31,7 @@ from index.config import EmbedderSettings
 from index.embedders.base import Embedder
 from index.embedders.sbert import E5_ALIASES
 from search.errors import TowerUnavailable
-from search.shipped import checked_meta, save_float16
+from search.shipped import checked_meta, note_superseded, save_float16
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ def ensure_tower_model(weights: Path = WEIGHTS_DIR) -> Path:
             shutil.copytree(base, staged, ignore=lambda _dir, names: [n for n in names if n in _NOT_COPIED])
             save_file(state, str(staged / _BASE_WEIGHTS))
             os.replace(staged, target)
+    note_superseded(target, f"{base.name}-query-tower-*", what="a query tower")
     return target
 
 

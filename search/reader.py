@@ -324,6 +324,7 @@ def ensure_reader_model(weights: Path = WEIGHTS_DIR, *, quantized: bool = QUANTI
     from index.embedders.base import exclusive
     from index.embedders.e5_model import default_cache_dir
     from index.embedders.onnx import _atomic_write, _fuse, _quantize
+    from search.shipped import note_superseded
 
     meta = weights_meta(weights)
     folder = default_cache_dir() / f"reader-{meta['sha256'][:16]}-v{EXPORT_VERSION}"
@@ -344,6 +345,7 @@ def ensure_reader_model(weights: Path = WEIGHTS_DIR, *, quantized: bool = QUANTI
                 _atomic_write(float_file, lambda path: _fuse(raw, path, base))
         if quantized:
             _atomic_write(target, lambda path: _quantize(float_file, path))
+    note_superseded(folder, "reader-*", what="a span reader")
     return target
 
 

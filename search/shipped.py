@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from index.errors import SemsearchError
+
+log = logging.getLogger(__name__)
 
 
 def checked_meta(
@@ -50,3 +53,25 @@ def save_float16(
     }
     (weights / meta_file).write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return meta
+
+
+def _folder_size(folder: Path) -> str:
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+
+
+def note_superseded(built: Path, pattern: str, *, what: str) -> list[Path]:
+    """After `built` was written into the cache: the other folders there matching `pattern`, built from
+    other weights (an earlier `make reader`, another checkout), logged with their size so an operator can
+    reclaim the space. They are not removed here: a second checkout sharing the cache may still use them,
+    and removing them would make the two rebuild each other's folders on every start."""
+    others = sorted(
+        p for p in built.parent.glob(pattern) if p.is_dir() and p != built and not p.name.startswith(".")
+    )
+    for folder in others:
+        log.warning(
+            "the cache also holds %s (%s), %s built from other weights; this checkout no longer uses "
+            "it: remove it (rm -rf %s) unless another checkout of semsearch still does",
+            folder.name, _folder_size(folder), what, folder,
+        )
+    return others

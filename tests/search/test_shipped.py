@@ -37,3 +37,21 @@ def test_damaged_or_missing_weights_are_named(
     (copy / name).unlink()
     with pytest.raises(error, match=f"weights are not at .*{remake}"):
         prepare(copy)
+
+
+@pytest.mark.unit
+def test_folders_of_other_weights_are_named_with_their_size_and_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from search.shipped import note_superseded
+
+    built, old, other_kind = tmp_path / "reader-aaaa-v1", tmp_path / "reader-bbbb-v1", tmp_path / "e5-x"
+    for folder in (built, old, other_kind, tmp_path / ".reader-cccc-v1.tmp"):
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"\0" * 3_000_000)
+    with caplog.at_level("WARNING", logger="search.shipped"):
+        named = note_superseded(built, "reader-*", what="a span reader")
+    assert named == [old]
+    assert "reader-bbbb-v1 (3 MB)" in caplog.text and f"rm -rf {old}" in caplog.text
+    assert "reader-aaaa" not in caplog.text and "e5-x" not in caplog.text
+    assert old.is_dir()  # another checkout may still use it
