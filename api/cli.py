@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the index is unchanged unless a generation was published", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `semsearch ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except Exception as exc:  # every error the user can cause is reported in one line, no traceback
         info = classify(exc)
         if args.verbose or info is None:

@@ -28,14 +28,15 @@ class LoadError(SemsearchError, ValueError):
 
 
 DOC_ID_RULE = ("a doc_id cannot hold control characters (newline, tab, carriage return, or any other "
-               "character of U+0000-U+001F or U+007F-U+009F) nor line separators (U+2028, U+2029)")
+               "character of U+0000-U+001F or U+007F-U+009F), line separators (U+2028, U+2029) nor lone "
+               "surrogates (U+D800-U+DFFF: bytes of a file name that are not UTF-8)")
 
 
 def doc_id_problem(doc_id: str) -> str | None:
     """Why `doc_id` cannot be an id (it could be stored but never named again in a URL, a path or a
     line of output), or None when it can. One rule for every way documents come in."""
     for position, char in enumerate(doc_id):
-        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs"):
             return f"{DOC_ID_RULE}; this one has U+{ord(char):04X} at position {position}"
     return None
 

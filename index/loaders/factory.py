@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from index.config import max_file_bytes
-from index.documents import Document, LoadError, SkippedFile
+from index.documents import Document, LoadError, SkippedFile, doc_id_problem
 from index.loaders.base import Loader, Origin, SkipFile, decode_bytes
 from index.loaders.docx import DocxLoader
 from index.loaders.html import HTMLLoader
@@ -196,6 +196,11 @@ def load_documents(
                 skip(file, _unsupported(file.name), failed=False)
                 continue
             doc_id = doc_id_of(root, file)
+            if (problem := doc_id_problem(doc_id)) is not None:
+                # its id could be stored but never fetched or deleted again; and a name that is not UTF-8
+                # would fail the whole build where the id is written
+                skip(file, f"rename it: its name cannot be a document id ({problem})")
+                continue
             bad_lines: list[LoadError] = []
             failure: tuple[str, bool] | None = None
             try:

@@ -541,3 +541,14 @@ def test_parse_date(value: object, expected: str | None) -> None:
 def test_parse_date_rejects(value: object) -> None:
     with pytest.raises(ValueError):
         parse_date(value)
+
+
+@pytest.mark.parametrize("name", [b"new\nline.txt", b"\xff\xfename.txt"], ids=["newline", "not UTF-8"])
+def test_a_file_whose_name_cannot_be_an_id_is_skipped_and_the_rest_read(tmp_path: Path, name: bytes) -> None:
+    (tmp_path / "good.txt").write_text("长三角科技创新共同体建设。", encoding="utf-8")
+    with open(os.fsencode(tmp_path) + b"/" + name, "w", encoding="utf-8") as bad:
+        bad.write("正常的文本。")
+    skipped: list[SkippedFile] = []
+    documents = [doc for _root, doc in load_documents([tmp_path], on_skip=skipped.append)]
+    assert [doc.doc_id for doc in documents] == ["good.txt"]
+    assert len(skipped) == 1 and "rename it" in skipped[0].reason and skipped[0].failed
