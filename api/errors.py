@@ -107,8 +107,12 @@ def _validation_message(exc: RequestValidationError) -> str:
     for e in exc.errors()[:5]:
         where = _where(tuple(e.get("loc", ())))
         msg = str(e.get("msg", "invalid"))
-        if e.get("type") == "missing":
+        if not where:  # the body itself: absent, or not a JSON object
+            msg = "a JSON object is required as the body, sent with Content-Type: application/json"
+        elif e.get("type") == "missing":
             msg = "is required"
+        elif e.get("type") == "extra_forbidden":
+            msg = "is not a field of this request (see /docs for the fields)"
         parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts) or "invalid request"
 

@@ -54,7 +54,10 @@ def _example(example: dict[str, Any]) -> ConfigDict:
 
 
 class FilterFields(BaseModel):
-    """Metadata filters of a JSON body; each list field also takes a single string."""
+    """Metadata filters of a JSON body; each list field also takes a single string. A field of no request
+    is refused: a misspelt filter ignored would return unfiltered results as if filtered."""
+
+    model_config = ConfigDict(extra="forbid")
 
     doc_id: list[str] = Field(default_factory=list, description="only these documents")
     source: list[str] = Field(default_factory=list, description="only these sources (publishers)")

@@ -327,6 +327,27 @@ def test_errors_have_one_shape(client: httpx.Client, method: str, path: str, kwa
     assert_error(client.request(method, path, **kwargs), status, code)
 
 
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"question": "成都超算中心周边聚集了多少个科技创新项目？", "docid": "000_ad61b687c275495d.txt"},
+         "docid: is not a field"),
+        ({"question": "超算", "filters": {"sources": ["新华社"]}}, "filters.sources: is not a field"),
+    ],
+)
+def test_a_misspelt_filter_is_refused_not_ignored(client: httpx.Client, body: dict, named: str) -> None:
+    response = client.post("/ask", json=body)
+    assert_error(response, 400, "bad_request")
+    assert named in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("content", [b"", b"[]", b'"question"'])
+def test_a_body_that_is_not_a_json_object_is_named(client: httpx.Client, content: bytes) -> None:
+    response = client.post("/ask", content=content, headers=JSON)
+    assert_error(response, 400, "bad_request")
+    assert "a JSON object is required as the body" in response.json()["error"]["message"]
+
+
 def test_ask_answers_with_exact_citations(client: httpx.Client) -> None:
     response = client.post("/ask", json={"question": "到2025年长三角研发投入强度的目标是多少"})
     assert client.get("/health").json()["ask"] is True
