@@ -19,9 +19,11 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from index.generations import (
     IndexDamaged,
     IndexDir,
     IndexFolderError,
+    IndexLocked,
     IndexWriteError,
     WriteLock,
     now_iso,
@@ -60,6 +63,16 @@ from index.stores.sentence_store import SentenceStore, passage_sentences
 log = logging.getLogger(__name__)
 
 EMBED_SLICE = 256  # passages embedded and committed to the cache at a time
+# How often `index_paths` reads its files again when other writers keep publishing while it reads them.
+READ_ATTEMPTS = 3
+
+
+class _PublishedMeanwhile(Exception):
+    """Another writer published a generation after `index_paths` read the folders and ids it builds on."""
+
+    def __init__(self, seen: str | None, now: str | None) -> None:
+        super().__init__(f"generation {now} was published after the files were read against {seen}")
+        self.now = now
 
 
 class SettingsMismatch(IndexFolderError):
@@ -307,6 +320,23 @@ class IndexBuilder:
         its documents. `strict`: if any file fails, change nothing and raise LoadError naming them.
         """
         started = time.perf_counter()
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                return self._index_paths_once(paths, strict=strict, started=started)
+            except _PublishedMeanwhile as exc:
+                # The folders and doc ids were read from an older generation: committing now would drop
+                # the folders the other writer recorded, or give two folders' files the same ids.
+                if attempt == READ_ATTEMPTS:
+                    raise IndexLocked(
+                        f"index {self.dir.root}: other writers published {READ_ATTEMPTS} generations while "
+                        f"the files were read, so nothing was changed; run again when they are done"
+                    ) from None
+                log.warning("generation %s of %s was published by another writer while the files were read; "
+                            "reading them again", exc.now, self.dir.root)
+        raise AssertionError("unreachable")
+
+    def _index_paths_once(self, paths: Sequence[Path | str], *, strict: bool, started: float) -> BuildSummary:
+        read_at = self._published_now()
         roots, known = self._roots()
         for given in paths:
             path = Path(given).expanduser()
@@ -336,9 +366,28 @@ class IndexBuilder:
             roots=roots,
             started=started,
             from_files=True,
+            read_at=read_at,
         )
         summary.skipped[:0] = skipped
         return summary
+
+    def _published_now(self) -> str | None:
+        """The name of the published generation (None for a new index, or when the pointer is damaged)."""
+        try:
+            pointer = self.dir.pointer()
+        except IndexDamaged:
+            return None
+        return pointer.name if pointer else None
+
+    @contextmanager
+    def _write_lock(self, read_at: str | None | EllipsisType = ...) -> Iterator[None]:
+        """The index's write lock; with `read_at`, only if no generation was published since then."""
+        with WriteLock(self.dir.root):
+            if read_at is not ... and not self.rebuild:
+                now = self._published_now()
+                if now != read_at:
+                    raise _PublishedMeanwhile(read_at, now)
+            yield
 
     def _roots(self) -> tuple[Roots, set[str]]:
         """The recorded folders of the index, and its doc ids (read from the newest readable generation:
@@ -386,9 +435,10 @@ class IndexBuilder:
         roots: Roots | None = None,
         started: float,
         from_files: bool = False,
+        read_at: str | None | EllipsisType = ...,
     ) -> BuildSummary:
         try:
-            with WriteLock(self.dir.root):
+            with self._write_lock(read_at):
                 return self._build(
                     upserts, delete or set(), deleted_under, kept_under, roots, started, from_files=from_files
                 )

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
@@ -238,8 +239,9 @@ class MilvusWriter(IndexBuilder):
         roots: Roots | None = None,
         started: float,
         from_files: bool = False,
+        read_at: str | None | EllipsisType = ...,
     ) -> BuildSummary:
-        with WriteLock(self.index.root):
+        with self._write_lock(read_at):
             return self._write(upserts, delete or set(), deleted_under, started, kept_under=kept_under,
                                roots=roots)
 

@@ -215,6 +215,61 @@ def test_same_file_name_in_two_folders_is_two_documents(tmp_path: Path) -> None:
     assert path == str((tmp_path / "moved" / "f1" / "readme.txt").resolve())
 
 
+def test_a_folder_indexed_by_another_writer_meanwhile_is_kept(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `semsearch index` runs of two new folders into one index: the second publishes while the first
+    is still reading its files. The first used to commit the ids and folders it had read before: its
+    readme.txt was refused as a duplicate id of the other folder's, and that folder was no longer
+    recorded (indexed again, its files would have new ids)."""
+    f1, f2, index = tmp_path / "f1", tmp_path / "f2", tmp_path / "index"
+    for folder, text in ((f1, PARAGRAPHS[0]), (f2, PARAGRAPHS[1])):
+        folder.mkdir()
+        (folder / "readme.txt").write_text(text, encoding="utf-8")
+    import index.builder as builder_module
+
+    real_load, other = builder_module.load_documents, {}
+
+    def load_while_another_writer_publishes(*args: object, **kwargs: object) -> object:
+        if not other:  # the first read only: the other writer reads and publishes its folder now
+            other["started"] = True
+            other["summary"] = IndexBuilder(index).index_paths([f2])
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(builder_module, "load_documents", load_while_another_writer_publishes)
+    first = IndexBuilder(index).index_paths([f1])
+    assert other["summary"].added == 1
+    assert (first.added, first.updated, first.deleted) == (1, 0, 0) and first.clean
+    engine = Engine.open(index)
+    assert engine.document("readme.txt")["text"] == PARAGRAPHS[1], "the other folder's file is not replaced"
+    assert engine.document("f1/readme.txt")["text"] == PARAGRAPHS[0]
+    monkeypatch.undo()
+    for folder in (f1, f2):  # both folders are recorded: their ids stay
+        again = IndexBuilder(index).index_paths([folder])
+        assert (again.unchanged, again.added, again.deleted) == (1, 0, 0)
+
+
+def test_a_build_outpaced_by_other_writers_changes_nothing_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    import index.builder as builder_module
+
+    real_load, notes = builder_module.load_documents, iter(range(100))
+
+    def load_while_the_api_writes(*args: object, **kwargs: object) -> object:
+        n = next(notes)
+        IndexBuilder(index).upsert([Document.from_paragraphs(f"note{n}", [f"第{n}条笔记。"], title="笔记")])
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(builder_module, "load_documents", load_while_the_api_writes)
+    with pytest.raises(IndexLocked, match="other writers published 3 generations while the files were read"):
+        IndexBuilder(index).index_paths([corpus])
+    monkeypatch.undo()
+    docs = {d["doc_id"] for d in Engine.open(index).documents()["documents"]}
+    assert docs == {"note0", "note1", "note2"}, "the API's writes stand, and none of the folder's files"
+
+
 def test_an_index_built_before_folders_were_recorded_keeps_its_ids(tmp_path: Path) -> None:
     corpus, other, index = tmp_path / "corpus", tmp_path / "other", tmp_path / "index"
     write_corpus(corpus)
