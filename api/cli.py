@@ -292,8 +292,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     response = _engine(args).search(
         args.query, k=args.k, mode=args.mode, filters=_filters(args), offset=args.offset
     )
-    if args.json:
-        print(response.model_dump_json(include={"results"}))
+    if args.json:  # the body GET /search answers, so a program can use either face
+        print(response.model_dump_json())
     else:
         print_results(response.results)
     return 0
@@ -366,11 +366,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return _ask_streamed(engine, args.question, args.k, filters)
     mode = "generate" if args.generate else "extract"
     response = engine.ask(args.question, k=args.k, filters=filters, mode=mode)
-    if args.json:
-        keys = {"question", "answer", "answer_span", "confidence", "citations", "passages", "message"}
-        if args.generate:
-            keys |= {"mode", "unknown_citations", "unsupported_citations"}
-        print(response.model_dump_json(include=keys))
+    if args.json:  # the body POST /ask answers
+        print(response.model_dump_json())
     else:
         print_answer(response)
     return 0

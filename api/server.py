@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import declared_parameters_only
 from api.errors import BodySizeLimit, error_openapi, install_error_handlers
 from api.jobs import JOURNAL, JobJournal, JobQueue
 from api.metrics import install_metrics
@@ -163,7 +164,8 @@ def create_app(
 
     app.include_router(meta.router)
     # rate limit first: requests without a (valid) key count against their address too
-    app.include_router(search.router, dependencies=[Depends(rate_limit), Depends(read_access)])
+    app.include_router(search.router, dependencies=[Depends(rate_limit), Depends(read_access),
+                                                    Depends(declared_parameters_only)])
     app.include_router(documents.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -133,7 +133,8 @@ class BuildSummary:
             "reused": self.reused,
             "sentences_embedded": self.sentences_embedded,
             "sentences_reused": self.sentences_reused,
-            "skipped": [{"path": s.path, "reason": s.reason, "failed": s.failed} for s in self.skipped],
+            "skipped": [{"path": s.path, "reason": s.reason, "failed": s.failed, "rest_read": s.rest_read}
+                        for s in self.skipped],
             "kept": self.kept,
             "clean": self.clean,
             "repaired": self.repaired,
@@ -155,7 +156,7 @@ class BuildSummary:
         if self.sentences_embedded or self.sentences_reused:
             lines.append(f"sentences: embedded {self.sentences_embedded} new, reused {self.sentences_reused}")
         for skip in self.skipped:
-            lines.append(f"  skipped {skip.path}: {skip.reason}")
+            lines.append(f"  {skip.describe()}")
         lines += [f"repaired: {line}" for line in self.repaired]
         lines += [f"warning: {line}" for line in self.warnings]
         if not self.clean:

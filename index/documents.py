@@ -47,12 +47,19 @@ class SkippedFile:
 
     `failed`: the file is there but could not be read (unreadable, binary, a broken JSONL line, ...), so
     whatever the index already holds from it is kept; False for a file that is empty on purpose, whose
-    documents a sync removes like those of a deleted file.
+    documents a sync removes like those of a deleted file. `rest_read`: only a part of the file (a line of
+    a JSONL file) was left out, and its other documents were read.
     """
 
     path: str
     reason: str
     failed: bool = True
+    rest_read: bool = False
+
+    def describe(self) -> str:
+        if self.rest_read:
+            return f"left out of {self.path}: {self.reason} (its other lines were read)"
+        return f"skipped {self.path}: {self.reason}"
 
 
 @dataclass

@@ -316,7 +316,7 @@ class FolderWatcher:
 
     def _log(self, summary: BuildSummary, previous: str | None) -> None:
         for skip in summary.skipped:
-            log.warning("skipped %s: %s", skip.path, skip.reason)
+            log.warning("%s", skip.describe())
         if not summary.changed:
             log.info("sync: nothing changed (%d documents, %.2f s)", summary.documents, summary.seconds)
             return

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.deps import get_engine, get_jobs
+from api.deps import declared_parameters_only, get_engine, get_jobs
 from api.errors import ApiError, responses
 from api.jobs import KEEP_FINISHED, KEEP_FINISHED_DAYS, Action, Job, JobQueue
 from api.routers.schemas import (
@@ -38,7 +38,7 @@ from index.loaders import SUPPORTED_EXTENSIONS, documents_from_records, load_byt
 from search.engine import Engine, NotFound
 
 router = APIRouter(tags=["documents"])
-READ = [Depends(read_access)]  # open unless SEMSEARCH_READS_NEED_KEY
+READ = [Depends(read_access), Depends(declared_parameters_only)]  # open unless SEMSEARCH_READS_NEED_KEY
 WRITE = [Depends(write_access)]  # the API key whenever one is configured (api.security)
 
 MAX_FILES = 100

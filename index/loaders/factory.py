@@ -169,10 +169,11 @@ def load_documents(
     are read.
     """
 
-    def skip(path: Path | str, reason: str, failed: bool = True) -> None:
-        logger.warning("skipping %s: %s", path, reason)
+    def skip(path: Path | str, reason: str, failed: bool = True, rest_read: bool = False) -> None:
+        skipped = SkippedFile(str(path), reason, failed, rest_read)
+        logger.warning("%s", skipped.describe())
         if on_skip is not None:
-            on_skip(SkippedFile(str(path), reason, failed))
+            on_skip(skipped)
 
     def unlisted(exc: OSError) -> None:
         skip(exc.filename, f"folder cannot be read: {exc.strerror or exc}")
@@ -214,7 +215,7 @@ def load_documents(
                 logger.exception("failed to read %s", file)
                 failure = f"could not be read: {type(exc).__name__}: {exc}", True
             for error in bad_lines:
-                skip(file, str(error))
+                skip(file, str(error), rest_read=failure is None)
             if failure is not None:
                 skip(file, *failure)
                 continue

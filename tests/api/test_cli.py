@@ -35,7 +35,10 @@ def semsearch(*args: str, index: Path | None = None) -> subprocess.CompletedProc
 def test_search_json_lists_cited_passages(seed_index: Path) -> None:
     out = semsearch("search", "新型智能算力供应中心", "--json", "--k", "3", index=seed_index)
     assert out.returncode == 0, out.stderr
-    results = json.loads(out.stdout)["results"]
+    body = json.loads(out.stdout)
+    assert {"query", "mode", "total", "offset", "generation"} <= set(body), "the body GET /search answers"
+    assert body["query"] == "新型智能算力供应中心" and body["mode"] == "hybrid" and body["total"] >= 3
+    results = body["results"]
     assert len(results) == 3
     assert set(results[0]) >= RESULT_KEYS
     assert any("新型智能算力供应中心" in r["text"] for r in results)

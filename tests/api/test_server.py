@@ -341,6 +341,21 @@ def test_a_misspelt_filter_is_refused_not_ignored(client: httpx.Client, body: di
     assert named in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(("path", "params", "named"), [
+    ("/search", {"q": "长三角", "docid": "nope"}, "docid: not a parameter of GET /search"),
+    ("/search", {"q": "长三角", "date_form": "2030-01-01"}, "date_form: not a parameter"),
+    ("/documents", {"size": "1"}, "size: not a parameter of GET /documents (its parameters: offset, limit"),
+])
+def test_a_misspelt_query_parameter_is_refused_not_ignored(client: httpx.Client, path: str, params: dict,
+                                                           named: str) -> None:
+    response = client.get(path, params=params)
+    assert_error(response, 400, "bad_request")
+    assert named in response.json()["error"]["message"]
+    spelt_right = {("doc_id" if k == "docid" else "date_from" if k == "date_form" else "limit" if k == "size"
+                    else k): v for k, v in params.items()}
+    assert client.get(path, params=spelt_right).status_code == 200
+
+
 @pytest.mark.parametrize("content", [b"", b"[]", b'"question"'])
 def test_a_body_that_is_not_a_json_object_is_named(client: httpx.Client, content: bytes) -> None:
     response = client.post("/ask", content=content, headers=JSON)

@@ -143,7 +143,12 @@ def test_a_file_that_stops_loading_keeps_its_documents(tmp_path: Path) -> None:
     assert summary.updated == 1  # r2: the good lines of the broken file are read
     reasons = [s.reason for s in summary.skipped]
     assert any("line 2 of records.jsonl is not valid JSON" in r for r in reasons), reasons
-    assert "kept the 2 document(s) the index had from them" in summary.describe()
+    described = summary.describe()
+    assert "kept the 2 document(s) the index had from them" in described
+    # the broken line is named as left out of a file that was otherwise read, the binary file as skipped
+    assert f"left out of {jsonl.resolve()}: line 2 of records.jsonl" in described
+    assert "(its other lines were read)" in described
+    assert f"skipped {(corpus / 'doc0.txt').resolve()}: " in described
     engine = Engine.open(index)
     assert {d["doc_id"] for d in engine.documents()["documents"]} == before
     assert engine.search("宜宾大学城", k=1).results[0].doc_id == "r2"

@@ -113,7 +113,10 @@ def test_cli_ask_json(seed_index, capsys) -> None:
 
     assert main(["ask", CHENGDU, "--index", str(seed_index), "--k", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"question", "answer", "answer_span", "confidence", "citations", "passages", "message"}
+    from search.models import AskResponse
+
+    assert set(out) == set(AskResponse.model_fields), "the body POST /ask answers"
+    assert out["mode"] == "extract"
     assert "59个" in out["answer"][out["answer_span"][0] : out["answer_span"][1]]
     assert out["citations"][0]["doc_id"] == XINHUA and len(out["passages"]) == 3
 
