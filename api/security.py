@@ -6,9 +6,13 @@ SEMSEARCH_MAX_BODY, SEMSEARCH_CORS_ORIGINS and SEMSEARCH_ALLOWED_HOSTS; their ty
 are rows of the one settings table (`index.settings`).
 
 Writes (`POST`/`DELETE /documents`, `/jobs`, any future re-index route) need `Authorization: Bearer KEY`
-whenever a key is configured. Without a key, writes are accepted only on a loopback connection: a
-server started some other way than `semsearch serve` (e.g. `uvicorn --host 0.0.0.0`) is still closed
-to writes from other machines. `semsearch serve` itself refuses a non-loopback host without a key.
+whenever a key is configured. Without a key, writes are accepted only from this machine: a loopback
+connection, sent to a loopback address or `localhost`, and carrying none of the headers a reverse proxy
+adds (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`, `Via` …). A server started some other way than
+`semsearch serve` (e.g. `uvicorn --host 0.0.0.0`) is still closed to writes from other machines, and so
+is one behind a proxy on the same machine, whose connections all come from 127.0.0.1. (A proxy that adds
+no such header and rewrites `Host` to 127.0.0.1 cannot be told from a local client: behind a proxy, set a
+key.) `semsearch serve` itself refuses a non-loopback host without a key.
 
 Browsers are kept out of writes whatever the key setting. A web page the operator opens can send a form
 post (a "simple" request, no preflight) to the server on 127.0.0.1, and a page on a DNS-rebound name
@@ -356,20 +360,32 @@ def _check(request: Request, what: str) -> None:
         raise _unauthorized("the API key is not right", "invalid_token")
 
 
-def _loopback_connection(request: Request) -> bool:
+# Headers a reverse proxy adds: a request with one was sent by someone else, whatever address it came from.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip",
+                      "via")
+
+
+def _from_this_machine(request: Request) -> bool:
+    """A loopback connection, sent to a loopback name, that no proxy forwarded (see the module docstring)."""
     server = request.scope.get("server")
     client = request.scope.get("client")
-    return bool(server and is_loopback(str(server[0]))) and bool(client and is_loopback(str(client[0])))
+    if not (server and is_loopback(str(server[0])) and client and is_loopback(str(client[0]))):
+        return False
+    if any(name in request.headers for name in FORWARDING_HEADERS):
+        return False
+    host = _host_name(request.headers.get("host", ""))
+    return not host or is_loopback(host) or host.endswith(".localhost")
 
 
 async def write_access(request: Request) -> None:
     """Writes need the key when one is configured; without one, only loopback connections may write.
     Either way, never from a browser on another site."""
     check_same_site(request)
-    if _settings(request).api_key is None and not _loopback_connection(request):
+    if _settings(request).api_key is None and not _from_this_machine(request):
         raise ApiError("writes_closed",
-                       "this server has no API key, so it takes writes only from its own machine; set "
-                       "SEMSEARCH_API_KEY on the server and send 'Authorization: Bearer <key>'")
+                       "this server has no API key, so it takes writes only from its own machine (sent to "
+                       "127.0.0.1 or localhost, not through a proxy); set SEMSEARCH_API_KEY on the server "
+                       "and send 'Authorization: Bearer <key>'")
     _check(request, "writes")
 
 

@@ -221,6 +221,24 @@ def test_a_foreign_page_cannot_write_and_a_foreign_name_gets_nothing(server: InP
         assert gone.json()["state"] == "done"
 
 
+def test_without_a_key_a_proxied_write_is_refused(server: InProcessServer, client: httpx.Client) -> None:
+    """A reverse proxy on the server's machine connects from 127.0.0.1 too: without a key, a write it
+    forwards (any client of the proxy's) was accepted as a local one."""
+    import socket
+
+    files = {"file": ("proxied.txt", "经代理写入的文档。\n".encode(), "text/plain")}
+    port = server.url.rpartition(":")[2]
+    for proxied in ({"x-forwarded-for": "203.0.113.9"}, {"forwarded": "for=203.0.113.9;proto=https"},
+                    {"via": "1.1 nginx"}, {"x-real-ip": "203.0.113.9"},
+                    {"host": f"{socket.gethostname()}:{port}"}):  # a name the proxy passes on, not loopback
+        message = assert_error(client.post("/documents", files=files, headers=proxied), 403, "writes_closed")
+        assert "not through a proxy" in message and "SEMSEARCH_API_KEY" in message
+        assert_error(client.delete(f"/documents/{ZQSB}", headers=proxied), 403, "writes_closed")
+    assert_error(client.get("/documents/proxied.txt"), 404)  # nothing was written
+    assert client.get(f"/documents/{ZQSB}").status_code == 200, "nor deleted"
+    assert client.get("/search", params={"q": "创新"}, headers={"via": "1.1 nginx"}).status_code == 200
+
+
 def test_unusable_doc_ids_are_refused_naming_the_rule(client: httpx.Client) -> None:
     """Issue 17.11: an id with a newline could be stored but never read or deleted again."""
     for bad in ("line\nbreak", "tab\there", "nul\x00", "bell\x07", "del\x7f", "sep\u2028"):
