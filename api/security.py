@@ -378,7 +378,7 @@ def _from_this_machine(request: Request) -> bool:
 
 
 async def write_access(request: Request) -> None:
-    """Writes need the key when one is configured; without one, only loopback connections may write.
+    """Writes need the key when one is configured; without one, only requests from this machine may write.
     Either way, never from a browser on another site."""
     check_same_site(request)
     if _settings(request).api_key is None and not _from_this_machine(request):

@@ -39,7 +39,7 @@ from search.engine import Engine, NotFound
 
 router = APIRouter(tags=["documents"])
 READ = [Depends(read_access), Depends(declared_parameters_only)]  # open unless SEMSEARCH_READS_NEED_KEY
-WRITE = [Depends(write_access)]  # the API key whenever one is configured (api.security)
+WRITE = [Depends(write_access), Depends(declared_parameters_only)]  # the API key whenever one is configured
 
 MAX_FILES = 100
 EXAMPLE_ID = "000_ad61b687c275495d.txt"
