@@ -41,6 +41,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ import numpy as np
 from index.config import DEFAULT_MODEL, FORMAT_VERSION, IndexSettings
 from index.documents import text_hash
 from index.embedding_cache import EmbeddingCache
-from index.generations import IndexDir, IndexFolderError, IndexNotFound, WriteLock, now_iso
+from index.generations import IndexDir, IndexFolderError, IndexLocked, IndexNotFound, WriteLock, now_iso
 from index.manifest import Manifest
 from index.stores.factory import create_keyword_store, create_vector_store, load_vector_store
 from index.stores.passages import DOCUMENT_COLUMNS, PassageStore, pack_bounds
@@ -246,6 +247,25 @@ def read_dump_manifest(dump: Path | str) -> dict[str, Any]:
     return manifest
 
 
+class TargetTaken(DumpError):
+    """The target folder of an import is not empty: an import never merges into an index."""
+
+
+def _refuse_unless_empty(root: Path) -> None:
+    if root.exists() and (not root.is_dir() or any(p.name != "write.lock" for p in root.iterdir())):
+        raise TargetTaken(f"{root} is not empty; import into a new folder (an import never merges into an "
+                          f"existing index)")
+
+
+@contextmanager
+def _locked_empty(root: Path) -> Iterator[None]:
+    """The target's write lock, and the target checked empty again under it: another import of the same
+    new folder may have taken it since it was first checked."""
+    with WriteLock(root):
+        _refuse_unless_empty(root)
+        yield
+
+
 def import_index(dump: Path | str, index_dir: Path | str, model: str | None = None) -> dict[str, Any]:
     """Restore the dump into the new, empty index folder `index_dir`; nothing is embedded.
 
@@ -253,10 +273,7 @@ def import_index(dump: Path | str, index_dir: Path | str, model: str | None = No
     default); a dump made with another one is refused. Returns a summary."""
     started = time.perf_counter()
     dump, index = Path(dump), IndexDir(index_dir)
-    if index.root.exists() and (not index.root.is_dir()
-                                or any(p.name != "write.lock" for p in index.root.iterdir())):
-        raise DumpError(f"{index.root} is not empty; import into a new folder (an import never merges "
-                        f"into an existing index)")
+    _refuse_unless_empty(index.root)
     manifest = read_dump_manifest(dump)
     wanted = model or IndexSettings.from_env().embedder.model
     settings = IndexSettings.from_dict(manifest["settings"])
@@ -268,8 +285,10 @@ def import_index(dump: Path | str, index_dir: Path | str, model: str | None = No
     index.root.mkdir(parents=True, exist_ok=True)
     try:
         name, generation = _restore(dump, index, manifest, settings)
-    except BaseException:
-        if created:  # a refused or failed import leaves nothing behind
+    except BaseException as exc:
+        # A refused or failed import leaves nothing behind; but a folder another writer took meanwhile
+        # (another import of the same new folder) is that writer's to keep.
+        if created and not isinstance(exc, (IndexLocked, TargetTaken)):
             shutil.rmtree(index.root, ignore_errors=True)
         raise
     return {"generation": name, "documents": generation.documents, "passages": generation.passages,
@@ -281,8 +300,8 @@ def import_index(dump: Path | str, index_dir: Path | str, model: str | None = No
 def _restore(dump: Path, index: IndexDir, manifest: dict[str, Any],
              settings: IndexSettings) -> tuple[str, Manifest]:
     """Extract and check the dump, publish its generation and fill the embedding cache."""
-    with WriteLock(index.root), tempfile.TemporaryDirectory(prefix=".import-", dir=index.root) as tmp_name:
-        files = _extract_checked(dump, Path(tmp_name))
+    with _locked_empty(index.root), tempfile.TemporaryDirectory(prefix=".import-", dir=index.root) as tmp:
+        files = _extract_checked(dump, Path(tmp))
         ids = np.load(files["ids.npy"], allow_pickle=False)
         vectors = np.load(files["vectors.npy"], mmap_mode="r", allow_pickle=False)
         dim = int(manifest["dim"])

@@ -33,6 +33,7 @@ EXPECTED: dict[str, tuple[int, str, int]] = {
     "IndexWriteError": (503, "index_unavailable", 1),
     "SettingsMismatch": (503, "index_unavailable", 1),
     "DumpError": (503, "index_unavailable", 1),
+    "TargetTaken": (503, "index_unavailable", 1),
     "ModelMismatch": (503, "index_unavailable", 1),
     "JobNotRecorded": (503, "index_unavailable", 1),
     "IndexLocked": (503, "index_locked", 1),

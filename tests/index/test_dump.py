@@ -261,6 +261,26 @@ def test_damaged_dumps_other_models_and_full_targets_are_refused(seed_index: Pat
     import_index(dump, tmp_path / "full")
     with pytest.raises(DumpError, match="is not empty"):
         import_index(dump, tmp_path / "full")
+
+    # Two imports into one new folder: this one found it empty, the other filled it before this one took
+    # the lock. This one used to import into it as well.
+    import index.dump as dump_module
+
+    real_read, target = dump_module.read_dump_manifest, tmp_path / "raced"
+
+    def the_other_import_finishes(path: Path) -> dict[str, Any]:
+        dump_module.read_dump_manifest = real_read  # the other import reads as it would
+        import_index(path, target)
+        return real_read(path)
+
+    dump_module.read_dump_manifest = the_other_import_finishes
+    try:
+        with pytest.raises(DumpError, match="is not empty"):
+            import_index(dump, target)
+    finally:
+        dump_module.read_dump_manifest = real_read
+    assert IndexDir(target).published() == ["000001"] and not list(target.glob(".import-*"))
+    assert Engine.open(target).search("长三角", k=1).results, "the other import is kept whole"
     result = run_cli("import", str(flipped), "--index", str(tmp_path / "cli"))
     assert result.returncode == 1 and "checksum of vectors.npy does not match" in result.stderr, result.stderr
 
