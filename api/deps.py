@@ -10,7 +10,8 @@ from api.errors import ApiError
 from api.jobs import JobQueue
 from search.engine import Engine
 
-_DECLARED: dict[int, tuple[str, ...]] = {}  # id(route) -> the names of its query parameters
+# The names of a route's query parameters, kept on the route (a route is made once per app).
+_DECLARED = "_semsearch_query_parameters"
 
 
 def get_engine(request: Request) -> Engine:
@@ -28,9 +29,10 @@ def declared_parameters_only(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    declared = _DECLARED.get(id(route))
+    declared: tuple[str, ...] | None = getattr(route, _DECLARED, None)
     if declared is None:
-        declared = _DECLARED[id(route)] = tuple(dict.fromkeys(_query_parameters(dependant)))
+        declared = tuple(dict.fromkeys(_query_parameters(dependant)))
+        setattr(route, _DECLARED, declared)
     unknown = [name for name in dict.fromkeys(request.query_params) if name not in declared]
     if unknown:
         listed = ", ".join(declared) if declared else "none"

@@ -321,20 +321,21 @@ class IndexBuilder:
         its documents. `strict`: if any file fails, change nothing and raise LoadError naming them.
         """
         started = time.perf_counter()
-        for attempt in range(1, READ_ATTEMPTS + 1):
+        for _ in range(READ_ATTEMPTS - 1):
             try:
                 return self._index_paths_once(paths, strict=strict, started=started)
             except _PublishedMeanwhile as exc:
                 # The folders and doc ids were read from an older generation: committing now would drop
                 # the folders the other writer recorded, or give two folders' files the same ids.
-                if attempt == READ_ATTEMPTS:
-                    raise IndexLocked(
-                        f"index {self.dir.root}: other writers published {READ_ATTEMPTS} generations while "
-                        f"the files were read, so nothing was changed; run again when they are done"
-                    ) from None
                 log.warning("generation %s of %s was published by another writer while the files were read; "
                             "reading them again", exc.now, self.dir.root)
-        raise AssertionError("unreachable")
+        try:
+            return self._index_paths_once(paths, strict=strict, started=started)
+        except _PublishedMeanwhile:
+            raise IndexLocked(
+                f"index {self.dir.root}: other writers published {READ_ATTEMPTS} generations while "
+                f"the files were read, so nothing was changed; run again when they are done"
+            ) from None
 
     def _index_paths_once(self, paths: Sequence[Path | str], *, strict: bool, started: float) -> BuildSummary:
         read_at = self._published_now()
