@@ -190,7 +190,7 @@ class Roots:
     """
 
     prefixes: dict[str, str] = field(default_factory=dict)  # absolute folder -> "" or "name/"
-    moved: list[Path] = field(default_factory=list)  # old places of folders moved, this run
+    moved: dict[Path, Path] = field(default_factory=dict)  # old place -> new place of folders moved, this run
 
     @classmethod
     def of_index(cls, manifest: Manifest, docs: dict[str, tuple[str, str | None]]) -> Roots:
@@ -217,7 +217,7 @@ class Roots:
         for old in list(self.prefixes):
             if Path(old).name == folder.name and not Path(old).exists():
                 self.prefixes[str(folder)] = self.prefixes.pop(old)
-                self.moved.append(Path(old))
+                self.moved[Path(old)] = folder
                 return
         if not self.prefixes:
             self.prefixes[str(folder)] = ""
@@ -229,6 +229,24 @@ class Roots:
                 break
             n += 1
         self.prefixes[str(folder)] = prefix
+
+    def with_old_places(self, paths: Iterable[Path]) -> list[Path]:
+        """`paths` and, for those in a folder moved this run, where they stood before: the index still
+        records a file of a moved folder at its old place until it loads at the new one."""
+        out: list[Path] = []
+        for path in paths:
+            out.append(path)
+            resolved = path.resolve()
+            out += [old / resolved.relative_to(new) for old, new in self.moved.items()
+                    if resolved.is_relative_to(new)]
+        return out
+
+    def new_place(self, path: str) -> str | None:
+        """Where a file recorded at `path` stands now, if its folder moved this run."""
+        for old, new in self.moved.items():
+            if Path(path).is_relative_to(old):
+                return str(new / Path(path).relative_to(old))
+        return None
 
     def doc_id(self, root: Path, file: Path) -> str:
         """The doc_id of `file`, found under the folder `root` given (a `DocIdRule`)."""
@@ -360,11 +378,11 @@ class IndexBuilder:
             raise LoadError(
                 f"{len(failed)} file(s) could not be read, so nothing was changed (--strict): {listed}{more}"
             )
-        folders = [Path(p).resolve() for p in paths if Path(p).is_dir()] + roots.moved
+        folders = [Path(p).resolve() for p in paths if Path(p).is_dir()] + list(roots.moved)
         summary = self._commit(
             docs,
             deleted_under=folders,
-            kept_under=[Path(s.path) for s in failed],
+            kept_under=roots.with_old_places(Path(s.path) for s in failed),
             roots=roots,
             started=started,
             from_files=True,
@@ -552,7 +570,6 @@ class IndexBuilder:
                 summary.added += 1
             else:
                 summary.updated += 1
-        summary.moved = len(repath)
         gone = {d for d in delete if d in prev_docs}
         for doc_id, (_hash, path) in prev_docs.items():
             if doc_id in upserts or path is None or not _under(path, deleted_under):
@@ -560,8 +577,12 @@ class IndexBuilder:
             # Not seen this time because its file (or folder) failed to load: not deleted.
             if _under(path, kept_under):
                 summary.kept += 1
+                new_place = roots.new_place(path) if roots is not None else None
+                if new_place is not None:  # kept, but recorded where its folder is now
+                    repath[doc_id] = new_place
             else:
                 gone.add(doc_id)
+        summary.moved = len(repath)
         summary.deleted = len(gone)
         keep = [d for d in prev_docs if d not in changed and d not in gone]
         summary.documents = len(keep) + len(changed)

@@ -319,8 +319,9 @@ class MilvusWriter(IndexBuilder):
         changed, gone, _keep, repath = self._plan(
             upserts, prev_docs, delete, deleted_under, kept_under, roots, same_chunking, summary
         )
-        # A document whose file moved is written again with its new path (rows are never changed in place).
-        changed |= {doc_id: upserts[doc_id] for doc_id in repath}
+        # A document whose file moved is written again with its new path (rows are never changed in place);
+        # one kept because its file failed to load has no new rows to write, and keeps its old path.
+        changed |= {doc_id: upserts[doc_id] for doc_id in repath if doc_id in upserts}
         if roots is not None:
             self._roots_now = roots.to_manifest()
         elif self._source is not None:  # a copy records the folders its source had

@@ -289,3 +289,29 @@ def test_an_index_built_before_folders_were_recorded_keeps_its_ids(tmp_path: Pat
     assert (summary.added, summary.updated, summary.unchanged) == (1, 0, 4)
     docs = {d["doc_id"] for d in Engine.open(index).documents()["documents"]}
     assert docs == {"doc0.txt", "doc1.txt", "doc2.txt", "doc3.txt", "other/doc0.txt"}
+
+
+def test_a_file_that_fails_in_a_moved_folder_keeps_its_document(tmp_path: Path) -> None:
+    """A folder moved elsewhere while one of its files turned unreadable: that file's document and its
+    cached embeddings are kept (not deleted because the index recorded it at the folder's old place)."""
+    corpus, index = tmp_path / "one" / "docs", tmp_path / "index"
+    write_corpus(corpus)
+    IndexBuilder(index).index_paths([corpus])
+    moved = tmp_path / "two" / "docs"
+    moved.parent.mkdir()
+    corpus.rename(moved)
+    (moved / "doc0.txt").write_bytes(b"\x00\x01binary now\x00" * 40)
+    summary = IndexBuilder(index).index_paths([moved])
+    assert (summary.deleted, summary.kept, summary.moved, summary.unchanged) == (0, 1, 4, 3)
+    assert "kept the 1 document(s) the index had from them" in summary.describe()
+    engine = Engine.open(index)
+    assert engine.search("成都超算中心", k=1).results[0].doc_id == "doc0.txt"
+    assert engine.document("doc0.txt")["path"] == str((moved / "doc0.txt").resolve())
+
+    (moved / "doc0.txt").write_text(f"标题0\n\n{PARAGRAPHS[0]}\n", encoding="utf-8")
+    fixed = IndexBuilder(index).index_paths([moved])
+    assert fixed.clean and fixed.embedded == 0, "its embeddings were kept in the cache"
+    assert (fixed.unchanged, fixed.deleted) == (4, 0)
+    # gone from the new place: removed, as any file of a synced folder
+    (moved / "doc0.txt").unlink()
+    assert IndexBuilder(index).index_paths([moved]).deleted == 1
