@@ -44,6 +44,26 @@
     });
   }
 
+  /** The API's offsets count characters (code points, as Python does); a JavaScript string counts UTF-16
+      units, two for a character beyond the BMP (𠀀, an emoji). `unitIndex(text)` maps an offset of the
+      API into `text` to its index here (clipped to the text's ends); `.count` is the API's length. */
+  function unitIndex(text) {
+    const clip = (offset, length) => Math.min(Math.max(0, offset), length);
+    if (!/[\uD800-\uDBFF]/.test(text)) {  // no character beyond the BMP: the two counts agree
+      return Object.assign((offset) => clip(offset, text.length), { count: text.length });
+    }
+    const units = [0];
+    for (const ch of text) units.push(units[units.length - 1] + ch.length);
+    const at = (offset) => units[clip(offset, units.length - 1)];
+    return Object.assign(at, { count: units.length - 1 });
+  }
+
+  /** The API's [start, end] spans of `text` as indices of the JavaScript string. */
+  function unitSpans(text, spans) {
+    const at = unitIndex(text);
+    return (spans || []).map(([s, e]) => [at(Number(s)), at(Number(e))]);
+  }
+
   /** Sorted spans clipped to [0, length], with overlapping and touching ones merged
       (so "研发" + "投入" become one mark "研发投入"). */
   function mergeSpans(spans, length) {
@@ -445,7 +465,8 @@
     li.append(metaLine(r, [score]));
 
     const passage = el('p', { class: 'passage', lang: langOf(r.text) });
-    const spans = r.highlights && r.highlights.length ? r.highlights : querySpans(r.text, query);
+    const spans = r.highlights && r.highlights.length
+      ? unitSpans(r.text, r.highlights) : querySpans(r.text, query);
     appendMarked(passage, r.text, spans);
     li.append(passage);
 
@@ -610,7 +631,7 @@
       head.append(el('span', { class: 'confidence', text: t('confidence', { pct: Math.round(data.confidence * 100) }) }));
     }
     const body = el('p', { class: 'answer-text', lang: langOf(data.answer) });
-    const span = Array.isArray(data.answer_span) ? [data.answer_span] : [];
+    const span = Array.isArray(data.answer_span) ? unitSpans(data.answer, [data.answer_span]) : [];
     appendMarked(body, data.answer, span, 'answer-span');
     if (!/\[\d+\]/.test(data.answer)) {
       // an extracted answer carries no [n] marks of its own: cite its sources after it
@@ -679,13 +700,15 @@
     document.title = `${doc.title || doc.doc_id} · semsearch`;
     clear(view.doc);
 
-    // The cited range: the exact start/end when given (an answer's citation), else the passage's.
+    // The cited range: the exact start/end when given (an answer's citation), else the passage's. Every
+    // offset of the document (the API's, and the URL's, which are the API's) becomes a string index once.
+    const at = unitIndex(doc.text);
     let cite = null;
     const passages = doc.passages || [];
     const index = passages.findIndex((p) => p.passage_id === state.passage);
     if (state.start !== null && state.end !== null && state.start >= 0 && state.end > state.start
-        && state.end <= doc.text.length) cite = [state.start, state.end];
-    else if (index >= 0) cite = [passages[index].start, passages[index].end];
+        && state.end <= at.count) cite = [at(state.start), at(state.end)];
+    else if (index >= 0) cite = [at(passages[index].start), at(passages[index].end)];
 
     const header = el('header', { class: 'doc-head' });
     header.append(backLink(state));
@@ -705,9 +728,10 @@
     view.doc.append(header);
 
     const body = el('div', { class: 'doc-body', lang: langOf(doc.text) });
-    const paragraphs = doc.paragraphs && doc.paragraphs.length ? doc.paragraphs : [[0, doc.text.length]];
+    const paragraphs = doc.paragraphs && doc.paragraphs.length
+      ? doc.paragraphs.map(([s, e]) => [at(s), at(e)]) : [[0, doc.text.length]];
     // A PDF: a mark where the page changes, so a citation's "p. 3" can be found in the text.
-    const pages = doc.pages && doc.pages.length > 1 ? doc.pages : [];
+    const pages = doc.pages && doc.pages.length > 1 ? doc.pages.map(at) : [];
     const pageAt = (offset) => pages.filter((pageStart) => pageStart <= offset).length;
     let shownPage = 0;
     let first = null;

@@ -332,3 +332,41 @@ def test_a_pdf_result_shows_its_page(server: LiveServer, page: Page, tmp_path: P
     shot(page, "pdf-article")
     with server.client() as client:
         assert client.delete("/documents/printed.pdf", params={"wait": 60}).json()["state"] == "done"
+
+
+ASTRAL_ID = "astral/ext-b.txt"
+EXT_B = "𠀀𪚥"  # characters beyond the BMP: one code point each, two UTF-16 units each in JavaScript
+CITED = EXT_B * 5 + "引用的段落：钛合金蜂鸟出现在成都东郊，后面还有文字。"
+ASTRAL_TEXT = EXT_B * 5 + "前文。" * 60 + "\n\n" + CITED + "\n\n" + "尾段。" * 60
+
+
+def test_offsets_after_characters_beyond_the_bmp(server: LiveServer, page: Page) -> None:
+    """The API counts offsets in characters (code points) as Python does; the page slices JavaScript
+    strings (UTF-16 units), where 𠀀 counts two: marks, citations and paragraphs stay on their text."""
+    with server.client() as client:
+        job = client.post("/documents", params={"wait": 60},
+                          json={"documents": [{"doc_id": ASTRAL_ID, "title": "扩展B", "text": ASTRAL_TEXT}]})
+        assert job.json()["state"] == "done", job.text
+        hit = client.get("/search", params={"q": "钛合金蜂鸟", "mode": "keyword", "doc_id": ASTRAL_ID}).json()
+        answer = client.post("/ask", json={"question": "钛合金蜂鸟出现在哪里？", "doc_id": ASTRAL_ID}).json()
+    passage = hit["results"][0]
+    assert passage["text"] == CITED and passage["highlights"], passage
+    try:
+        page.goto(search_url(server, "钛合金蜂鸟", mode="keyword", doc_id=ASTRAL_ID))
+        expect(page.locator(".results > .result .passage mark").first).to_have_text("钛合金蜂鸟")
+
+        page.locator(".results > .result a.title-link").first.click()
+        expect(page.locator("mark.cite")).to_have_text(CITED)
+        body = page.locator(".doc-body").inner_text()
+        assert body.count("前文") == 60 and body.count("尾段") == 60, "no paragraph loses its ends"
+
+        start, end = answer["answer_span"]
+        assert EXT_B in answer["answer"][:start], answer  # what this test is about: they stand before it
+        page.goto(search_url(server, "钛合金蜂鸟出现在哪里？", doc_id=ASTRAL_ID))
+        expect(page.locator("mark.answer-span")).to_have_text(answer["answer"][start:end])
+        cited = answer["citations"][0]
+        page.locator("a.cite-ref").first.click()
+        expect(page.locator("mark.cite")).to_have_text(cited["text"])
+    finally:
+        with server.client() as client:
+            client.delete(f"/documents/{ASTRAL_ID}", params={"wait": 60})
