@@ -34,6 +34,7 @@ from index.documents import Chunk, Document, LoadError, SkippedFile, text_hash
 from index.embedders.base import Embedder
 from index.embedders.factory import create_embedder
 from index.embedding_cache import EmbeddingCache
+from index.errors import SemsearchError
 from index.generations import (
     CURRENT,
     MANIFEST,
@@ -77,6 +78,13 @@ class _PublishedMeanwhile(Exception):
 
 class SettingsMismatch(IndexFolderError):
     """The index was built with other settings (model, chunker) than the ones asked for."""
+
+
+class DocIdTaken(SemsearchError, ValueError):
+    """A document sent through the API takes the doc_id of a file of an indexed folder. Replacing it would
+    last until that folder's next sync, and every sync after would skip the file (its id taken)."""
+
+    code, status = "doc_id_taken", 409
 
 
 @dataclass
@@ -168,6 +176,39 @@ class BuildSummary:
         state = "published" if self.changed or self.repaired or self.reanalysed else "unchanged, still"
         lines.append(f"{state} {where} in {self.seconds:.1f}s")
         return "\n".join(lines)
+
+
+def _refuse_file_ids(upserts: dict[str, Document], prev_docs: dict[str, tuple[str, str | None]]) -> None:
+    # The message goes to HTTP clients: it names the id, not the server's path of the file.
+    taken = [doc_id for doc_id, doc in upserts.items()
+             if doc.path is None and prev_docs.get(doc_id, ("", None))[1] is not None]
+    if taken:
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise DocIdTaken(
+            f"doc_id {taken[0]!r}{more} belongs to a file of an indexed folder; nothing was changed. Edit "
+            "that file and index its folder again (or let the watcher sync it), or send this document "
+            "under another doc_id (a JSON document's \"doc_id\", an upload's file name)"
+        )
+
+
+def _gone_folders(roots: Roots, prev_docs: dict[str, tuple[str, str | None]], upserts: dict[str, Document],
+                  gone: set[str]) -> list[str]:
+    """Warnings for the recorded folders that no longer exist and still hold documents: those are kept (a
+    disk or share not mounted must not empty the index), and the user is told how to remove them."""
+    warnings = []
+    for folder in sorted(roots.prefixes):
+        if Path(folder).exists():
+            continue
+        held = sum(1 for doc_id, (_hash, path) in prev_docs.items()
+                   if path is not None and doc_id not in gone and doc_id not in upserts
+                   and _under(path, [Path(folder)]))
+        if held:
+            warnings.append(
+                f"{folder}, a folder this index reads, is gone; its {held} document(s) are kept and still "
+                f"found. To remove them, index it again once it exists and is empty (`mkdir -p {folder}` "
+                "then `semsearch index` of it), or delete them through the API"
+            )
+    return warnings
 
 
 def _under(path: str | Path, folders: Sequence[Path]) -> bool:
@@ -464,9 +505,13 @@ class IndexBuilder:
                 )
         except (OSError, sqlite3.OperationalError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
+            try:  # a full disk is not always named as such (FAISS: "… requested and … written")
+                free = f" ({shutil.disk_usage(self.dir.root).free / 2**20:,.1f} MB free there)"
+            except OSError:
+                free = ""
             raise IndexWriteError(
                 f"could not write the index at {self.dir.root}: {reason}; the previous generation is "
-                f"intact. Free disk space or fix the folder's permissions, then run again."
+                f"intact. Free disk space{free} or fix the folder's permissions, then run again."
             ) from exc
 
     def _build(
@@ -556,6 +601,8 @@ class IndexBuilder:
         nothing anywhere."""
         if roots is not None:  # a sync of files: an id another file or the API holds is not taken
             upserts = self._without_collisions(upserts, prev_docs, deleted_under, kept_under, summary)
+        else:  # the API's documents: nor does one take the id of a file
+            _refuse_file_ids(upserts, prev_docs)
         changed: dict[str, Document] = {}
         repath: dict[str, str] = {}
         for doc_id, doc in upserts.items():
@@ -584,6 +631,8 @@ class IndexBuilder:
                 gone.add(doc_id)
         summary.moved = len(repath)
         summary.deleted = len(gone)
+        if roots is not None:
+            summary.warnings += _gone_folders(roots, prev_docs, upserts, gone)
         keep = [d for d in prev_docs if d not in changed and d not in gone]
         summary.documents = len(keep) + len(changed)
         return changed, gone, keep, repath

@@ -128,7 +128,8 @@ async def add_documents(
 
     Send JSON `{"documents": [{"doc_id", "title", "text", "date", "source", "categories"}]}`, or a
     multipart form with one or more files (field `file`) in any supported format: .txt, .md, .html,
-    .jsonl, .pdf, .docx. A document whose doc_id is already indexed is replaced. Answers 202 with the job.
+    .jsonl, .pdf, .docx. A document whose doc_id is already indexed is replaced, unless that id is a file's
+    of an indexed folder (the job fails with `doc_id_taken`). Answers 202 with the job.
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json" or content_type.endswith("+json"):

@@ -26,6 +26,7 @@ EXPECTED: dict[str, tuple[int, str, int]] = {
     "SemsearchError": (500, "internal_error", 1),
     "ConfigError": (500, "bad_setting", 1),
     "LoadError": (422, "unreadable_document", 1),
+    "DocIdTaken": (409, "doc_id_taken", 1),
     "SkipFile": (422, "unreadable_document", 1),
     "EmbedderError": (500, "model_unavailable", 1),
     "IndexFolderError": (503, "index_unavailable", 1),

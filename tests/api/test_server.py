@@ -200,6 +200,26 @@ def test_upload_a_text_file(client: httpx.Client) -> None:
     assert done.status_code == 200 and done.json()["state"] == "done"
 
 
+def test_an_upload_does_not_take_the_id_of_a_folders_file(server: InProcessServer,
+                                                           client: httpx.Client) -> None:
+    """The seed articles are files of an indexed folder: a document sent under one of their ids would
+    replace it until the next sync, which would then skip the file. Refused, and nothing changes."""
+    path = Engine.open(server.index).document(ZQSB)["path"]
+    assert path, "a file of the seed folder"
+    before = client.get(f"/documents/{ZQSB}").json()
+    files = {"file": (ZQSB, "另一个版本：关于火星探测车的最新进展。".encode(), "text/plain")}
+    as_json = {"documents": [{"doc_id": ZQSB, "text": "另一个版本：关于火星探测车的最新进展。"},
+                             {"doc_id": "api/fresh.txt", "text": "同一批里的新文档。"}]}
+    for sent in ({"files": files}, {"json": as_json}):
+        job = client.post("/documents", params={"wait": 60}, **sent).json()
+        assert job["state"] == "failed" and job["error"]["code"] == "doc_id_taken", job
+        assert ZQSB in job["error"]["message"] and path not in job["error"]["message"]
+        assert "another doc_id" in job["error"]["message"], "it says what to do"
+    assert client.get(f"/documents/{ZQSB}").json()["text"] == before["text"]
+    assert_error(client.get("/documents/api/fresh.txt"), 404, "not_found")  # the batch is refused whole
+    assert not client.get("/search", params={"q": "火星探测车", "mode": "keyword"}).json()["results"]
+
+
 def test_a_foreign_page_cannot_write_and_a_foreign_name_gets_nothing(server: InProcessServer,
                                                                       client: httpx.Client) -> None:
     """Issue 17.1: a form post from any page the operator opens, or a DNS-rebound name, is refused."""

@@ -315,3 +315,26 @@ def test_a_file_that_fails_in_a_moved_folder_keeps_its_document(tmp_path: Path) 
     # gone from the new place: removed, as any file of a synced folder
     (moved / "doc0.txt").unlink()
     assert IndexBuilder(index).index_paths([moved]).deleted == 1
+
+
+def test_a_recorded_folder_that_is_gone_is_named_and_its_documents_kept(tmp_path: Path) -> None:
+    """`index a b`, then b removed and `index a`: b's documents stay (an unmounted disk must not empty the
+    index), and the summary says so and how to remove them; doing that removes them."""
+    first, second, index = tmp_path / "a", tmp_path / "b", tmp_path / "index"
+    write_corpus(first)
+    second.mkdir()
+    (second / "extra.txt").write_text(PARAGRAPHS[1], encoding="utf-8")
+    IndexBuilder(index).index_paths([first, second])
+    second.joinpath("extra.txt").unlink()
+    second.rmdir()
+    summary = IndexBuilder(index).index_paths([first])
+    assert summary.deleted == 0 and summary.clean
+    gone = [w for w in summary.warnings if str(second.resolve()) in w]
+    assert gone and "its 1 document(s) are kept" in gone[0] and "mkdir -p" in gone[0], summary.warnings
+    assert f"warning: {gone[0]}" in summary.describe()
+    assert "b/extra.txt" in {d["doc_id"] for d in Engine.open(index).documents()["documents"]}
+
+    second.mkdir()
+    emptied = IndexBuilder(index).index_paths([second])
+    assert emptied.deleted == 1 and not emptied.warnings
+    assert not IndexBuilder(index).index_paths([first]).warnings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -123,8 +124,9 @@ def test_disk_full_is_a_clear_error_and_the_old_index_answers(
     big = tmp_path / "more"
     big.mkdir()
     write_batch(big, 1, docs=200)
-    with pytest.raises(IndexWriteError, match="previous generation is intact"):
+    with pytest.raises(IndexWriteError, match="previous generation is intact") as failed:
         IndexBuilder(index).index_paths([seed_corpus, big])
+    assert re.search(r"Free disk space \([\d.,]+ MB free there\)", str(failed.value)), str(failed.value)
     assert IndexDir(index).current() == first.generation
     results = Engine.open(index).search("到2025年长三角研发投入强度的目标是多少", k=3).results
     assert any("超过3%" in r.text for r in results)
