@@ -8,6 +8,7 @@ import uuid
 import numpy as np
 import pytest
 
+from index.builder import DocIdTaken
 from index.documents import Document
 from index.stores.passages import Filters
 from search.engine import Engine, NotFound
@@ -233,6 +234,30 @@ def test_add_update_delete_and_an_unchanged_reindex_writes_nothing(fresh, shared
     assert engine.search("高原湖泊的面积扩大了三成", k=1, filters=only).results[0].page == 2
     assert engine.search("冰川持续退缩", k=1, filters=only).results[0].page == 1
     engine.delete_documents(["report.pdf"])
+
+
+def test_files_keep_their_documents_and_their_ids(fresh, shared_embedder, kind: str, tmp_path) -> None:
+    """A file that fails to load in a folder moved since keeps its document; a document sent through the
+    API cannot take a file's id (it would replace the file until the next sync, which would skip it)."""
+    folder = tmp_path / "one" / "docs"
+    folder.mkdir(parents=True)
+    for name, text in [("a.txt", "成都超算中心自2020年投运以来，为西部地区产业发展提供了强大的算力支撑。"),
+                       ("b.txt", "雅安大数据产业园是成渝地区双城经济圈明确合力打造的数字产业新高地。")]:
+        (folder / name).write_text(f"标题\n\n{text}\n", encoding="utf-8")
+    location = fresh(kind)
+    location.builder(embedder=shared_embedder).index_paths([folder])
+    moved = tmp_path / "two" / "docs"
+    moved.parent.mkdir()
+    folder.rename(moved)
+    (moved / "a.txt").write_bytes(b"\x00\x01binary now\x00" * 40)
+    summary = location.builder(embedder=shared_embedder).index_paths([moved])
+    assert (summary.deleted, summary.kept) == (0, 1)
+    engine = Engine(location)
+    engine._embedder = shared_embedder
+    assert engine.search("成都超算中心", k=1).results[0].doc_id == "a.txt"
+    with pytest.raises(DocIdTaken, match="'b.txt' belongs to a file of an indexed folder"):
+        engine.add_documents([Document.from_paragraphs("b.txt", ["另一个版本的乙。"], title="乙")])
+    assert "雅安大数据产业园" in engine.document("b.txt")["text"]
 
 
 def test_the_eval_command_gives_the_same_figures(kind: str, request: pytest.FixtureRequest, tmp_path,
