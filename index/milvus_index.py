@@ -322,6 +322,7 @@ class MilvusWriter(IndexBuilder):
         # A document whose file moved is written again with its new path (rows are never changed in place);
         # one kept because its file failed to load has no new rows to write, and keeps its old path.
         changed |= {doc_id: upserts[doc_id] for doc_id in repath if doc_id in upserts}
+        summary.moved -= sum(1 for doc_id in repath if doc_id not in upserts)
         if roots is not None:
             self._roots_now = roots.to_manifest()
         elif self._source is not None:  # a copy records the folders its source had
