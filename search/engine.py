@@ -67,7 +67,8 @@ log = logging.getLogger(__name__)
 MODES = ("dense", "keyword", "hybrid")
 HYBRID_DEPTH = 100  # candidates taken from each list before fusion
 READ_MARGIN = 10  # candidates read beyond the page, so that folding near-duplicates still fills it
-MAX_DEPTH = 2000  # deepest retrieval tried to fill a page that near-duplicates emptied
+DEPTH_GROWTH = 4  # each tier of candidates reads this many times deeper than the one before
+MAX_DEPTH = 1600  # deepest tier read to fill a page that near-duplicates emptied (deeper pages read deeper)
 KEYWORD_COVERAGE_HITS = 3  # keyword hits whose words measure how well keyword search covers a query
 
 
@@ -211,29 +212,45 @@ class Engine:
         if cached is not None:
             return cached.detached()  # callers may change what they get; the cache stays intact
         allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
-        # Deeper than the page, so that folding near-duplicates still leaves a full page.
+        # One ranking for every page of a query: candidates are retrieved in tiers of fixed depths
+        # (HYBRID_DEPTH, then DEPTH_GROWTH times deeper each), never of a depth taken from the page. Fusion's
+        # scaling and the sentence re-ranking depend on how many candidates there are, so a page read
+        # deeper would order the same passages otherwise, and pages would repeat and skip passages. A
+        # deeper tier only appends the passages the tiers before it lacked, in its own order.
         want = offset + k
-        depth = 2 * want + 10
+        eligible = len(allowed) if allowed is not None else len(snap.vectors)
+        hits: list[Hit] = []
+        seen: set[int] = set()
+        folder, read, depth = NearDuplicateFolder(), 0, HYBRID_DEPTH
         while True:
-            hits = self._retrieve(snap, query, mode, depth, allowed)
+            tier = self._retrieve(snap, query, mode, min(depth, max(eligible, 1)), allowed)
+            hits += [h for h in tier if h.passage_id not in seen]
+            seen.update(h.passage_id for h in tier)
             # The page and a margin are read from SQLite, built into results and compared for
             # near-duplicates (a third of a search's time besides the embedding); further candidates only
-            # when folding has left the page short. Hybrid fusion returns up to 2 x HYBRID_DEPTH of them:
-            # all are used before retrieving deeper, which would fuse nearly the same lists again.
-            reachable = len(hits)
-            folder, read = NearDuplicateFolder(), 0
-            while len(folder) < want and read < reachable:
-                upto = min(reachable, read + want - len(folder) + READ_MARGIN)
+            # when folding has left the page short.
+            while len(folder) < want and read < len(hits):
+                upto = min(len(hits), read + want - len(folder) + READ_MARGIN)
                 folder.add(self._results(snap, hits[read:upto]))
                 read = upto
-            # Still short, and retrieval stopped at its depth: many copies of one passage filled it.
-            if len(folder) >= want or len(hits) < depth or depth >= MAX_DEPTH:
+            # Every candidate there is has been retrieved (fewer came than were asked for).
+            exhausted = depth >= eligible or len(tier) < depth
+            # Short, and more to retrieve: a page far down, or many copies of one passage filled the tier
+            # (those are searched for down to MAX_DEPTH, not further).
+            if len(folder) >= want or exhausted or depth >= max(MAX_DEPTH, 2 * want):
                 break
-            depth = min(MAX_DEPTH, 4 * depth)
+            depth *= DEPTH_GROWTH
         results = folder.results
-        eligible = len(allowed) if allowed is not None else len(snap.vectors)
-        # Unread candidates count as results (they are not compared for near-duplicates).
-        total = len(results) + reachable - read if mode == "keyword" or len(hits) < depth else eligible
+        # Every passage a search could return, less the near-duplicates folded so far (the unread ones are
+        # not compared): all eligible ones for a dense ranking, those holding a query word for keywords.
+        if exhausted:
+            candidates = len(hits)
+        elif mode == "keyword":
+            assert snap.keywords is not None
+            candidates = snap.keywords.count(query, allowed)
+        else:
+            candidates = eligible
+        total = len(results) + max(candidates - read, 0)
         page = results[offset : offset + k]
         # Only the page is highlighted: when highlighting segmented every candidate with jieba, it was 90 %
         # of a dense search at 10k passages. It now reads the word bounds the index stored.

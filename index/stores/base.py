@@ -84,6 +84,11 @@ class KeywordStore(Protocol):
         """(scores, ids) 1-d arrays, best first, only passages that match at least one term."""
         ...
 
+    def count(self, query: str, allowed: Selection | None = None) -> int:
+        """How many passages (of `allowed`) match at least one query term: as many as `search` returns
+        when k is no limit. A search's total, where a page reads only the first of them."""
+        ...
+
     def matched_terms(self, terms: Sequence[str], passage_ids: Sequence[int]) -> list[set[str]]:
         """For each passage id, which of these analysed terms (`index.analysis.tokenize`'s) it contains;
         an unknown id contains none. Read from the index, so no passage is analysed again at query time."""

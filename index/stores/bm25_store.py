@@ -253,6 +253,23 @@ class BM25Store:
         rows = rows[np.lexsort((self._ids[rows], -scores[rows]))][:k]
         return scores[rows].astype(np.float32), self._ids[rows]
 
+    def count(self, query: str, allowed: np.ndarray | None = None) -> int:
+        """How many passages (of `allowed`) match at least one query term: the length `search` would
+        have with no k. The union of the terms' posting lists, not a scoring (every posting scores > 0)."""
+        n = len(self)
+        if n == 0 or (allowed is not None and len(allowed) == 0):
+            return 0
+        cols = {self._vocab.find(t) for t in analysis.query_tokens(query)} - {-1}
+        if not cols:
+            return 0
+        indptr, indices = self._matrix["indptr"], self._matrix["indices"]
+        matching = np.zeros(n, dtype=bool)
+        for col in cols:
+            matching[indices[indptr[col] : indptr[col + 1]]] = True
+        if allowed is None:
+            return int(matching.sum())
+        return int(matching[self._allowed_rows(np.asarray(allowed, dtype=np.int64).reshape(-1))].sum())
+
     def matched_terms(self, terms: Sequence[str], passage_ids: Sequence[int]) -> list[set[str]]:
         """For each passage id, which of `terms` it contains (read from `contains`)."""
         unique = list(dict.fromkeys(terms))

@@ -42,6 +42,7 @@ STATE_KEY = "state"
 TEXT_MAX = 65_535  # bytes of a VARCHAR in Milvus
 DOC_PART_CHARS = 16_000  # a document's text is stored in parts of this many characters (≤ 64 KB UTF-8)
 ID_CHUNK = 1000  # ids per `in [...]` expression
+SEARCH_LIMIT = 16_384  # the most rows one Milvus search or query returns
 BM25_ANALYZER = {"tokenizer": "jieba"}  # accepted by milvus-lite 3.2 and Milvus 2.5+ servers
 HNSW = {"M": 16, "efConstruction": 200}
 SENTENCES_FIELD = "sentences"  # absent from collections created before sentence vectors
@@ -198,7 +199,7 @@ def query_in(client: Any, collection: str, column: str, values: Sequence[Any], e
         listed = id_list(part) if part and isinstance(part[0], int | np.integer) else \
             "[" + ",".join(quote(v) for v in part) + "]"
         out += client.query(collection, filter=f"({expr}) and {column} in {listed}", output_fields=fields,
-                            limit=16_384)
+                            limit=SEARCH_LIMIT)
     return out
 
 
@@ -279,12 +280,12 @@ class MilvusPassages:
     def passage_ids_of(self, doc_id: str) -> list[int]:
         expr = f"{self.view.passage_expr} and doc_id == {quote(doc_id)}"
         rows = self.client.query(self.view.name, filter=expr, output_fields=["passage_id", "ordinal"],
-                                 limit=16_384)
+                                 limit=SEARCH_LIMIT)
         return [r["passage_id"] for r in sorted(rows, key=lambda r: r["ordinal"])]
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
         rows = self.client.query(self.view.docs, filter=f"{self.view.doc_expr} and doc_id == {quote(doc_id)}",
-                                 output_fields=["part", "text", "meta"], limit=16_384)
+                                 output_fields=["part", "text", "meta"], limit=SEARCH_LIMIT)
         if not rows:
             return None
         rows.sort(key=lambda r: r["part"])
@@ -464,6 +465,11 @@ class MilvusKeywords:
         pairs = [p for p in pairs if p[0] > 0]
         pairs.sort(key=lambda p: -p[0])
         return (np.asarray([p[0] for p in pairs], np.float32), np.asarray([p[1] for p in pairs], np.int64))
+
+    def count(self, query: str, allowed: Any = None) -> int:
+        """The passages Milvus' BM25 matches (its own analysis of the query, as `search` ranks), up to the
+        most one search returns (SEARCH_LIMIT)."""
+        return len(self.search(query, SEARCH_LIMIT, allowed)[1])
 
     def _words(self, passage_ids: Sequence[int]) -> list[set[str]]:
         wanted = [int(i) for i in passage_ids]

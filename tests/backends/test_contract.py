@@ -118,6 +118,18 @@ def test_filters_apply_inside_retrieval(built, kind: str) -> None:
     assert engine.search("人工智能", k=8, filters=impossible).results == []
 
 
+def test_the_keyword_count_is_how_many_passages_a_search_without_limit_finds(built, kind: str) -> None:
+    """A keyword search's total, where its page read only the first candidates: every passage holding
+    a query word, in the filter too."""
+    snap = built(kind).snapshot()
+    ours = snap.passages.filter_ids(parse_filters(doc_ids=[ZQSB]))
+    for query in ("区域创新", "长三角 研发 投入", "成都超算中心", "quantum"):
+        for allowed in (None, ours):
+            matching = len(snap.keywords.search(query, 100_000, allowed)[1])
+            assert snap.keywords.count(query, allowed) == matching, (query, allowed is None)
+    assert snap.keywords.count("区域创新", None) > snap.keywords.count("区域创新", ours) > 0
+
+
 def test_similar_passages(built, kind: str) -> None:
     engine = built(kind)
     top = engine.search("成都超算中心", k=1).results[0]
