@@ -27,7 +27,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from index.text import CJK_CHARS, CLOSERS, SENTENCE_FINAL, is_spaceless, jieba_tokenizer
+from index.text import CJK_CHARS, CLOSERS, SENTENCE_FINAL, drop_invisible, is_spaceless, jieba_tokenizer
 
 # How far (in paragraphs) a stray sentence end may have moved from the sentence it belongs to.
 WINDOW = 8
@@ -53,7 +53,6 @@ _AMBIGUOUS = set("“”‘’…—–-·\"'")
 _LOWER_WORD = re.compile(r"[a-z]+(?![A-Za-z])")
 _LATIN_WORD = re.compile(r"[A-Za-z0-9]+(?:['’.-][A-Za-z0-9]+)*")
 _INNER_SPACE = re.compile(r"[ \t\u3000\u00a0\u2000-\u200a\u202f\u205f]+")
-_ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
 # "A 区域协同…", "一、总则", "（三）", "3. ", "第二章": numbered section headings.
 _HEADING_MARK = re.compile(
     rf"^(?:[A-Z][\s\u3000]+(?=[{CJK_CHARS}])|[一二三四五六七八九十百]+[、.．]|[（(][一二三四五六七八九十\d]+[）)]"
@@ -96,7 +95,7 @@ def _join(left: str, right: str, *, hyphenated: bool = True) -> str:
 
 def clean_line(line: str) -> str:
     """One line: zero-width characters removed, runs of spaces (also ideographic) collapsed."""
-    return _INNER_SPACE.sub(" ", _ZERO_WIDTH.sub("", line)).strip()
+    return _INNER_SPACE.sub(" ", drop_invisible(line)).strip()
 
 
 def join_lines(lines: list[str], *, hyphenated: bool = True) -> str:
@@ -120,7 +119,7 @@ def collapse_whitespace(text: str) -> str:
         before, after = text[match.start() - 1], text[match.end()]
         return "" if is_wide(before) and is_wide(after) else " "
 
-    text = _ZERO_WIDTH.sub("", text).strip()
+    text = drop_invisible(text).strip()
     return re.sub(r"\s+", replace, text)
 
 

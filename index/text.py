@@ -14,6 +14,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
+# --- invisible characters -------------------------------------------------------------------------------
+# Zero-width space, non-joiner and joiner, word joiner, byte-order mark: characters that show nothing and
+# that pasted or scraped text carries inside words. Text and queries lose them, so "区\u200b域" is "区域".
+INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
+
+
+def drop_invisible(text: str) -> str:
+    """`text` without its invisible characters (`INVISIBLE`)."""
+    return INVISIBLE.sub("", text)
+
+
 # --- CJK characters -------------------------------------------------------------------------------------
 # CJK unified ideographs: extension A, the basic block, compatibility ideographs, extensions B-F and the
 # compatibility supplement (U+20000-U+2FA1F), extensions G-H (U+30000-U+323AF).

@@ -9,6 +9,7 @@ from __future__ import annotations
 from index.embedders.base import EmbedderError
 from index.errors import SemsearchError
 from index.generations import IndexFolderError
+from index.text import drop_invisible
 
 MAX_QUERY_CHARS = 1000
 
@@ -30,11 +31,12 @@ class ModelMismatch(IndexFolderError):
 
 
 def check_query(query: str) -> str:
-    """The query without surrounding space; a `QueryError` when it is empty, holds no word (punctuation
-    or symbols alone, which match nothing and would rank passages by noise) or is too long."""
-    if not isinstance(query, str) or not query.strip():
+    """The query without surrounding space and invisible characters (as indexed text has none); a
+    `QueryError` when it is empty, holds no word (punctuation or symbols alone, which match nothing and
+    would rank passages by noise) or is too long."""
+    if not isinstance(query, str) or not drop_invisible(query).strip():
         raise QueryError("the query is empty; type some words to search for")
-    query = query.strip()
+    query = drop_invisible(query).strip()
     if not any(ch.isalnum() for ch in query):
         raise QueryError(f"the query {query[:20]!r} holds no words, only punctuation or symbols; "
                          "type some words to search for")

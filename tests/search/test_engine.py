@@ -53,6 +53,7 @@ def test_filter_by_document(engine: Engine) -> None:
     ("kwargs", "message"),
     [
         ({"query": "   "}, "empty"),
+        ({"query": "\u200b\ufeff "}, "empty"),
         ({"query": "？！……"}, "holds no words"),
         ({"query": "x" * 1001}, "limit"),
         ({"query": "创新", "k": 0}, "k must be"),
@@ -62,6 +63,16 @@ def test_filter_by_document(engine: Engine) -> None:
 def test_bad_queries_say_what_is_wrong(engine: Engine, kwargs: dict, message: str) -> None:
     with pytest.raises(QueryError, match=message):
         engine.search(**kwargs)
+
+
+def test_a_query_pasted_with_invisible_characters_finds_what_it_shows(engine: Engine) -> None:
+    """Zero-width spaces and joiners copied from a web page inside a word: the indexed text has none, so
+    the query drops them too, and finds and highlights what it finds without them."""
+    plain = engine.search("区域创新中心", k=5, mode="keyword")
+    pasted = engine.search("\ufeff区域\u200b创新\u200d中心\u2060", k=5, mode="keyword")
+    assert pasted.query == "区域创新中心"
+    assert [r.passage_id for r in pasted.results] == [r.passage_id for r in plain.results] != []
+    assert pasted.results[0].highlights == plain.results[0].highlights != []
 
 
 def test_unknown_ids(engine: Engine) -> None:
