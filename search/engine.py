@@ -42,7 +42,7 @@ from index.stores.base import Generation
 from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import Filters, PassageRow
 from search.dedupe import NearDuplicateFolder
-from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_query
+from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_offset, check_query
 from search.hybrid import (
     MIN_COVERAGE,
     Hit,
@@ -201,8 +201,7 @@ class Engine:
         """Rank passages for `query`; results carry their citation (doc, offsets) and scores."""
         query = check_query(query)
         check_k(k)
-        if offset < 0:
-            raise QueryError("offset must be 0 or more")
+        check_offset(offset, k)
         snap = self.snapshot()
         mode = self._mode(snap, mode)
         key = (snap.key, query, k, mode, _filters_key(filters), offset)

@@ -12,6 +12,9 @@ from index.generations import IndexFolderError
 from index.text import drop_invisible
 
 MAX_QUERY_CHARS = 1000
+# The deepest result a search pages to (offset + k): each page is a slice of one ranking, so a page far
+# down ranks everything above it; past this, filters narrow a search better than paging does.
+MAX_RESULT_WINDOW = 10_000
 
 
 class QueryError(SemsearchError, ValueError):
@@ -48,6 +51,14 @@ def check_query(query: str) -> str:
 def check_k(k: int) -> None:
     if not isinstance(k, int) or not 1 <= k <= 100:
         raise QueryError(f"k must be a whole number from 1 to 100, not {k!r}")
+
+
+def check_offset(offset: int, k: int) -> None:
+    if not isinstance(offset, int) or offset < 0:
+        raise QueryError(f"offset must be a whole number, 0 or more, not {offset!r}")
+    if offset + k > MAX_RESULT_WINDOW:
+        raise QueryError(f"offset + k is {offset + k}; results are paged to the first {MAX_RESULT_WINDOW} "
+                         "only: narrow the search with filters (source, category, dates, documents)")
 
 
 class ReaderUnavailable(SemsearchError, RuntimeError):

@@ -381,8 +381,8 @@ class MilvusVectors:
             return scores, ids
         found = self.view.client.search(
             self.view.name, data=np.asarray(queries, dtype=np.float32).tolist(), anns_field="vector",
-            limit=k, filter=_expr(self.view, allowed), output_fields=["passage_id"],
-            search_params={"metric_type": "IP", "params": {"ef": max(k, 64)}},
+            limit=min(k, SEARCH_LIMIT), filter=_expr(self.view, allowed), output_fields=["passage_id"],
+            search_params={"metric_type": "IP", "params": {"ef": min(max(k, 64), SEARCH_LIMIT)}},
         )
         for q, hits in enumerate(found):
             for j, hit in enumerate(hits[:k]):
@@ -456,7 +456,7 @@ class MilvusKeywords:
         if (allowed is not None and len(allowed) == 0) or not query.strip():
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         found = self.view.client.search(
-            self.view.name, data=[normalize(query)], anns_field="sparse", limit=k,
+            self.view.name, data=[normalize(query)], anns_field="sparse", limit=min(k, SEARCH_LIMIT),
             filter=_expr(self.view, allowed), output_fields=["passage_id"],
             search_params={"metric_type": "BM25"},
         )[0]

@@ -83,6 +83,8 @@ CASES: list[Case] = [
     Case("k = 0 (/similar)", "POST", "/similar", {"json": {"text": "创新", "k": 0}}),
     Case("k = 1000 (/ask)", "POST", "/ask", {"json": {"question": "创新", "k": 1000}}),
     Case("negative offset", "GET", "/search", {"params": {"q": "创新", "offset": -1}}),
+    Case("offset past the result window", "GET", "/search", {"params": {"q": "创新", "offset": 10**12}},
+         mentions="filters"),
     Case("list limit over 500", "GET", "/documents", {"params": {"limit": 501}}),
     Case("list offset past SQLite's integers", "GET", "/documents", {"params": {"offset": 10**20}}),
     Case("neighbours over 20", "GET", "/passages/1", {"params": {"neighbours": 21}}),

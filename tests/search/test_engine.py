@@ -57,6 +57,8 @@ def test_filter_by_document(engine: Engine) -> None:
         ({"query": "？！……"}, "holds no words"),
         ({"query": "x" * 1001}, "limit"),
         ({"query": "创新", "k": 0}, "k must be"),
+        ({"query": "创新", "offset": -1}, "offset must be"),
+        ({"query": "创新", "k": 10, "offset": 9_991}, "paged to the first 10000"),
         ({"query": "创新", "mode": "fuzzy"}, "unknown mode"),
     ],
 )

@@ -6,8 +6,6 @@ a couple of hundred passages: more than one tier of candidates, so later pages r
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from search.engine import Engine
@@ -62,6 +60,6 @@ def test_the_total_on_the_first_page_is_what_paging_finds(engine: Engine, mode: 
     for query in QUERIES:
         found = pages(engine, query, mode, 100, everything + 100)
         first = engine.search(query, k=10, mode=mode)
-        assert len(found) <= first.total <= len(found) + 10, f"{mode} {query!r}: {first.total} vs {len(found)}"
+        assert len(found) <= first.total <= len(found) + 10, f"{mode} {query!r}: {first.total}, {len(found)}"
         past = engine.search(query, k=10, mode=mode, offset=len(found))
         assert past.results == [] and past.total == len(found)
