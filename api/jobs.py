@@ -63,6 +63,9 @@ class Job:
     payload: dict[str, Any] | None
     state: str = QUEUED
     created: float = field(default_factory=time.time)
+    # Acceptance order, counted on across restarts: jobs resume in this order, not by `created` (a clock
+    # stepped back between two jobs would run a delete before the add it followed).
+    seq: int = 0
     started: float | None = None
     finished: float | None = None
     summary: dict[str, Any] | None = None
@@ -95,7 +98,7 @@ class Job:
     def record(self) -> dict[str, Any]:
         """The journal entry: times as numbers, and the payload while the job has still to run."""
         return {"job": self.id, "kind": self.kind, "state": self.state, "documents": self.doc_ids,
-                "created": self.created, "started": self.started, "finished": self.finished,
+                "seq": self.seq, "created": self.created, "started": self.started, "finished": self.finished,
                 "summary": self.summary, "error": self.error, "resumed": self.resumed,
                 "payload": None if self.state in FINISHED else self.payload}
 
@@ -103,7 +106,8 @@ class Job:
     def from_record(cls, record: Mapping[str, Any]) -> Job:
         job = cls(id=str(record["job"]), kind=str(record["kind"]),
                   doc_ids=[str(d) for d in record["documents"]], payload=record.get("payload"),
-                  state=str(record["state"]), created=float(record["created"]), started=record.get("started"),
+                  state=str(record["state"]), created=float(record["created"]), seq=int(record.get("seq", 0)),
+                  started=record.get("started"),
                   finished=record.get("finished"), summary=record.get("summary"), error=record.get("error"),
                   resumed=bool(record.get("resumed")))
         if job.state not in FINISHED and not isinstance(job.payload, dict):
@@ -171,7 +175,8 @@ class JobJournal:
                 except JobNotRecorded as unwritable:
                     log.warning("%s", unwritable)
             jobs.append(job)
-        return sorted(jobs, key=lambda j: (j.created, j.id))
+        # Entries written before jobs were numbered (seq 0) were all accepted before the numbered ones.
+        return sorted(jobs, key=lambda j: (j.seq, j.created, j.id))
 
 
 def _lost(job_id: str, entry: Path, exc: BaseException) -> Job:
@@ -217,6 +222,7 @@ class JobQueue:
         self._lock_retry = lock_retry_seconds
         self._thread: threading.Thread | None = None
         self._recovered = False
+        self._seq = 0  # the last acceptance number given (or found in the journal)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -236,6 +242,7 @@ class JobQueue:
             return
         resumed = 0
         for job in self._journal.load():
+            self._seq = max(self._seq, job.seq)
             if job.state in FINISHED:
                 job.done.set()
             else:
@@ -261,13 +268,17 @@ class JobQueue:
         Blocking (an fsync): call it from a worker thread, not the event loop."""
         if kind not in self._actions:
             raise ValueError(f"no action for jobs of kind {kind!r}")
-        job = Job(id=uuid.uuid4().hex[:12], kind=kind, doc_ids=doc_ids, payload=payload)
+        # The journal's unfinished jobs first: they were accepted before this one (and are numbered so).
+        self.start()
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        job = Job(id=uuid.uuid4().hex[:12], kind=kind, doc_ids=doc_ids, payload=payload, seq=seq)
         if self._journal is not None:
             self._journal.write(job)
         with self._lock:
             self._jobs[job.id] = job
             self._forget_old()
-        self.start()
         self._pending.put(job)
         return job
 

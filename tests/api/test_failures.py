@@ -144,6 +144,23 @@ def test_unfinished_jobs_resume_in_order_and_unreadable_ones_are_lost(tmp_path: 
     assert again == [], "finished jobs are not run twice"
 
 
+def test_jobs_resume_in_the_order_accepted_even_when_the_clock_went_back(tmp_path: Path) -> None:
+    """An add, then a delete of the same document, accepted while the clock was stepped back (NTP): a
+    restart runs them in the order they were accepted, not by their times, and numbers new jobs after."""
+    folder = tmp_path / JOURNAL
+    accepted = JobJournal(folder)
+    for seq, n in enumerate((4, 8, 2), 1):  # each accepted after the one before, each "earlier" by the clock
+        accepted.write(Job(id=f"{n:012x}", kind="add", doc_ids=[f"d{n}"], payload={"n": n},
+                           created=5000.0 - 1000 * seq, seq=seq))
+    ran: list = []
+    restarted = _queue(folder, ran)
+    later = restarted.submit("add", ["d1"], {"n": 1})
+    assert later.done.wait(30)
+    restarted.stop()
+    assert ran == [(4, True), (8, True), (2, True), (1, False)]
+    assert later.seq == 4 and json.loads(accepted.path(later.id).read_text())["seq"] == 4
+
+
 def test_finished_jobs_are_kept_within_bounds(tmp_path: Path) -> None:
     folder = tmp_path / JOURNAL
     queue = _queue(folder, [], keep=2)
