@@ -43,6 +43,7 @@ from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import Filters, PassageRow
 from search.dedupe import NearDuplicateFolder
 from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_offset, check_query
+from search.filters import folded_values, resolve_filters
 from search.hybrid import (
     MIN_COVERAGE,
     Hit,
@@ -127,6 +128,7 @@ class Engine:
         cache_size = settings.value("SEMSEARCH_QUERY_CACHE")
         self._answers: LRU = LRU(cache_size)
         self._query_vectors: LRU = LRU(cache_size)
+        self._facet_values: tuple[str, dict[str, dict[str, list[str]]]] | None = None
         self.counters = Counters()
 
     @classmethod
@@ -210,7 +212,7 @@ class Engine:
         self.counters.add(("search_cache", "hit" if cached is not None else "miss"))
         if cached is not None:
             return cached.detached()  # callers may change what they get; the cache stays intact
-        allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
+        allowed = self._allowed(snap, filters)
         # One ranking for every page of a query: candidates are retrieved in tiers of fixed depths
         # (HYBRID_DEPTH, then DEPTH_GROWTH times deeper each), never of a depth taken from the page. Fusion's
         # scaling and the sentence re-ranking depend on how many candidates there are, so a page read
@@ -297,13 +299,28 @@ class Engine:
         else:
             # A text given for similarity is a passage, not a question: embed it as one.
             vector = self.embedder.encode_passages([check_query(text or "")])
-        allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
+        allowed = self._allowed(snap, filters)
         scores, ids = snap.vectors.search(vector, k + len(exclude), allowed)
         hits = [h for h in dense_hits(scores[0], ids[0]) if h.passage_id not in exclude][:k]
         results = self._results(snap, hits)
         for i, r in enumerate(results):
             r.rank = i + 1
         return results
+
+    def _allowed(self, snap: Snapshot, filters: Filters | None) -> Any:
+        """The passages `filters` admit (the back end's `Selection`), or None for no filter. Sources and
+        categories are matched as `search.filters.resolve_filters` folds them."""
+        if filters is None or not filters.active():
+            return None
+        if filters.sources or filters.categories:
+            held = self._facet_values
+            if held is None or held[0] != snap.key:
+                facets = snap.passages.facets()
+                held = (snap.key, {kind: folded_values(f["value"] for f in facets[kind])
+                                   for kind in ("sources", "categories")})
+                self._facet_values = held  # one generation's values; a race only computes them twice
+            filters = resolve_filters(filters, held[1])
+        return snap.passages.filter_ids(filters)
 
     def _mode(self, snap: Snapshot, mode: str | None) -> str:
         if mode is None:
@@ -480,7 +497,7 @@ class Engine:
         checked = [check_query(t) for t in texts]
         snap = self.snapshot()
         vectors = self.embedder.encode_passages(checked)
-        allowed = snap.passages.filter_ids(filters) if filters is not None and filters.active() else None
+        allowed = self._allowed(snap, filters)
         scores, ids = snap.vectors.search(vectors, k, allowed)
         out = []
         for row_scores, row_ids in zip(scores, ids, strict=True):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from index.analysis import normalize
 from index.stores.passages import Filters
+from index.text import drop_invisible
 from search.errors import QueryError
 
 
@@ -44,3 +47,32 @@ def parse_filters(
         text = date_to.strip()  # type: ignore[union-attr]
         filters.date_to = f"{text}-12-31" if len(text) == 4 else f"{text}-31"
     return filters
+
+
+def fold_value(value: str) -> str:
+    """A source or category as a filter compares it: simplified script, lower case, half-width, spaces
+    collapsed and invisible characters dropped (queries are compared so with the text)."""
+    return normalize(" ".join(drop_invisible(value).split()))
+
+
+def folded_values(values: Iterable[str]) -> dict[str, list[str]]:
+    """The values an index holds, by their folded form (`fold_value`)."""
+    out: dict[str, list[str]] = {}
+    for value in values:
+        out.setdefault(fold_value(value), []).append(value)
+    return out
+
+
+def resolve_filters(filters: Filters, held: Mapping[str, Mapping[str, list[str]]]) -> Filters:
+    """`filters` with each source and category replaced by the values the index holds that it folds to
+    (`held`: "sources" and "categories", each by folded form): `新華社` finds 新华社, `xinhua` Xinhua. A
+    value the index does not hold stays as it is, and matches nothing."""
+
+    def resolve(wanted: Sequence[str], kind: str) -> list[str]:
+        out: list[str] = []
+        for value in wanted:
+            out += held[kind].get(fold_value(value), [value])
+        return list(dict.fromkeys(out))
+
+    return dataclasses.replace(filters, sources=resolve(filters.sources, "sources"),
+                               categories=resolve(filters.categories, "categories"))

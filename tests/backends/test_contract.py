@@ -118,6 +118,21 @@ def test_filters_apply_inside_retrieval(built, kind: str) -> None:
     assert engine.search("人工智能", k=8, filters=impossible).results == []
 
 
+def test_a_filter_value_matches_in_either_script_and_any_spacing(built, kind: str) -> None:
+    """A source or category typed in traditional script, with stray spaces, or pasted with a zero-width
+    space finds what the index holds in simplified script, as a query does; an unknown one finds nothing."""
+    engine = built(kind)
+
+    def docs(**given: list[str]) -> set[str]:
+        return {r.doc_id for r in engine.search("政策", k=20, filters=parse_filters(**given)).results}
+
+    assert docs(sources=["政策网"]) == {"policy-1", "undated-1"}
+    assert docs(sources=["政策網"]) == docs(sources=[" 政策网\u200b "]) == {"policy-1", "undated-1"}
+    assert docs(categories=["經濟"]) == {"market-1"}
+    assert docs(sources=["政策網", "財經網"]) == {"policy-1", "undated-1", "market-1"}
+    assert docs(sources=["没有这个来源"]) == set()
+
+
 def test_the_keyword_count_is_how_many_passages_a_search_without_limit_finds(built, kind: str) -> None:
     """A keyword search's total, where its page read only the first candidates: every passage holding
     a query word, in the filter too."""
