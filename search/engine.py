@@ -285,27 +285,54 @@ class Engine:
         k: int = 10,
         filters: Filters | None = None,
     ) -> list[SearchResult]:
-        """Passages most like a text or a stored passage (never the given passage itself)."""
+        """Passages most like a text or a stored passage: never the given passage nor its copies in
+        other documents, and a passage found in several documents is one result listing the others in
+        `also_in` (as in a search)."""
         check_k(k)
         if (text is None) == (passage_id is None):
             raise QueryError("give exactly one of text or passage_id")
         snap = self.snapshot()
-        exclude: set[int] = set()
+        given: SearchResult | None = None
         if passage_id is not None:
-            if passage_id not in snap.passages.passages([passage_id]):
+            found = self._results(snap, [Hit(passage_id, 1.0)])
+            if not found:
                 raise NotFound(f"no passage with id {passage_id}")
+            given = found[0]
             vector = snap.vectors.vectors(np.asarray([passage_id], dtype=np.int64))
-            exclude.add(passage_id)
         else:
             # A text given for similarity is a passage, not a question: embed it as one.
             vector = self.embedder.encode_passages([check_query(text or "")])
-        allowed = self._allowed(snap, filters)
-        scores, ids = snap.vectors.search(vector, k + len(exclude), allowed)
-        hits = [h for h in dense_hits(scores[0], ids[0]) if h.passage_id not in exclude][:k]
-        results = self._results(snap, hits)
-        for i, r in enumerate(results):
-            r.rank = i + 1
-        return results
+        return self._most_like(snap, vector, k, self._allowed(snap, filters), [given])[0]
+
+    def _most_like(
+        self, snap: Snapshot, vectors: np.ndarray, k: int, allowed: Any, given: Sequence[SearchResult | None]
+    ) -> list[list[SearchResult]]:
+        """The k passages nearest each vector, near-duplicates folded; `given[i]` (a stored passage, or
+        None) is left out of row i with its copies. One batched search; a row that folding left short
+        reads deeper alone."""
+        depth = 2 * k + 10
+        scores, ids = snap.vectors.search(vectors, depth, allowed)
+        out = []
+        for row, seed in enumerate(given):
+            row_scores, row_ids, row_depth = scores[row], ids[row], depth
+            skip = seed.passage_id if seed is not None else None
+            while True:
+                folder = NearDuplicateFolder()
+                if seed is not None:
+                    folder.add([seed.model_copy(update={"also_in": []})])  # its copies fold into it
+                hits = [h for h in dense_hits(row_scores, row_ids) if h.passage_id != skip]
+                folder.add(self._results(snap, hits))
+                results = folder.results[1:] if seed is not None else folder.results
+                if len(results) >= k or int((row_ids >= 0).sum()) < row_depth or row_depth >= MAX_DEPTH:
+                    break
+                row_depth = min(MAX_DEPTH, row_depth * DEPTH_GROWTH)
+                found = snap.vectors.search(vectors[row : row + 1], row_depth, allowed)
+                row_scores, row_ids = found[0][0], found[1][0]
+            results = results[:k]
+            for i, r in enumerate(results):
+                r.rank = i + 1
+            out.append(results)
+        return out
 
     def _allowed(self, snap: Snapshot, filters: Filters | None) -> Any:
         """The passages `filters` admit (the back end's `Selection`), or None for no filter. Sources and
@@ -497,15 +524,7 @@ class Engine:
         checked = [check_query(t) for t in texts]
         snap = self.snapshot()
         vectors = self.embedder.encode_passages(checked)
-        allowed = self._allowed(snap, filters)
-        scores, ids = snap.vectors.search(vectors, k, allowed)
-        out = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
-            results = self._results(snap, dense_hits(row_scores, row_ids))
-            for i, r in enumerate(results):
-                r.rank = i + 1
-            out.append(results)
-        return out
+        return self._most_like(snap, vectors, k, self._allowed(snap, filters), [None] * len(checked))
 
     # --- questions (delegated to search.answer and search.generate) -----------------------------
     @_reports_damage

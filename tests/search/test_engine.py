@@ -142,9 +142,18 @@ def test_many_copies_of_a_passage_fold_into_one_and_the_page_still_fills(tmp_pat
     docs = [Document.from_paragraphs(f"copy{i:02d}", [quote], title=f"转载{i}") for i in range(15)]
     docs += [Document.from_paragraphs(f"other{i}", [text], title=f"其他{i}") for i, text in enumerate(others)]
     IndexBuilder(tmp_path).upsert(docs)
-    page = Engine.open(tmp_path).search("陈光 西部地区 创新资源富集", k=3)
+    engine = Engine.open(tmp_path)
+    page = engine.search("陈光 西部地区 创新资源富集", k=3)
     assert len(page.results) == 3
     first = page.results[0]
     copies = {first.doc_id} | {a.doc_id for a in first.also_in}
     assert copies == {f"copy{i:02d}" for i in range(15)}
     assert all(r.doc_id.startswith("other") for r in page.results[1:])
+    # "More like this" on one copy shows other passages, not the 14 other copies of the same one.
+    like = engine.similar(passage_id=first.passage_id, k=3)
+    assert len(like) == 3 and all(r.doc_id.startswith("other") for r in like)
+    assert [r.rank for r in like] == [1, 2, 3]
+    # Like a text: its copies are one result, as in a search (also the batch form).
+    for by_text in (engine.similar(text=quote, k=2), engine.similar_texts([quote], k=2)[0]):
+        assert {by_text[0].doc_id} | {a.doc_id for a in by_text[0].also_in} == copies
+        assert by_text[1].doc_id.startswith("other")
