@@ -213,34 +213,12 @@ class Engine:
         if cached is not None:
             return cached.detached()  # callers may change what they get; the cache stays intact
         allowed = self._allowed(snap, filters)
-        # One ranking for every page of a query: candidates are retrieved in tiers of fixed depths
-        # (HYBRID_DEPTH, then DEPTH_GROWTH times deeper each), never of a depth taken from the page. Fusion's
-        # scaling and the sentence re-ranking depend on how many candidates there are, so a page read
-        # deeper would order the same passages otherwise, and pages would repeat and skip passages. A
-        # deeper tier only appends the passages the tiers before it lacked, in its own order.
-        want = offset + k
         eligible = len(allowed) if allowed is not None else len(snap.vectors)
-        hits: list[Hit] = []
-        seen: set[int] = set()
-        folder, read, depth = NearDuplicateFolder(), 0, HYBRID_DEPTH
-        while True:
-            tier = self._retrieve(snap, query, mode, min(depth, max(eligible, 1)), allowed)
-            hits += [h for h in tier if h.passage_id not in seen]
-            seen.update(h.passage_id for h in tier)
-            # The page and a margin are read from SQLite, built into results and compared for
-            # near-duplicates (a third of a search's time besides the embedding); further candidates only
-            # when folding has left the page short.
-            while len(folder) < want and read < len(hits):
-                upto = min(len(hits), read + want - len(folder) + READ_MARGIN)
-                folder.add(self._results(snap, hits[read:upto]))
-                read = upto
-            # Every candidate there is has been retrieved (fewer came than were asked for).
-            exhausted = depth >= eligible or len(tier) < depth
-            # Short, and more to retrieve: a page far down, or many copies of one passage filled the tier
-            # (those are searched for down to MAX_DEPTH, not further).
-            if len(folder) >= want or exhausted or depth >= max(MAX_DEPTH, 2 * want):
-                break
-            depth *= DEPTH_GROWTH
+        folder = NearDuplicateFolder()
+        hits, read, exhausted = self._fold_tiers(
+            snap, lambda depth: self._retrieve(snap, query, mode, depth, allowed), offset + k, eligible,
+            folder,
+        )
         results = folder.results
         # Every passage a search could return, less the near-duplicates folded so far (the unread ones are
         # not compared): all eligible ones for a dense ranking, those holding a query word for keywords.
@@ -304,31 +282,70 @@ class Engine:
             vector = self.embedder.encode_passages([check_query(text or "")])
         return self._most_like(snap, vector, k, self._allowed(snap, filters), [given])[0]
 
+    def _fold_tiers(
+        self,
+        snap: Snapshot,
+        retrieve: Callable[[int], list[Hit]],
+        want: int,
+        eligible: int,
+        folder: NearDuplicateFolder,
+        skip: int | None = None,
+    ) -> tuple[list[Hit], int, bool]:
+        """Candidates from `retrieve(depth)` into `folder` until it holds `want` results: the candidates
+        (less `skip`), how many were read into the folder, and whether retrieval ran out.
+
+        One ranking for every page of a query: candidates are retrieved in tiers of fixed depths
+        (HYBRID_DEPTH, then DEPTH_GROWTH times deeper each), never of a depth taken from the page. Fusion's
+        scaling and the sentence re-ranking depend on how many candidates there are, so a page read
+        deeper would order the same passages otherwise, and pages would repeat and skip passages. A
+        deeper tier only appends the passages the tiers before it lacked, in its own order.
+        """
+        hits: list[Hit] = []
+        seen: set[int] = {skip} if skip is not None else set()
+        read, depth = 0, HYBRID_DEPTH
+        while True:
+            tier = retrieve(min(depth, max(eligible, 1)))
+            hits += [h for h in tier if h.passage_id not in seen]
+            seen.update(h.passage_id for h in tier)
+            # The page and a margin are read from SQLite, built into results and compared for
+            # near-duplicates (a third of a search's time besides the embedding); further candidates only
+            # when folding has left the page short.
+            while len(folder) < want and read < len(hits):
+                upto = min(len(hits), read + want - len(folder) + READ_MARGIN)
+                folder.add(self._results(snap, hits[read:upto]))
+                read = upto
+            # Every candidate there is has been retrieved (fewer came than were asked for).
+            exhausted = depth >= eligible or len(tier) < depth
+            # Short, and more to retrieve: a page far down, or many copies of one passage filled the tier
+            # (those are searched for down to MAX_DEPTH, not further).
+            if len(folder) >= want or exhausted or depth >= max(MAX_DEPTH, 2 * want):
+                return hits, read, exhausted
+            depth *= DEPTH_GROWTH
+
     def _most_like(
         self, snap: Snapshot, vectors: np.ndarray, k: int, allowed: Any, given: Sequence[SearchResult | None]
     ) -> list[list[SearchResult]]:
-        """The k passages nearest each vector, near-duplicates folded; `given[i]` (a stored passage, or
-        None) is left out of row i with its copies. One batched search; a row that folding left short
-        reads deeper alone."""
-        depth = 2 * k + 10
-        scores, ids = snap.vectors.search(vectors, depth, allowed)
+        """The k passages nearest each vector, near-duplicates folded as in a search (`_fold_tiers`);
+        `given[i]` (a stored passage, or None) is left out of row i with its copies. The first tier is one
+        batched search; a row that folding left short reads deeper alone."""
+        eligible = len(allowed) if allowed is not None else len(snap.vectors)
+        first = min(HYBRID_DEPTH, max(eligible, 1))
+        scores, ids = snap.vectors.search(vectors, first, allowed)
         out = []
         for row, seed in enumerate(given):
-            row_scores, row_ids, row_depth = scores[row], ids[row], depth
-            skip = seed.passage_id if seed is not None else None
-            while True:
-                folder = NearDuplicateFolder()
-                if seed is not None:
-                    folder.add([seed.model_copy(update={"also_in": []})])  # its copies fold into it
-                hits = [h for h in dense_hits(row_scores, row_ids) if h.passage_id != skip]
-                folder.add(self._results(snap, hits))
-                results = folder.results[1:] if seed is not None else folder.results
-                if len(results) >= k or int((row_ids >= 0).sum()) < row_depth or row_depth >= MAX_DEPTH:
-                    break
-                row_depth = min(MAX_DEPTH, row_depth * DEPTH_GROWTH)
-                found = snap.vectors.search(vectors[row : row + 1], row_depth, allowed)
-                row_scores, row_ids = found[0][0], found[1][0]
-            results = results[:k]
+
+            def nearest(depth: int, row: int = row) -> list[Hit]:
+                if depth == first:
+                    return dense_hits(scores[row], ids[row])
+                deeper = snap.vectors.search(vectors[row : row + 1], depth, allowed)
+                return dense_hits(deeper[0][0], deeper[1][0])
+
+            folder = NearDuplicateFolder()
+            if seed is not None:
+                folder.add([seed.model_copy(update={"also_in": []})])  # its copies fold into it
+            self._fold_tiers(snap, nearest, k + len(folder), eligible, folder,
+                             skip=seed.passage_id if seed is not None else None)
+            results = folder.results[1 if seed is not None else 0 :][:k]
             for i, r in enumerate(results):
                 r.rank = i + 1
             out.append(results)
