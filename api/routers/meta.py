@@ -11,6 +11,7 @@ from api.errors import responses
 from api.routers.schemas import Facets, Health
 from api.security import read_access
 from search.engine import Engine
+from search.errors import MAX_RESULT_WINDOW
 
 router = APIRouter(tags=["meta"])
 
@@ -24,6 +25,7 @@ def health(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> 
         "modes": info.get("modes", ["dense"]),
         "ask": True,
         "max_body_bytes": request.app.state.max_body_bytes,
+        "max_results": MAX_RESULT_WINDOW,
         "sync": _sync(request),
     }
 

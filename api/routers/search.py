@@ -10,6 +10,7 @@ from api.deps import get_engine
 from api.errors import responses
 from api.routers.schemas import AskRequest, SimilarRequest, SimilarResponse
 from search.engine import Engine, QueryError
+from search.errors import MAX_RESULT_WINDOW
 from search.filters import parse_filters
 from search.models import AskResponse, SearchResponse
 
@@ -21,7 +22,9 @@ def search(
     engine: Annotated[Engine, Depends(get_engine)],
     q: Annotated[str, Query(description="the query, any language", examples=["长三角 研发投入"])],
     k: Annotated[int, Query(description="results per page, 1-100")] = 10,
-    offset: Annotated[int, Query(ge=0, description="results to skip (paging)")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, description=f"results to skip (paging); offset + k is at most {MAX_RESULT_WINDOW}")
+    ] = 0,
     mode: Annotated[str | None, Query(description="dense, keyword or hybrid (see /health)")] = None,
     doc_id: Annotated[list[str] | None, Query(description="only these documents")] = None,
     source: Annotated[list[str] | None, Query(description="only these sources")] = None,

@@ -583,8 +583,10 @@
 
   function renderPager(state, data) {
     clear(view.pager);
-    const pages = Math.max(1, Math.ceil(data.total / PAGE_SIZE));
-    const hasNext = data.offset + data.results.length < data.total && data.results.length === PAGE_SIZE;
+    // A search pages only so deep (/health's max_results); past it the server refuses the offset.
+    const reachable = Math.min(data.total, info?.max_results ?? Infinity);
+    const pages = Math.max(1, Math.ceil(reachable / PAGE_SIZE));
+    const hasNext = data.offset + data.results.length < reachable && data.results.length === PAGE_SIZE;
     if (state.page <= 1 && !hasNext) {
       view.pager.hidden = true;
       return;

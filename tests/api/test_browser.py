@@ -151,6 +151,24 @@ def test_the_url_round_trip_and_back(server: LiveServer, page: Page) -> None:
     assert page.locator(".results > .result").first.get_attribute("data-passage")
 
 
+def test_the_pager_stops_where_the_server_stops_paging(server: LiveServer, page: Page) -> None:
+    """Past /health's max_results the server refuses an offset, so the page offers no page beyond it."""
+    with server.client() as client:
+        total = client.get("/search", params={"q": "创新", "k": 10}).json()["total"]
+    assert total > 20, "the default corpus has more than two pages for 创新"
+
+    def health(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "max_results": 20})
+
+    page.route("**/health", health)
+    page.goto(search_url(server, "创新", page="2"))
+    expect(page.locator(".results > .result")).to_have_count(10)
+    expect(page.locator(".page-of")).to_contain_text("2 / 2")
+    expect(page.locator("a[rel=prev]")).to_be_visible()
+    expect(page.locator("a[rel=next]")).to_have_count(0)
+
+
 def test_empty_and_error_states(server: LiveServer, page: Page) -> None:
     page.goto(search_url(server, "创新", date_from="2030-01-01"))
     expect(page.locator(".empty")).to_contain_text("创新")

@@ -97,6 +97,11 @@ def test_search_pages_and_filters(client: httpx.Client) -> None:
     assert only and {r["source"] for r in only} == {"新华社"}
     one_doc = client.get("/search", params={"q": "创新", "k": 5, "doc_id": ZQSB}).json()["results"]
     assert one_doc and {r["doc_id"] for r in one_doc} == {ZQSB}
+    window = client.get("/health").json()["max_results"]
+    last = client.get("/search", params={"q": "创新", "k": 5, "offset": window - 5})
+    assert last.status_code == 200, "the last page /health promises can be read"
+    past = client.get("/search", params={"q": "创新", "k": 5, "offset": window - 4})
+    assert past.status_code == 400 and str(window) in past.json()["error"]["message"]
     later = client.get("/search", params={"q": "创新", "date_from": "2030-01-01"}).json()
     assert later["results"] == []
 
