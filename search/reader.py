@@ -61,10 +61,19 @@ def encode_pairs(tokenizer: Any, question: str | Sequence[str], passages: Sequen
 def _clip_question(tokenizer: Any, question: str) -> str:
     if len(question) < MAX_QUESTION_TOKENS:  # a token covers at least one character
         return question
-    enc = tokenizer.encode(question, add_special_tokens=False)
+    # The pair tokenizer cuts only the passage, so it refuses a question alone of over MAX_LENGTH tokens
+    # ("Second sequence not provided"): cut by characters first, and again where normalisation made one
+    # character several tokens (NFKC: one ligature can become 18 letters).
+    head = question[:MAX_LENGTH]
+    while True:
+        try:
+            enc = tokenizer.encode(head, add_special_tokens=False)
+            break
+        except Exception:  # tokenizers raises a bare Exception for a truncation error
+            head = head[: len(head) // 2]
     if len(enc.ids) <= MAX_QUESTION_TOKENS:
-        return question
-    return question[: enc.offsets[MAX_QUESTION_TOKENS - 1][1]]
+        return head
+    return head[: enc.offsets[MAX_QUESTION_TOKENS - 1][1]]
 
 
 def span_of_answer(

@@ -59,6 +59,19 @@ def test_a_span_loses_the_punctuation_and_particle_at_its_ends(text: str, span: 
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("question", ["长" * 1000, "a " * 500, "\ufdfa" * 400, "😀" * 1000])
+def test_a_long_question_is_cut_to_its_first_tokens_and_the_passage_kept(question: str) -> None:
+    """A question of more tokens than the pair holds (the API takes 1,000 characters) is read by its start."""
+    tokenizer = R.pair_tokenizer(R.base_model_dir() / "tokenizer.json")
+    passage = "根据规划，到2025年长三角研发投入强度超过3%。"
+    (encoding,) = R.encode_pairs(tokenizer, question, [passage])
+    question_tokens = [k for k, s in enumerate(encoding.sequence_ids) if s == 0]
+    assert 0 < len(question_tokens) <= R.MAX_QUESTION_TOKENS
+    first, last = R.span_of_answer(encoding.offsets, encoding.sequence_ids, 0, len(passage))
+    assert passage[encoding.offsets[first][0] : encoding.offsets[last][1]] == passage
+
+
+@pytest.mark.integration
 def test_the_reader_finds_the_answer_inside_a_passage() -> None:
     reader = R.shipped_reader()
     passage = "根据规划，到2025年长三角研发投入强度超过3%，合作发表的国际科技论文篇数达到2.5万篇。"
