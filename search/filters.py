@@ -46,6 +46,9 @@ def parse_filters(
         # "2021" as an upper bound means the whole year, not its first day.
         text = date_to.strip()  # type: ignore[union-attr]
         filters.date_to = f"{text}-12-31" if len(text) == 4 else f"{text}-31"
+    if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
+        raise QueryError(f"date_from {filters.date_from} is after date_to {filters.date_to}: no date lies "
+                         "between them (swap them?)")
     return filters
 
 

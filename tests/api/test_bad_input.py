@@ -97,6 +97,10 @@ CASES: list[Case] = [
     # filters and dates
     Case("impossible date", "GET", "/search", {"params": {"q": "创新", "date_from": "2021-13-40"}}),
     Case("date in words", "GET", "/search", {"params": {"q": "创新", "date_to": "yesterday"}}),
+    Case("dates the wrong way round", "GET", "/search",
+         {"params": {"q": "创新", "date_from": "2022", "date_to": "2021-06"}}, mentions="swap"),
+    Case("dates the wrong way round (/ask)", "POST", "/ask",
+         {"json": {"question": "创新", "filters": {"date_from": "2022-01-01", "date_to": "2021-12-31"}}}),
     Case("31 February (/similar)", "POST", "/similar", {"json": {"text": "创新", "date_from": "2021-02-31"}}),
     Case("filters not an object (/ask)", "POST", "/ask", {"json": {"question": "创新", "filters": "新华社"}}),
     Case("filter value a number (/ask)", "POST", "/ask",
