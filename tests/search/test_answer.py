@@ -11,7 +11,7 @@ from index.text import MAX_SENTENCE_CHARS
 from search import answer as A
 from search.engine import Engine, QueryError
 from search.evaluate import answer_em, answer_f1, contains_answer, normalize_answer, reliability_table
-from search.models import AskResponse
+from search.models import AskResponse, SearchResult
 
 ZQSB = "000_ad61b687c275495d.txt"  # 证券时报网
 XINHUA = "003_07e0a4d71f185c6b.txt"  # 新华社
@@ -25,6 +25,11 @@ SHANGHAI = "2023年上海的GDP是多少？"
 def answers(engine: Engine) -> dict[str, AskResponse]:
     """The acceptance questions, asked once for the module (with the default threshold)."""
     return {q: engine.ask(q) for q in (R_AND_D, CHENGDU, SHANGHAI)}
+
+
+def result(text: str) -> SearchResult:
+    return SearchResult(rank=1, score=1.0, passage_id=1, doc_id="d", title="", paragraph=0, start=0,
+                        end=len(text), text=text)
 
 
 def span_text(r: AskResponse) -> str:
@@ -63,6 +68,32 @@ def test_question_not_in_corpus_gets_no_answer(answers: dict[str, AskResponse]) 
     assert r.passages, "the closest passages are still listed"
     assert r.message and "no confident answer" in r.message
     assert r.confidence is not None and r.confidence < A.DEFAULT_THRESHOLD
+
+
+@pytest.mark.parametrize("path", ["reader", "sentences"])
+@pytest.mark.parametrize(
+    "question",
+    ["到2030年长三角研发投入强度的目标是多少？", "2023年宜宾GDP增速在四川排第几？"],
+)
+def test_a_question_about_another_year_gets_no_answer(
+    engine: Engine, monkeypatch, path: str, question: str
+) -> None:
+    """The articles give the 2025 target and 宜宾's ranks of 2016-2020: a question about another year reads
+    like them but is not answered by them, in either answer path."""
+    monkeypatch.setenv("SEMSEARCH_ANSWER_READER", path)
+    r = engine.ask(question)
+    assert r.answer is None and r.citations == [], (r.answer, r.confidence)
+    assert r.confidence is not None and r.confidence < A.DEFAULT_THRESHOLD
+
+
+def test_a_number_of_the_question_missing_from_the_passage_gates_english_questions_too() -> None:
+    passage = "到2025年，长三角研发投入强度超过3%。"
+    english = A.Question.parse("What is the target for 2030?")
+    assert A.entity_gate(english, result(passage)) == A.NUMBER_GATE
+    assert A.entity_gate(A.Question.parse("What is the target for 2025?"), result(passage)) == 1.0
+    chinese = A.Question.parse("到2030年长三角的目标是多少？")
+    same_year = A.entity_gate(A.Question.parse(R_AND_D), result(passage))
+    assert A.entity_gate(chinese, result(passage)) < 0.5 * same_year
 
 
 def test_missing_key_entities_are_seen() -> None:
