@@ -332,8 +332,9 @@ class IndexDir:
 class WriteLock:
     """One writer per index: an advisory flock, released by the kernel even after `kill -9`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, what: str | None = None) -> None:
         self.path = Path(root) / LOCK
+        self.what = what or f"index {self.path.parent}"
         self.fd: int | None = None
 
     def __enter__(self) -> WriteLock:
@@ -348,7 +349,7 @@ class WriteLock:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise IndexLocked(
-                f"index {self.path.parent} is locked by PID {holder} (another writer is running); "
+                f"{self.what} is locked by PID {holder} (another writer is running); "
                 f"wait for it to finish or stop that process"
             ) from None
         os.ftruncate(fd, 0)

@@ -18,16 +18,20 @@ G + 1 (plus invisible replaced rows the next write removes). Re-running the same
 converges to exactly the documents given. Large writes are published in groups of `GROUP_DOCS`
 documents, each group one generation, so the replaced list stays short.
 
-Writers: one at a time per index. A local lock (the `--index` folder's `write.lock`) serialises the
-writers of one machine; Milvus offers no compare-and-set to lock across machines, so writes from several
+Writers: one at a time per index. A lock on this machine keyed by the server and collection
+(`MilvusIndex.lock_dir`, beside the `--index` folder's `write.lock`) serialises the writers of one machine
+whatever their folders; Milvus offers no compare-and-set to lock across machines, so writes from several
 machines at once must be serialised by the deployment (see docs/scale-out.md).
 """
 
 from __future__ import annotations
 
+import re
+import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import EllipsisType
@@ -58,6 +62,7 @@ from index.stores.milvus_store import (
     create_collections,
     document_rows,
     has_sentences_field,
+    load_collections,
     pack_sentences,
     passage_row,
     query_in,
@@ -97,10 +102,22 @@ class MilvusIndex:
         return f"milvus {self.uri} collection {self.collection}"
 
     @property
+    def lock_dir(self) -> Path:
+        """Where this machine's writers of the collection take their lock, whatever their --index folder
+        (two writers with different folders would share generation numbers and passage ids, and each
+        one's recovery would delete the other's unpublished rows)."""
+        server = re.sub(r"^[a-z]+://", "", self.uri.strip().lower()).rstrip("/")
+        server = server.replace("localhost", "127.0.0.1")
+        key = re.sub(r"[^a-z0-9.]+", "_", server)
+        return Path(tempfile.gettempdir()) / "semsearch-locks" / f"milvus-{key}-{self.collection}"
+
+    @property
     def client(self) -> Any:
         if self._client is None:
             try:
-                self._client = connect(self.uri, self.token)
+                client = connect(self.uri, self.token)
+                load_collections(client, self.collection)
+                self._client = client
             except Exception as exc:  # pymilvus raises MilvusException for a server it cannot reach
                 raise IndexFolderError(f"cannot reach Milvus at {self.uri}: {exc}") from exc
         return self._client
@@ -215,6 +232,12 @@ class MilvusWriter(IndexBuilder):
         self.dir = index  # type: ignore[assignment]  # the parts of IndexDir the shared steps use: root, manifest
         self._setup(settings, embedder=embedder, progress=progress, rebuild=rebuild, ray=ray)
 
+    @contextmanager
+    def _write_lock(self, read_at: str | None | EllipsisType = ...) -> Iterator[None]:
+        """The collection's lock on this machine, then the --index folder's (and its check of `read_at`)."""
+        with WriteLock(self.index.lock_dir, what=str(self.index)), super()._write_lock(read_at):
+            yield
+
     _source: Manifest | None = None  # the manifest of the generation `copy_from` copies
     _source_has_sentences = False  # whether that generation has sentence vectors
     _roots_now: list[dict[str, str]] | None = None  # the folders this write records
@@ -283,7 +306,7 @@ class MilvusWriter(IndexBuilder):
                 )
         self._source = source.manifest
         self._source_has_sentences = source.sentences is not None
-        with WriteLock(self.index.root):
+        with WriteLock(self.index.lock_dir, what=str(self.index)), WriteLock(self.index.root):
             summary = self._write(docs, set(), (), started, prepared=prepared)
         summary.reused = sum(len(p[0]) for p in prepared.values())
         if source.sentences is not None and not self.settings.sentence_vectors:

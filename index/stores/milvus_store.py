@@ -67,6 +67,14 @@ def connect(uri: str, token: str | None) -> Any:
     return MilvusClient(uri=uri, token=token or "")
 
 
+def load_collections(client: Any, name: str) -> None:
+    """Load the index's collections that exist: a restarted Milvus (milvus-lite always) holds them
+    released, and every search, query or get of a released collection fails."""
+    for collection in (name, name + DOCS_SUFFIX, name + STATE_SUFFIX):
+        if client.has_collection(collection):
+            client.load_collection(collection)
+
+
 def create_collections(client: Any, name: str, dim: int) -> None:
     """The three collections of a new index (an existing one is left alone)."""
     from pymilvus import DataType, Function, FunctionType

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import STARTUP_SECONDS
-from tests.backends.conftest import free_port, stop
+from tests.backends.conftest import free_port, start_milvus, stop
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -276,3 +276,51 @@ def test_a_collection_made_before_sentence_vectors_keeps_taking_writes(
     assert top.doc_id == "api-old" and top.sentence_score is None
     again = location.builder(embedder=shared_embedder).index_paths([contract_corpus])
     assert not again.changed
+
+
+def test_two_writers_with_their_own_folders_do_not_write_one_collection_at_once(
+    milvus_uri: str, tmp_path: Path, shared_embedder: Any
+) -> None:
+    """A server's folder and a cron job's fallback `./.index` are two folders, one collection: the second
+    writer is refused while the first writes (each one's recovery would delete the other's rows)."""
+    from index.documents import Document
+    from index.generations import IndexLocked
+    from index.milvus_index import MilvusIndex
+    from search.engine import Engine
+
+    collection = f"two_{uuid.uuid4().hex[:10]}"
+    first = MilvusIndex(milvus_uri, collection, root=tmp_path / "server")
+    second = MilvusIndex(milvus_uri.replace("127.0.0.1", "localhost"), collection, root=tmp_path / "cron")
+    doc = Document.from_paragraphs("one", ["冰川融化加快。湖泊面积随之扩大。"], title="湖泊")
+    first.builder(embedder=shared_embedder).upsert([doc])
+    writing = first.builder(embedder=shared_embedder)
+    with writing._write_lock():
+        other = Document.from_paragraphs("two", ["草原退化趋缓。牧民收入增加。"], title="草原")
+        with pytest.raises(IndexLocked, match=f"collection {collection} is locked by PID {os.getpid()}"):
+            second.builder(embedder=shared_embedder).upsert([other])
+    second.builder(embedder=shared_embedder).upsert([other])
+    assert {d["doc_id"] for d in Engine(first).documents(limit=10)["documents"]} == {"one", "two"}
+
+
+def test_a_restarted_milvus_is_searched_without_loading_by_hand(
+    tmp_path: Path, contract_corpus: Path, shared_embedder: Any
+) -> None:
+    """milvus-lite restarts with every collection released; the next command loads them itself."""
+    from index.milvus_index import MilvusIndex
+    from search.engine import Engine
+
+    data = tmp_path / "milvus" / "data"
+    data.parent.mkdir()
+    proc, uri = start_milvus(data)
+    try:
+        MilvusIndex(uri, "restarted", root=tmp_path / "local").builder(embedder=shared_embedder).index_paths(
+            [contract_corpus])
+    finally:
+        stop(proc)
+    proc, uri = start_milvus(data)
+    try:
+        engine = Engine(MilvusIndex(uri, "restarted", root=tmp_path / "local"))
+        engine._embedder = shared_embedder
+        assert engine.search("湖泊", k=3).results
+    finally:
+        stop(proc)
