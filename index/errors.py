@@ -71,4 +71,19 @@ def classify(exc: BaseException) -> ErrorInfo | None:
                          headers=exc.headers)
     if isinstance(exc, OSError):
         return ErrorInfo(code="internal_error", status=500, exit=EXIT_ERROR, message=str(exc))
+    if _is_milvus_error(exc):
+        # The server went away or refused mid-command; a write publishes a generation whole or not at all.
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        return ErrorInfo(code="index_unavailable", status=503, exit=EXIT_ERROR,
+                         message=f"Milvus failed: {first}. What was published is as it was; once Milvus "
+                                 "answers again, run the same command again (a write converges)")
     return None
+
+
+def _is_milvus_error(exc: BaseException) -> bool:
+    """pymilvus's own errors and the gRPC errors it lets through, known by their class (pymilvus is an
+    optional extra, so it is not imported here)."""
+    return any(
+        cls.__module__.split(".")[0] in ("pymilvus", "grpc") and cls.__name__ != "object"
+        for cls in type(exc).__mro__
+    )

@@ -306,6 +306,7 @@ def test_a_restarted_milvus_is_searched_without_loading_by_hand(
     tmp_path: Path, contract_corpus: Path, shared_embedder: Any
 ) -> None:
     """milvus-lite restarts with every collection released; the next command loads them itself."""
+    from index.errors import classify
     from index.milvus_index import MilvusIndex
     from search.engine import Engine
 
@@ -324,3 +325,8 @@ def test_a_restarted_milvus_is_searched_without_loading_by_hand(
         assert engine.search("湖泊", k=3).results
     finally:
         stop(proc)
+    # Gone in the middle of a process's life: one line that says what to do, not a gRPC traceback.
+    with pytest.raises(Exception) as failed:
+        engine.search("草原", k=3)
+    info = classify(failed.value)
+    assert info is not None and info.status == 503 and "run the same command again" in info.message
