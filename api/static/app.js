@@ -264,6 +264,7 @@
   };
   let info = null; // /health
   let facets = null; // /facets
+  let failedSearch = null; // the signal of the search that failed, so its answer is not shown
   let askAvailable = true; // false once /ask said 501 (or /health said so)
   let current = null; // AbortController of the view being loaded
   let progressTimer = null;
@@ -389,10 +390,19 @@
     event.preventDefault();
     searchFromHeader();
   });
-  for (const control of [modeSelect, sourceSelect, categorySelect, fromInput, toInput]) {
-    control.addEventListener('change', () => {
-      if (input.value.trim()) searchFromHeader();
-      else syncHeaderFilterButton();
+  function filtersChanged() {
+    if (input.value.trim()) searchFromHeader();
+    else syncHeaderFilterButton();
+  }
+  for (const control of [modeSelect, sourceSelect, categorySelect]) control.addEventListener('change', filtersChanged);
+  for (const [box, key] of [[fromInput, 'date_from'], [toInput, 'date_to']]) {
+    // Typing a date fires change at every digit: 0002-11-29 at the year's first, '' at the next. Search
+    // at once for a whole date (the picker's, or the year's fourth digit), else when the box is left.
+    box.addEventListener('change', () => {
+      if (/^[1-9]\d{3}-\d\d-\d\d$/.test(box.value) || (!box.value && document.activeElement !== box)) filtersChanged();
+    });
+    box.addEventListener('blur', () => {
+      if (box.value !== (readState()[key] || '')) filtersChanged();
     });
   }
   function syncHeaderFilterButton() {
@@ -555,6 +565,8 @@
       data = await api(`/search?${searchParams(state, offset)}`, { signal });
     } catch (error) {
       if (error.name === 'AbortError') return;
+      failedSearch = signal;
+      view.answer.hidden = true; // an answer above "the search failed" would read as the search's
       clear(view.results);
       view.results.classList.remove('stale');
       clear(view.status);
@@ -565,6 +577,16 @@
     view.results.classList.remove('stale');
     clear(view.results);
     clear(view.status);
+    if (!data.results.length && offset > 0 && data.total > 0) {
+      // past the last page (near-duplicates folded as the pages were read, so total can shrink)
+      const last = Math.max(1, Math.ceil(Math.min(data.total, info?.max_results ?? Infinity) / PAGE_SIZE));
+      view.status.append(el('div', { class: 'empty' },
+        el('p', { class: 'empty-title', text: t('pastLastPage', { total: data.total }) }),
+        el('p', {}, link({ ...state, page: Math.min(last, state.page - 1) }, { class: 'page-link last' },
+          t('lastPage')))));
+      view.pager.hidden = true;
+      return;
+    }
     if (!data.results.length) {
       const filtered = hasFilters(state);
       view.status.append(el('div', { class: 'empty' },
@@ -618,6 +640,10 @@
       return; // the results are the page; a failed answer is not worth an error box
     }
     if (signal.aborted) return;
+    if (failedSearch === signal) {
+      view.answer.hidden = true;
+      return;
+    }
     clear(view.answer);
     view.answer.classList.remove('pending');
     if (!data || !data.answer) {

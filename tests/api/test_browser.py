@@ -169,6 +169,46 @@ def test_the_pager_stops_where_the_server_stops_paging(server: LiveServer, page:
     expect(page.locator("a[rel=next]")).to_have_count(0)
 
 
+def test_a_page_past_the_last_says_so_and_links_back(server: LiveServer, page: Page) -> None:
+    with server.client() as client:
+        total = client.get("/search", params={"q": "创新", "k": 10}).json()["total"]
+    page.goto(search_url(server, "创新", page="99"))
+    expect(page.locator(".empty-title")).to_contain_text(str(total))
+    page.locator("a.page-link.last").click()
+    expect(page.locator(".results > .result").first).to_be_visible()
+    expect(page.locator("a[rel=next]")).to_have_count(0)
+
+
+def test_a_failed_search_shows_no_answer_above_its_error(server: LiveServer, page: Page) -> None:
+    """The answer is asked beside the search; when the search fails, its answer is not shown either."""
+    with page.expect_response("**/ask"):
+        page.goto(search_url(server, "到2025年长三角研发投入强度的目标是多少", mode="bogus"))
+    expect(page.locator(".error")).to_contain_text("bogus")
+    page.wait_for_timeout(300)  # the answer's rendering runs after its response
+    expect(page.locator("#answer")).to_be_hidden()
+
+
+def test_a_date_typed_digit_by_digit_searches_once_it_is_whole(server: LiveServer, browser) -> None:
+    """A date box fires change at each digit (0002-11-29 at the year's first): no search for those."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        searched: list[str] = []
+        page.on("request", lambda r: searched.append(r.url) if "/search?" in r.url else None)
+        page.goto(search_url(server, "创新"))
+        expect(page.locator(".results > .result").first).to_be_visible()
+        page.locator("#f-from").click()
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("ArrowLeft")  # to the month, whatever part the click landed on
+        page.keyboard.type("11292021")
+        expect(page).to_have_url(re.compile("date_from=2021-11-29"))
+        expect(page.locator(".results > .result, .empty").first).to_be_visible()
+        dates = [parse_qs(urlparse(u).query).get("date_from", [""])[0] for u in searched]
+        assert [d for d in dates if d] == ["2021-11-29"], dates
+    finally:
+        context.close()
+
+
 def test_empty_and_error_states(server: LiveServer, page: Page) -> None:
     page.goto(search_url(server, "创新", date_from="2030-01-01"))
     expect(page.locator(".empty")).to_contain_text("创新")
