@@ -367,6 +367,11 @@
     $('f-clear').hidden = !hasFilters(state);
   }
 
+  function chosen(select, values) {
+    if (select.value === (values[0] || '')) return values;
+    return select.value ? [select.value] : [];
+  }
+
   /** A new search from the header's current values (page 1). */
   function searchFromHeader() {
     const state = readState();
@@ -374,8 +379,9 @@
       ...state,
       q: input.value.trim(),
       mode: modeSelect.hidden ? state.mode : modeSelect.value,
-      source: sourceSelect.value ? [sourceSelect.value] : [],
-      category: categorySelect.value ? [categorySelect.value] : [],
+      // a select shows one value; a URL may hold several, kept until that select is changed
+      source: chosen(sourceSelect, state.source),
+      category: chosen(categorySelect, state.category),
       date_from: fromInput.value,
       date_to: toInput.value,
       page: 1,
@@ -795,7 +801,10 @@
       first.id = 'cited';
       first.setAttribute('tabindex', '-1');
       // after layout, so the passage lands mid-screen and not under the sticky header
-      requestAnimationFrame(() => first.scrollIntoView({ block: 'center' }));
+      requestAnimationFrame(() => {
+        first.scrollIntoView({ block: 'center' });
+        first.focus({ preventScroll: true }); // a keyboard user goes on reading from the cited passage
+      });
     } else {
       window.scrollTo(0, 0);
     }

@@ -82,6 +82,7 @@ def test_search_highlights_then_opens_the_passage_in_its_article(server: LiveSer
     expect(cited).to_be_visible()
     expect(cited).to_contain_text("超过3%")
     expect(cited).to_be_in_viewport()
+    expect(cited).to_be_focused()  # the keyboard goes on from the cited passage, not from the page's top
     assert page.locator(".doc-body p").count() > 5, "paragraphs stay paragraphs"
     expect(page.locator(".doc-title")).to_have_text("多地布局_十四五_区域创新中心建设")
     assert "doc=" in page.url and "passage=" in page.url
@@ -207,6 +208,15 @@ def test_a_date_typed_digit_by_digit_searches_once_it_is_whole(server: LiveServe
         assert [d for d in dates if d] == ["2021-11-29"], dates
     finally:
         context.close()
+
+
+def test_two_sources_in_the_url_stay_when_the_mode_changes(server: LiveServer, page: Page) -> None:
+    page.goto(search_url(server, "创新", source="新华社") + "&source=" + quote("证券时报网"))
+    expect(page.locator(".results > .result").first).to_be_visible()
+    page.locator("#mode").select_option("keyword")
+    expect(page).to_have_url(re.compile("mode=keyword"))
+    sources = parse_qs(urlparse(page.url).query)["source"]
+    assert sorted(sources) == sorted(["新华社", "证券时报网"])
 
 
 def test_empty_and_error_states(server: LiveServer, page: Page) -> None:
