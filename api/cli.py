@@ -423,9 +423,24 @@ def print_answer(response: Any, *, answer_printed: bool = False) -> None:
         print_results(response.passages)
 
 
+def _folder_store_only(args: argparse.Namespace, what: str) -> None:
+    """export and import work on folder indexes: with the Milvus store, --index is only the local folder
+    of its caches, so an export would be an old or empty copy that lacks every write made to Milvus."""
+    from index.generations import IndexFolderError
+
+    if _store(args).store != "faiss":
+        raise IndexFolderError(
+            f"{what} reads and writes folder indexes, and this index is in Milvus (--store or "
+            f"$SEMSEARCH_STORE): the folder {_index_dir(args)} does not hold it. Back a collection up "
+            "with Milvus's own tools; to move a dump into Milvus, import it into a folder with --store "
+            "faiss, then `semsearch migrate FOLDER`"
+        )
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from index.dump import describe_dump, export_index
 
+    _folder_store_only(args, "export")
     manifest = export_index(_index_dir(args), args.out)
     if args.json:
         print(json.dumps(manifest, ensure_ascii=False))
@@ -437,6 +452,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from index.dump import import_index
 
+    _folder_store_only(args, "import")
     summary = import_index(args.dump, _index_dir(args), model=args.model)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))

@@ -126,6 +126,20 @@ def test_export_on_a_running_server_then_import_without_the_model(seed_index: Pa
     assert_same_answers(Engine.open(index), restored)
 
 
+def test_export_and_import_refuse_the_milvus_store(seed_index: Path, tmp_path: Path) -> None:
+    """With the Milvus store, --index is only a folder of caches (here an old copy of the index): its
+    export would be a backup without the writes made to Milvus, so both commands refuse and say why."""
+    index = copy_index(seed_index, tmp_path)
+    milvus = ("--store", "milvus", "--milvus-uri", "http://127.0.0.1:9")
+    exported = run_cli("export", "--index", str(index), str(tmp_path / "dump.tar"), *milvus)
+    assert exported.returncode == 1 and "this index is in Milvus" in exported.stderr, exported.stderr
+    assert not (tmp_path / "dump.tar").exists()
+    assert run_cli("export", "--index", str(index), str(tmp_path / "dump.tar")).returncode == 0
+    imported = run_cli("import", str(tmp_path / "dump.tar"), "--index", str(tmp_path / "new"), *milvus)
+    assert imported.returncode == 1 and "semsearch migrate" in imported.stderr, imported.stderr
+    assert not (tmp_path / "new").exists()
+
+
 def test_dump_is_readable_with_standard_tools_and_fills_the_embedding_cache(seed_index: Path, engine: Engine,
                                                                             tmp_path: Path) -> None:
     manifest = export_index(seed_index, tmp_path / "dump.tar")
