@@ -83,7 +83,4 @@ def classify(exc: BaseException) -> ErrorInfo | None:
 def _is_milvus_error(exc: BaseException) -> bool:
     """pymilvus's own errors and the gRPC errors it lets through, known by their class (pymilvus is an
     optional extra, so it is not imported here)."""
-    return any(
-        cls.__module__.split(".")[0] in ("pymilvus", "grpc") and cls.__name__ != "object"
-        for cls in type(exc).__mro__
-    )
+    return any(cls.__module__.split(".")[0] in ("pymilvus", "grpc") for cls in type(exc).__mro__)
