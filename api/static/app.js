@@ -9,6 +9,7 @@
 
 (() => {
   const PAGE_SIZE = 10;
+  const QUERY_SHOWN = 80; // characters of the query the result count repeats
   const SIMILAR_K = 5;
   // Words too common to be worth highlighting when the server sends no highlights of its own.
   const STOP = new Set(['什么', '多少', '哪些', '如何', '怎么', '怎样', '为什么', '是否', '可以', '的是', '是什么',
@@ -603,7 +604,9 @@
     }
     const from = data.offset + 1;
     const to = data.offset + data.results.length;
-    view.status.append(el('span', { class: 'count', text: t('resultsCount', { from, to, total: data.total, q: data.query }) }));
+    // a long query in full would push the results down the screen; the box above holds all of it
+    const shown = Array.from(data.query).length > QUERY_SHOWN ? `${Array.from(data.query).slice(0, QUERY_SHOWN).join('')}…` : data.query;
+    view.status.append(el('span', { class: 'count', title: data.query, text: t('resultsCount', { from, to, total: data.total, q: shown }) }));
     for (const r of data.results) view.results.append(resultItem(r, state, data.query));
     renderPager(state, data);
     renderChips(state); // the titles of filtered documents are known now

@@ -219,6 +219,17 @@ def test_two_sources_in_the_url_stay_when_the_mode_changes(server: LiveServer, p
     assert sorted(sources) == sorted(["新华社", "证券时报网"])
 
 
+def test_a_long_query_neither_widens_the_page_nor_pushes_the_results_down(
+    server: LiveServer, page: Page
+) -> None:
+    page.set_viewport_size({"width": 1200, "height": 900})
+    for query in ["innovation" * 90, "创新中心建设" * 160]:
+        page.goto(search_url(server, query))
+        expect(page.locator(".results > .result, .empty").first).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1200
+        assert page.locator(".status").bounding_box()["height"] < 80
+
+
 def test_empty_and_error_states(server: LiveServer, page: Page) -> None:
     page.goto(search_url(server, "创新", date_from="2030-01-01"))
     expect(page.locator(".empty")).to_contain_text("创新")
