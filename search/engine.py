@@ -43,7 +43,7 @@ from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import Filters, PassageRow
 from search.dedupe import NearDuplicateFolder
 from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_offset, check_query
-from search.filters import folded_values, resolve_filters
+from search.filters import folded_values, merge_folded, resolve_filters
 from search.hybrid import (
     MIN_COVERAGE,
     Hit,
@@ -593,8 +593,10 @@ class Engine:
 
     @_reports_damage
     def facets(self) -> dict[str, Any]:
-        """Sources and categories with document counts, and the date range (the page's filter choices)."""
-        return self.snapshot().passages.facets()
+        """Sources and categories with document counts, and the date range (the page's filter choices);
+        spellings a filter treats as one (`search.filters.fold_value`) are one choice."""
+        found = self.snapshot().passages.facets()
+        return found | {kind: merge_folded(found[kind]) for kind in ("sources", "categories")}
 
     # --- writing (delegated to the index builder; one writer per index, others get IndexLocked) ----
     def _builder(self) -> IndexBuilder:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from index.analysis import normalize
 from index.stores.passages import Filters
@@ -64,6 +65,19 @@ def folded_values(values: Iterable[str]) -> dict[str, list[str]]:
     for value in values:
         out.setdefault(fold_value(value), []).append(value)
     return out
+
+
+def merge_folded(facet: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A facet's values (`{"value", "documents"}`, most documents first) with the spellings a filter folds
+    together (新华社 and 新華社) as one choice: the most common spelling, their documents summed."""
+    merged: dict[str, dict[str, Any]] = {}
+    for item in facet:
+        key = fold_value(item["value"])
+        if key in merged:
+            merged[key]["documents"] += item["documents"]
+        else:
+            merged[key] = {"value": item["value"], "documents": item["documents"]}
+    return sorted(merged.values(), key=lambda item: -item["documents"])
 
 
 def resolve_filters(filters: Filters, held: Mapping[str, Mapping[str, list[str]]]) -> Filters:
