@@ -605,7 +605,8 @@
     const from = data.offset + 1;
     const to = data.offset + data.results.length;
     // a long query in full would push the results down the screen; the box above holds all of it
-    const shown = Array.from(data.query).length > QUERY_SHOWN ? `${Array.from(data.query).slice(0, QUERY_SHOWN).join('')}…` : data.query;
+    const chars = Array.from(data.query); // code points, so a character beyond the BMP is not cut in two
+    const shown = chars.length > QUERY_SHOWN ? `${chars.slice(0, QUERY_SHOWN).join('')}…` : data.query;
     view.status.append(el('span', { class: 'count', title: data.query, text: t('resultsCount', { from, to, total: data.total, q: shown }) }));
     for (const r of data.results) view.results.append(resultItem(r, state, data.query));
     renderPager(state, data);
