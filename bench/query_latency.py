@@ -249,7 +249,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 # --- in-process breakdown ---------------------------------------------------------------------------------
 def breakdown(folder: Path, queries: list[str], backend: str) -> dict[str, float]:
     """Mean milliseconds per hybrid search in each part, timed around the engine's own calls."""
-    from index.analysis import query_terms, term_spans
+    from index.analysis import highlight_spans, query_terms
     from search.engine import Engine
     from search.hybrid import MIN_COVERAGE, dense_hits, fuse, keyword_hits
     from search.query_tower import query_tower
@@ -292,7 +292,7 @@ def breakdown(folder: Path, queries: list[str], backend: str) -> dict[str, float
         terms = query_terms(q)
         bounds = snap.passages.word_bounds([r.passage_id for r in results[:10]])
         for r in results[:10]:
-            term_spans(r.text, terms, bounds.get(r.passage_id))
+            highlight_spans(r.text, terms, bounds.get(r.passage_id))
         t6 = time.perf_counter()
         steps = (t1 - t0, t2 - t1, t3 - t2, t3s - t3, t4 - t3s, t5 - t4, t6 - t5, total)
         for key, value in zip(parts, steps, strict=True):

@@ -18,8 +18,8 @@ highlighted, and a passage indexed in traditional script is found by a query in 
   beside their pieces: the passage holding the identifier then outscores one holding its pieces
   scattered (`9087号…PPR`), a query for a piece alone still matches, and a highlight covers the whole.
 - `tokenize` (the terms to index or to look up), `query_terms` (the same, deduplicated), `query_words`
-  (the query's words, an identifier counting as one) and `term_spans` (where a passage matches query
-  terms, for highlighting).
+  (the query's words, an identifier counting as one), `term_spans` (where a passage matches query
+  terms) and `highlight_spans` (those a result marks).
 
 Bigram tokens are prefixed with `GRAM_PREFIX` so that they stay apart from the jieba word with the same
 characters (`研发` the word and `研发` the bigram): the keyword store indexes the two kinds as separate fields
@@ -353,6 +353,11 @@ def term_spans(
     Other terms match the passage's words by stem. `bounds`, the passage's `word_bounds` when the index
     stored them, saves segmenting it here.
     """
+    return _merge(_matches(text, terms, bounds))
+
+
+def _matches(text: str, terms: Sequence[str], bounds: Collection[int] | None) -> list[tuple[int, int]]:
+    """Every match of `term_spans`, unmerged."""
     if not text or not terms:
         return []
     norm = normalize(text)
@@ -394,7 +399,28 @@ def term_spans(
             at = norm.find(term, at + 1)
     if other_terms:
         spans.extend((start, end) for term, start, end in _latin_tokens(norm) if term in other_terms)
-    return _merge(spans)
+    return spans
+
+
+def highlight_spans(
+    text: str, terms: Sequence[str], bounds: Collection[int] | None = None
+) -> list[tuple[int, int]]:
+    """`term_spans` as a reader sees them. A CJK character matched alone (the 年 of another year, the 个
+    or 到 of a question) marks nothing the reader asked about and draws the eye from what they did ask,
+    so where the query has a term of two characters or more it is kept only beside another single
+    character (an out-of-vocabulary name, 林曉颯) or a number or Latin word (2025年, 到2025)."""
+    spans = _matches(text, terms, bounds)
+    if not any(len(display_term(t)) > 1 for t in terms):
+        return _merge(spans)
+
+    def lone(s: int, e: int) -> bool:
+        return e - s == 1 and CJK_RUN.fullmatch(text[s:e]) is not None
+
+    # What a lone character may lean on: another lone character, or a match that is no CJK word.
+    props = [(s, e) for s, e in spans if lone(s, e) or not CJK_RUN.fullmatch(text[s:e])]
+    starts, ends = {s for s, _ in props}, {e for _, e in props}
+    kept = [(s, e) for s, e in spans if not lone(s, e) or s in ends or e in starts]
+    return _merge(kept)
 
 
 def _word_bounds(norm: str, base: int, end: int) -> set[int]:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import numpy as np
 
 from index import settings
-from index.analysis import query_grams, query_terms, query_words, term_spans
+from index.analysis import highlight_spans, query_grams, query_terms, query_words
 from index.backends import IndexLocation, as_location
 from index.config import IndexSettings
 from index.documents import Document, page_at
@@ -494,7 +494,7 @@ class Engine:
         terms = query_terms(query)
         bounds = snap.passages.word_bounds([r.passage_id for r in results]) if terms else {}
         for r in results:
-            r.highlights = term_spans(r.text, terms, bounds.get(r.passage_id))
+            r.highlights = highlight_spans(r.text, terms, bounds.get(r.passage_id))
 
     def _results(self, snap: Snapshot, hits: list[Hit]) -> list[SearchResult]:
         rows = snap.passages.passages([h.passage_id for h in hits])

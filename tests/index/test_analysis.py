@@ -16,6 +16,7 @@ from index.analysis import (
     GRAM_PREFIX,
     analyze,
     display_term,
+    highlight_spans,
     is_gram,
     normalize,
     query_terms,
@@ -282,6 +283,19 @@ def test_spans_of_out_of_vocabulary_names() -> None:
     # No dictionary word covers these names; their single characters are terms and merge into one span.
     text = "据本报记者林曉颯报道，骁飒科技发布新品"
     assert highlighted(text, "林晓飒 骁飒科技") == ["林曉颯", "骁飒科技"]
+
+
+def test_a_character_matched_alone_is_no_highlight() -> None:
+    """The 年 of another year and the 个 of a question mark nothing the reader asked about; a character
+    that touches another match, a name of single characters, or a query of one character still mark."""
+    text = "2019年上海GDP增长6%，2020年增速回落。全年新增企业一万个"
+    marks = [text[a:b] for a, b in highlight_spans(text, query_terms("2023年上海的GDP是多少个"))]
+    assert marks == ["上海GDP"]
+    assert "年" in [text[a:b] for a, b in term_spans(text, query_terms("2023年上海的GDP是多少个"))]
+    assert [text[a:b] for a, b in highlight_spans(text, query_terms("2019年的上海"))] == ["2019年上海"]
+    name = "据本报记者林曉颯报道"
+    assert [name[a:b] for a, b in highlight_spans(name, query_terms("林晓飒 记者"))] == ["记者林曉颯"]
+    assert [text[a:b] for a, b in highlight_spans(text, query_terms("年"))] == ["年", "年"]
 
 
 def test_spans_skip_stop_words_between_words() -> None:
