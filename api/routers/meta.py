@@ -11,7 +11,7 @@ from api.errors import responses
 from api.routers.schemas import Facets, Health
 from api.security import read_access
 from search.engine import Engine
-from search.errors import MAX_RESULT_WINDOW
+from search.errors import MAX_QUERY_CHARS, MAX_RESULT_WINDOW
 
 router = APIRouter(tags=["meta"])
 
@@ -26,6 +26,7 @@ def health(request: Request, engine: Annotated[Engine, Depends(get_engine)]) -> 
         "ask": True,
         "max_body_bytes": request.app.state.max_body_bytes,
         "max_results": MAX_RESULT_WINDOW,
+        "max_query_chars": MAX_QUERY_CHARS,
         "sync": _sync(request),
     }
 

@@ -106,11 +106,13 @@ class Health(BaseModel):
     ask: bool = Field(description="POST /ask is available (always true; kept for the clients that read it)")
     max_body_bytes: int = Field(description="largest request body (uploads) the server accepts")
     max_results: int = Field(description="how deep a search pages: offset + k is at most this")
+    max_query_chars: int = Field(description="longest query or question, in characters")
     sync: SyncOut | None = Field(default=None, description="the folder sync, when the server watches folders")
 
     model_config = _example({"status": "ok", "generation": "000003", "documents": 2, "passages": 63,
                              "model": "multilingual-e5-small", "modes": ["dense"], "ask": False,
-                             "max_body_bytes": 10485760, "max_results": 10000})
+                             "max_body_bytes": 10485760, "max_results": 10000,
+                             "max_query_chars": 1000})
 
 
 class FacetValue(BaseModel):

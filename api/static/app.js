@@ -291,7 +291,15 @@
       view.answer.hidden = true;
       view.pager.hidden = true;
     }
-    view.filters.hidden = which === 'doc' || !facets;
+    view.filters.hidden = which === 'doc' || !facets || !hasFacets();
+  }
+
+  /** Whether the index has anything to filter by: a source, a category or a date (or a document
+      filter is on, whose chip lives in the bar). An index of files without metadata shows no bar. */
+  function hasFacets() {
+    const dates = facets.dates || {};
+    return Boolean(facets.sources.length || facets.categories.length || dates.from || dates.to
+      || readState().doc_id.length);
   }
 
   function clear(node) {
@@ -306,6 +314,9 @@
 
   function applyLabels() {
     document.documentElement.lang = LANG === 'zh' ? 'zh-CN' : 'en';
+    // a language chosen in the URL carries over to the API reference, which reads ?lang the same way
+    const asked = new URLSearchParams(location.search).get('lang');
+    if (asked === 'zh' || asked === 'en') $('api-docs').href = `/docs?lang=${asked}`;
     for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
     for (const node of document.querySelectorAll('[data-i18n-placeholder]')) {
       node.placeholder = t(node.dataset.i18nPlaceholder);
@@ -340,6 +351,11 @@
     if (facets) {
       fillSelect(sourceSelect, facets.sources, state.source);
       fillSelect(categorySelect, facets.categories, state.category);
+      // a filter with no choice is left out (one chosen in the URL is still shown, to be removed)
+      sourceSelect.closest('.filter').hidden = !facets.sources.length && !state.source.length;
+      categorySelect.closest('.filter').hidden = !facets.categories.length && !state.category.length;
+      fromInput.closest('.filter').hidden = !(facets.dates && (facets.dates.from || facets.dates.to))
+        && !state.date_from && !state.date_to;
       for (const box of [fromInput, toInput]) {
         box.min = (facets.dates && facets.dates.from) || '';
         box.max = (facets.dates && facets.dates.to) || '';
@@ -537,7 +553,7 @@
       box.dataset.loaded = '1';
     } catch (error) {
       clear(box);
-      box.append(errorBox(t('errorTitle'), error));
+      box.append(errorBox(t('loadErrorTitle'), error));
     }
   }
 
@@ -567,6 +583,20 @@
     view.status.append(el('span', { class: 'muted', text: t('searching') }));
     if (offset === 0 && askAvailable) askQuestion(state, signal); // in parallel; never waited for
     else view.answer.hidden = true;
+    const window_ = info?.max_results ?? Infinity;
+    if (offset + PAGE_SIZE > window_) {
+      // A page the pager never offers (an edited URL): say how deep searches page, not the server's 400.
+      view.answer.hidden = true;
+      clear(view.results);
+      view.results.classList.remove('stale');
+      clear(view.status);
+      view.status.append(el('div', { class: 'empty' },
+        el('p', { class: 'empty-title', text: t('pastWindow', { max: window_ }) }),
+        el('p', {}, link({ ...state, page: Math.max(1, Math.floor(window_ / PAGE_SIZE)) },
+          { class: 'page-link last' }, t('lastPage')))));
+      view.pager.hidden = true;
+      return;
+    }
     let data;
     try {
       data = await api(`/search?${searchParams(state, offset)}`, { signal });
@@ -831,6 +861,7 @@
   }
 
   // --- home ----------------------------------------------------------------------------------------------
+  const HOME_PAGE = 50; // documents listed at a time
   async function showHome(signal) {
     show('home');
     document.title = 'semsearch';
@@ -840,20 +871,43 @@
     const list = $('home-docs');
     if (list.dataset.generation === (info && info.generation)) return;
     try {
-      const data = await api('/documents?limit=50', { signal });
+      const data = await api(`/documents?limit=${HOME_PAGE}`, { signal });
       clear(list);
-      for (const d of data.documents) {
-        docTitles.set(d.doc_id, d.title);
-        const state = { ...readState(), doc: d.doc_id, passage: null };
-        const extra = [el('span', { text: t('passages', { n: d.passages }) })];
-        list.append(el('li', {},
-          link(state, { class: 'doc-link', lang: langOf(d.title) }, d.title || d.doc_id),
-          metaLine(d, extra)));
-      }
+      appendDocuments(list, data);
       list.dataset.generation = (info && info.generation) || '';
     } catch (error) {
-      if (error.name !== 'AbortError') list.replaceChildren(el('li', {}, errorBox(t('errorTitle'), error)));
+      if (error.name !== 'AbortError') list.replaceChildren(el('li', {}, errorBox(t('loadErrorTitle'), error)));
     }
+  }
+
+  /** Append a page of `GET /documents` to the home list, and a button for the next page while the
+      index holds more (a list of thousands of documents is read a page at a time). */
+  function appendDocuments(list, data) {
+    const old = $('home-more');
+    if (old) old.remove();
+    for (const d of data.documents) {
+      docTitles.set(d.doc_id, d.title);
+      const state = { ...readState(), doc: d.doc_id, passage: null };
+      const extra = [el('span', { text: t('passages', { n: d.passages }) })];
+      list.append(el('li', {},
+        link(state, { class: 'doc-link', lang: langOf(d.title) }, d.title || d.doc_id),
+        metaLine(d, extra)));
+    }
+    const shown = list.querySelectorAll('li').length;
+    if (!data.documents.length || shown >= data.total) return;
+    const more = el('button', {
+      type: 'button', id: 'home-more', class: 'action home-more',
+      text: t('moreDocuments', { n: Math.min(HOME_PAGE, data.total - shown), left: data.total - shown }),
+    });
+    more.addEventListener('click', async () => {
+      more.disabled = true;
+      try {
+        appendDocuments(list, await api(`/documents?offset=${shown}&limit=${HOME_PAGE}`));
+      } catch (error) {
+        more.replaceWith(errorBox(t('loadErrorTitle'), error));
+      }
+    });
+    list.after(more);
   }
 
   // --- rendering a state -----------------------------------------------------------------------------------
@@ -889,6 +943,7 @@
     if (health.status === 'fulfilled') {
       info = health.value;
       if (info.ask === false) askAvailable = false;
+      if (info.max_query_chars) input.maxLength = info.max_query_chars;
       const modes = info.modes || ['dense'];
       clear(modeSelect);
       // '' = the server's default (hybrid where the index has keywords), kept out of the URL

@@ -180,6 +180,80 @@ def test_a_page_past_the_last_says_so_and_links_back(server: LiveServer, page: P
     expect(page.locator("a[rel=next]")).to_have_count(0)
 
 
+def test_a_page_beyond_the_search_window_says_how_deep_searches_page(server: LiveServer, page: Page) -> None:
+    """An edited URL asks for a page past /health's max_results: the page says so (not the server's 400)
+    and links to the deepest page there is, without asking the server for what it would refuse."""
+    def health(route: Route) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "max_results": 20})
+
+    page.route("**/health", health)
+    searched: list[str] = []
+    page.on("request", lambda r: searched.append(r.url) if "/search?" in r.url else None)
+    page.goto(search_url(server, "创新", page="7"))
+    expect(page.locator(".empty-title")).to_contain_text("20")
+    expect(page.locator(".error")).to_have_count(0)
+    assert searched == []
+    page.locator("a.page-link.last").click()
+    expect(page.locator(".page-of")).to_contain_text("2 / 2")
+    expect(page.locator(".results > .result")).to_have_count(10)
+
+
+def test_the_home_list_reads_every_document_a_page_at_a_time(server: LiveServer, page: Page) -> None:
+    """The home page lists the index's documents a page at a time, with a button for the rest; here the
+    page is cut to one document (the request rewritten), so that the few of the test index need it."""
+    with server.client() as client:
+        listed = client.get("/documents", params={"limit": 500}).json()
+    assert listed["total"] >= 3
+
+    def one_a_page(route: Route) -> None:
+        route.continue_(url=route.request.url.replace("limit=50", "limit=1"))
+
+    page.route("**/documents?*", one_a_page)
+    page.goto(f"{server.url}/")
+    expect(page.locator("#home-docs > li")).to_have_count(1)
+    expect(page.locator("#home-more")).to_contain_text(str(listed["total"] - 1))
+    for shown in range(2, listed["total"] + 1):
+        page.locator("#home-more").click()
+        expect(page.locator("#home-docs > li")).to_have_count(shown)
+    expect(page.locator("#home-more")).to_have_count(0)
+    titles = page.locator("#home-docs .doc-link").all_inner_texts()
+    assert titles == [d["title"] or d["doc_id"] for d in listed["documents"]]
+
+
+def test_a_server_gone_on_the_home_page_is_no_failed_search(server: LiveServer, page: Page) -> None:
+    page.route("**/documents?*", lambda route: route.abort())
+    page.goto(f"{server.url}/?lang=en")
+    expect(page.locator("#home-docs .error")).to_contain_text("could not be loaded")
+    expect(page.locator("#home-docs .error")).not_to_contain_text("search")
+
+
+def test_an_index_without_metadata_shows_no_filter_bar(server: LiveServer, page: Page) -> None:
+    """Files without sources, categories or dates give nothing to filter by: no bar of empty choices;
+    a document filter of the URL still shows its chip there, to be removed."""
+    empty = {"sources": [], "categories": [], "dates": {}}
+    page.route("**/facets", lambda route: route.fulfill(json=empty))
+    page.goto(search_url(server, "创新"))
+    expect(page.locator(".results > .result").first).to_be_visible()
+    expect(page.locator("#filters")).to_be_hidden()
+    page.goto(search_url(server, "创新", doc_id=ZQSB))
+    expect(page.locator("#filters .chip")).to_be_visible()
+    expect(page.locator("#f-source")).to_be_hidden()
+
+
+def test_the_query_box_takes_what_the_server_takes_and_the_language_carries_to_the_docs(
+    server: LiveServer, page: Page
+) -> None:
+    with server.client() as client:
+        limit = client.get("/health").json()["max_query_chars"]
+    page.goto(f"{server.url}/?lang=en")
+    expect(page.locator("#q")).to_have_attribute("maxlength", str(limit))
+    page.locator("#q").fill("创" * (limit + 50))
+    assert len(page.locator("#q").input_value()) == limit
+    page.locator("#api-docs").click()
+    expect(page).to_have_url(re.compile(r"/docs\?lang=en$"))
+
+
 def test_a_failed_search_shows_no_answer_above_its_error(server: LiveServer, page: Page) -> None:
     """The answer is asked beside the search; when the search fails, its answer is not shown either."""
     with page.expect_response("**/ask"):
