@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("ask", "answer a question with a sentence of the documents, cited [n]")
     p.add_argument("question")
-    p.add_argument("--k", type=int, default=5, help="passages to read the answer from (1-100)")
+    p.add_argument("--k", type=int, default=5,
+                   help="passages retrieved and listed with the answer (1-100; the reader reads 3)")
     _filter_args(p)
     p.add_argument("--generate", action="store_true",
                    help="let an LLM write the answer ($SEMSEARCH_LLM_BASE_URL, _MODEL, _API_KEY)")

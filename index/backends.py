@@ -71,6 +71,10 @@ class IndexLocation(Protocol):
 
     root: Path  # a local folder: the index itself, or (Milvus) where the server keeps its job journal
 
+    def __str__(self) -> str:
+        """Where the index is, as `semsearch info` names it: the folder, or the server and collection."""
+        ...
+
     def published(self) -> list[str]:
         """The published generations' names (empty: no index yet)."""
         ...
@@ -106,6 +110,9 @@ class FolderIndex(IndexDir):
     @classmethod
     def from_config(cls, config: StoreConfig) -> FolderIndex:
         return cls(config.index or default_index_dir())
+
+    def __str__(self) -> str:
+        return str(self.root)
 
     def open_generation(self, pointer: Pointer) -> Generation:
         name = pointer.name

@@ -174,7 +174,7 @@ class Engine:
         snap = self.snapshot()
         stats = snap.stats
         return {
-            "index": str(self.dir.root),
+            "index": str(self.dir),
             "generation": snap.name,
             "generation_id": snap.manifest.id,
             "created": snap.manifest.created,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from index.documents import doc_id_problem
+from search.answer import READ_PASSAGES
 from search.filters import parse_filters
 from search.models import SearchResult
 
@@ -163,7 +164,8 @@ class SimilarResponse(BaseModel):
 # --- ask ------------------------------------------------------------------------------------------
 class AskRequest(FilterFields):
     question: str = Field(description="a question in any language")
-    k: int = Field(5, description="passages to read the answer from, 1-100")
+    k: int = Field(5, description=f"passages retrieved and returned beside the answer, 1-100; the span "
+                          f"reader reads the first {READ_PASSAGES} of them, the sentence extractor all")
     mode: Literal["extract", "generate"] = Field(
         "extract", description="extract: the best sentence of the corpus, verbatim; generate: an LLM writes "
         "the answer from the passages (needs the server's SEMSEARCH_LLM_* settings)"

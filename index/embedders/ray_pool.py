@@ -38,14 +38,15 @@ class _EmbedActor:
         return {"hash": batch["hash"], "vector": np.asarray(vectors, dtype=np.float32)}
 
 
-def reachable(address: str, seconds: float = 5.0) -> None:
-    """Fail at once, with the address, when no Ray head answers there (`ray.init` would retry for minutes)."""
+def reachable(address: str, seconds: float = 5.0) -> str | None:
+    """This machine's address on the way to the Ray head at `address` (None for `auto` or `ray://`).
+    Fails at once, with the address, when no head answers there (`ray.init` would retry for minutes)."""
     if address == "auto" or address.startswith("ray://"):
-        return
+        return None
     host, _, port = address.rpartition(":")
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=seconds):
-            return
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=seconds) as conn:
+            return str(conn.getsockname()[0])
     except (OSError, ValueError) as exc:
         raise EmbedderError(
             f"no Ray cluster answers at {address} ({exc}); start one (`ray start --head`) or give the "
@@ -62,9 +63,15 @@ class RayEmbedding:
     def embed(self, hashes: Sequence[str], texts: Sequence[str]) -> Iterator[tuple[list[str], np.ndarray]]:
         import ray
 
-        reachable(self.address)
+        own_ip = reachable(self.address)
         if not ray.is_initialized():
-            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR")
+            # The build reports its own progress, and its errors as exceptions: Ray's core worker (C++)
+            # and Ray Data would log each dataset's plan and timing to stderr, through --quiet too (a
+            # variable set by the user wins). The address this machine reaches the head from is this
+            # node's: Ray would look for it by connecting to 8.8.8.8 and warn when it cannot.
+            os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
+            ray.init(address=self.address, log_to_driver=False, logging_level="ERROR",
+                     _node_ip_address=own_ip)
         ray.data.DataContext.get_current().enable_progress_bars = False  # the build shows its own
         cpus = int(ray.cluster_resources().get("CPU", 1))
         actors = self.actors or max(1, cpus)

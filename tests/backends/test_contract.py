@@ -179,6 +179,8 @@ def test_documents_passages_facets_and_info_agree(built, kind: str) -> None:
     for key in ("documents", "passages", "modes", "sentences"):
         assert info[key] == ref[key], key
     assert info["sentences"] > info["passages"]
+    # where the index is: the folder, or the Milvus server and collection (not the local journal folder)
+    assert info["index"] == str(engine.dir) and (kind == "faiss") == (info["index"] == str(engine.dir.root))
     doc = engine.document("policy-1")
     assert doc["categories"] == ["政策", "科技"] and doc["text"].startswith("国务院")
     first = doc["passages"][0]["passage_id"]
