@@ -40,7 +40,10 @@ QUEUED, RUNNING, DONE, FAILED, LOST = "queued", "running", "done", "failed", "lo
 FINISHED = (DONE, FAILED, LOST)
 KEEP_FINISHED = 500  # finished jobs remembered for GET /jobs/{id}; older ones are forgotten
 KEEP_FINISHED_DAYS = 7.0
-LOCK_RETRY_SECONDS = 60.0  # how long a job waits for a writer outside this process (e.g. the CLI)
+# A job waits for a writer outside this process (the CLI's `semsearch index` of a large folder may take
+# hours) for as long as that writer holds the lock: an accepted job is never given up for a busy index.
+# The lock is an flock, so a writer that dies lets go of it. GET /jobs/{id} says whom the job waits for.
+LOCK_WAIT_SECONDS: float | None = None
 JOURNAL = "jobs"  # the journal's folder inside the index folder
 JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 
@@ -71,6 +74,7 @@ class Job:
     summary: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     resumed: bool = False
+    waiting: str | None = None  # while another writer holds the index: who, and what to do
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -90,6 +94,7 @@ class Job:
             "summary": self.summary,
             "error": self.error,
             "resumed": self.resumed,
+            "waiting": self.waiting,
             "created": _iso(self.created),
             "started": _iso(self.started),
             "finished": _iso(self.finished),
@@ -210,7 +215,7 @@ class JobQueue:
 
     def __init__(self, actions: Mapping[str, Action], journal: JobJournal | None = None, *,
                  keep: int = KEEP_FINISHED, keep_days: float = KEEP_FINISHED_DAYS,
-                 lock_retry_seconds: float = LOCK_RETRY_SECONDS) -> None:
+                 lock_wait_seconds: float | None = LOCK_WAIT_SECONDS) -> None:
         self._actions = dict(actions)
         self._journal = journal
         self.on_finished: Callable[[Job], None] | None = None  # e.g. metrics (api.metrics)
@@ -219,7 +224,7 @@ class JobQueue:
         self._lock = threading.Lock()
         self._keep = keep
         self._keep_seconds = keep_days * 86400
-        self._lock_retry = lock_retry_seconds
+        self._lock_wait = lock_wait_seconds  # None: as long as another writer holds the index
         self._thread: threading.Thread | None = None
         self._recovered = False
         self._seq = 0  # the last acceptance number given (or found in the journal)
@@ -344,16 +349,22 @@ class JobQueue:
             log.warning("job %s finished but could not be recorded: %s", job.id, exc)
 
     def _run(self, job: Job) -> dict[str, Any]:
-        """Run a job, waiting a while for a writer in another process (the CLI) to finish first."""
+        """Run a job, first waiting for a writer in another process (the CLI) to finish."""
         action = self._actions[job.kind]
         payload = job.payload if job.payload is not None else {}
-        deadline = time.monotonic() + self._lock_retry
+        deadline = None if self._lock_wait is None else time.monotonic() + self._lock_wait
         delay = 0.5
-        while True:
-            try:
-                return action(payload, job.resumed)
-            except IndexLocked:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        try:
+            while True:
+                try:
+                    return action(payload, job.resumed)
+                except IndexLocked as exc:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+                    if job.waiting is None:
+                        log.warning("job %s waits for the index: %s", job.id, exc)
+                    job.waiting = f"{exc}; the job runs once it has finished"
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            job.waiting = None

@@ -298,6 +298,8 @@ class JobOut(BaseModel):
     error: JobError | None = None
     resumed: bool = Field(False, description="accepted by an earlier server process that stopped before "
                                              "it was finished, and run again after the restart")
+    waiting: str | None = Field(None, description="while another writer (the CLI) holds the index: which "
+                                                  "process; the job waits for it as long as it runs")
     created: str | None = None
     started: str | None = None
     finished: str | None = None

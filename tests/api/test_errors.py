@@ -83,7 +83,7 @@ def _job_error(exc: BaseException) -> dict[str, str]:
     def action(payload: dict[str, Any], resumed: bool) -> dict[str, Any]:
         raise exc
 
-    jobs = JobQueue({"add": action}, lock_retry_seconds=0)
+    jobs = JobQueue({"add": action}, lock_wait_seconds=0)
     jobs.start()
     try:
         job = jobs.submit("add", ["d"], {})

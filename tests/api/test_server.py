@@ -21,7 +21,7 @@ from api.security import SecuritySettings
 from api.server import create_app
 from search.engine import Engine
 from tests.api.conftest import copy_index, wait_for_job
-from tests.conftest import needs_chromium, print_to_pdf
+from tests.conftest import ROOT, needs_chromium, print_to_pdf
 
 ZQSB = "000_ad61b687c275495d.txt"  # 证券时报网
 XINHUA = "003_07e0a4d71f185c6b.txt"
@@ -548,7 +548,7 @@ def test_job_queue_runs_in_order_and_reports_failures() -> None:
             return {"n": payload["n"]}
         return steps[payload["step"]]()
 
-    queue = JobQueue({"add": run, "delete": run}, lock_retry_seconds=5)
+    queue = JobQueue({"add": run, "delete": run}, lock_wait_seconds=5)
     jobs = [queue.submit("add", [str(i)], {"n": i}) for i in range(3)]
     jobs += [queue.submit(kind, [step[0]], {"step": step})
              for kind, step in [("add", "locked"), ("delete", "missing"), ("add", "crash")]]
@@ -585,3 +585,43 @@ def test_body_limit_counts_streamed_bodies() -> None:
         assert_error(test.post("/echo", content=b"x" * 1001), 413, "too_large")
         assert_error(test.post("/echo", content=iter([b"x" * 600, b"x" * 600])), 413, "too_large")
         assert test.post("/echo", content=iter([b"x" * 500, b"x" * 500])).json() == {"size": 1000}
+
+
+
+@pytest.mark.integration  # a second process holds the lock
+def test_an_accepted_write_waits_for_a_long_cli_build_however_long(tmp_path: Path, monkeypatch) -> None:
+    """A `semsearch index` of a big folder holds the lock for hours: a job the API accepted (202) waits for
+    it, saying whom for, and runs once it is done; it is never failed and dropped for a busy index."""
+    import subprocess
+    import sys
+    import time
+    from types import SimpleNamespace
+
+    import api.jobs
+    from api.jobs import JobQueue
+    from index.generations import WriteLock
+
+    clock = iter(range(0, 10**9, 45))  # the jobs' clock gains 45 s at every look: hours of waiting
+    monkeypatch.setattr(api.jobs, "time", SimpleNamespace(
+        monotonic=lambda: float(next(clock)), sleep=lambda seconds: time.sleep(0.05), time=time.time,
+        strftime=time.strftime, gmtime=time.gmtime))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; from index.generations import WriteLock\n"
+         f"with WriteLock({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(3)"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+
+    def add(payload: dict, resumed: bool) -> dict:
+        with WriteLock(tmp_path):
+            return {"added": 1}
+
+    queue = JobQueue({"add": add})
+    job = queue.submit("add", ["a"], {})
+    deadline = time.monotonic() + 10
+    while job.to_dict()["waiting"] is None and job.state != "failed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"PID {holder.pid}" in (job.to_dict()["waiting"] or ""), job.to_dict()
+    assert job.done.wait(30), "the job still waits once the other writer has finished"
+    queue.stop()
+    holder.wait(10)
+    assert job.state == "done" and job.summary == {"added": 1} and job.to_dict()["waiting"] is None
