@@ -41,7 +41,7 @@ from index.generations import IndexFolderError
 from index.stores.base import Generation
 from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import Filters, PassageRow
-from search.dedupe import NearDuplicateFolder
+from search.dedupe import FOLD_WINDOW, NearDuplicateFolder
 from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_offset, check_query
 from search.filters import folded_values, merge_folded, resolve_filters
 from search.hybrid import (
@@ -67,7 +67,9 @@ log = logging.getLogger(__name__)
 
 MODES = ("dense", "keyword", "hybrid")
 HYBRID_DEPTH = 100  # candidates taken from each list before fusion
-READ_MARGIN = 10  # candidates read beyond the page, so that folding near-duplicates still fills it
+# Candidates read beyond the page: folding near-duplicates still fills it, and a result's copies, which
+# fold only from within FOLD_WINDOW candidates below it, are all read.
+READ_MARGIN = FOLD_WINDOW
 DEPTH_GROWTH = 4  # each tier of candidates reads this many times deeper than the one before
 MAX_DEPTH = 1600  # deepest tier read to fill a page that near-duplicates emptied (deeper pages read deeper)
 KEYWORD_COVERAGE_HITS = 3  # keyword hits whose words measure how well keyword search covers a query
@@ -310,15 +312,15 @@ class Engine:
             # The page and a margin are read from SQLite, built into results and compared for
             # near-duplicates (a third of a search's time besides the embedding); further candidates only
             # when folding has left the page short.
-            while len(folder) < want and read < len(hits):
-                upto = min(len(hits), read + want - len(folder) + READ_MARGIN)
+            while not folder.settled(want) and read < len(hits):
+                upto = min(len(hits), read + max(want - len(folder), 1) + READ_MARGIN)
                 folder.add(self._results(snap, hits[read:upto]))
                 read = upto
             # Every candidate there is has been retrieved (fewer came than were asked for).
             exhausted = depth >= eligible or len(tier) < depth
             # Short, and more to retrieve: a page far down, or many copies of one passage filled the tier
             # (those are searched for down to MAX_DEPTH, not further).
-            if len(folder) >= want or exhausted or depth >= max(MAX_DEPTH, 2 * want):
+            if folder.settled(want) or exhausted or depth >= max(MAX_DEPTH, 2 * want):
                 return hits, read, exhausted
             depth *= DEPTH_GROWTH
 
@@ -342,7 +344,7 @@ class Engine:
 
             folder = NearDuplicateFolder()
             if seed is not None:
-                folder.add([seed.model_copy(update={"also_in": []})])  # its copies fold into it
+                folder.add([seed.model_copy(update={"also_in": []})], anchor=True)  # its copies fold into it
             self._fold_tiers(snap, nearest, k + len(folder), eligible, folder,
                              skip=seed.passage_id if seed is not None else None)
             results = folder.results[1 if seed is not None else 0 :][:k]

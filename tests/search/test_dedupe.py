@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from search.dedupe import NearDuplicateFolder
+from search.dedupe import FOLD_WINDOW, NearDuplicateFolder
 from search.models import SearchResult
 
 QUOTE = (
@@ -42,3 +42,32 @@ def test_adding_in_steps_folds_like_adding_at_once() -> None:
         rows = [result(i + 1, t) for i, t in enumerate(texts)]
         assert folded([rows[:cut], rows[cut:]]) == whole
     assert whole == [(1, [2, 4]), (3, [7]), (5, []), (6, [])]  # headings are too short to be duplicates
+
+
+def test_a_copy_far_down_the_ranking_is_a_result_of_its_own() -> None:
+    """A copy more than FOLD_WINDOW candidates below the result (and its last folded copy) is not folded:
+    a page of 10 has not read it, so folding it later would hide it from every page."""
+    fillers = [f"第{i}条：" + "".join(chr(0x4E00 + 37 * i + j) for j in range(60))
+               for i in range(FOLD_WINDOW + 2)]
+    near = [QUOTE, *fillers[:FOLD_WINDOW - 1], QUOTE]
+    assert folded([[result(i + 1, t) for i, t in enumerate(near)]])[0] == (1, [FOLD_WINDOW + 1])
+    far = [QUOTE, *fillers[:FOLD_WINDOW], QUOTE]
+    rows = folded([[result(i + 1, t) for i, t in enumerate(far)]])
+    assert rows[0] == (1, []) and rows[-1] == (FOLD_WINDOW + 2, [])
+    chain = [QUOTE] * 3 * FOLD_WINDOW  # reprints one after another chain, however many there are
+    whole = [(1, list(range(2, 3 * FOLD_WINDOW + 1)))]
+    assert folded([[result(i + 1, t) for i, t in enumerate(chain)]]) == whole
+
+
+def test_two_passages_of_one_document_are_two_results() -> None:
+    first, second = result(1, QUOTE), result(2, EDITED)
+    second.doc_id = first.doc_id
+    assert folded([[first, second]]) == [(1, []), (2, [])]
+
+
+def test_settled_once_the_window_after_the_last_copy_is_read() -> None:
+    folder = NearDuplicateFolder()
+    folder.add([result(1, QUOTE), result(2, QUOTE)])
+    assert not folder.settled(1)  # a further copy may come within the window of the second
+    folder.add([result(3 + i, f"第{i}条" + OTHER) for i in range(FOLD_WINDOW)])
+    assert folder.settled(1)

@@ -12,6 +12,7 @@ from search.engine import Engine
 from tests.conftest import EVAL
 
 CORPUS = EVAL / "cmrc2018-dev" / "corpus.jsonl"
+NEWS = EVAL / "news" / "antiterror-train" / "corpus.jsonl"
 DOCS = 100
 QUERIES = ("中国历史上的战争", "城市 大学 人口", "这款游戏是由哪家公司开发的？")
 
@@ -63,3 +64,38 @@ def test_the_total_on_the_first_page_is_what_paging_finds(engine: Engine, mode: 
         assert len(found) <= first.total <= len(found) + 10, f"{mode} {query!r}: {first.total}, {len(found)}"
         past = engine.search(query, k=10, mode=mode, offset=len(found))
         assert past.results == [] and past.total == len(found)
+
+
+@pytest.fixture(scope="module")
+def news(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """120 articles of the news set: outlets reprint each other's paragraphs, some ranked far apart."""
+    from index.builder import IndexBuilder
+    from index.config import IndexSettings
+
+    if not NEWS.exists():
+        pytest.skip(f"no {NEWS}")
+    folder = tmp_path_factory.mktemp("news")
+    lines = NEWS.read_text(encoding="utf-8").splitlines(keepends=True)[:120]
+    (folder / "corpus.jsonl").write_text("".join(lines), encoding="utf-8")
+    settings = IndexSettings.from_env()
+    settings.sentence_vectors = False  # not what is tested here, and it halves the build
+    index = tmp_path_factory.mktemp("news-index")
+    IndexBuilder(index, settings).index_paths([folder])
+    return Engine.open(index)
+
+
+def test_paging_to_the_end_shows_every_passage_with_the_same_copies(news: Engine) -> None:
+    """Every passage is on some page, as a result or among the `also_in` of a result on that page, and a
+    result lists the same copies in pages of 10 as in pages of 100. (A copy first read for a late page
+    was folded into a result of an early one: it was on no page, and that article was never cited.)"""
+    everything = len(news.snapshot().vectors)
+    for query in ("恐怖袭击", "警方逮捕了嫌疑人"):
+        walked = {}
+        for k in (10, 100):
+            shown = {r.passage_id: [a.passage_id for a in r.also_in]
+                     for offset in range(0, everything + k, k)
+                     for r in news.search(query, k=k, mode="dense", offset=offset).results}
+            cover = set(shown) | {p for copies in shown.values() for p in copies}
+            assert len(cover) == everything, f"{query!r}, pages of {k}: {everything - len(cover)} never shown"
+            walked[k] = shown
+        assert walked[10] == walked[100], f"{query!r}: also_in depends on the page size"
