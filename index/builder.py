@@ -232,11 +232,15 @@ class Roots:
 
     prefixes: dict[str, str] = field(default_factory=dict)  # absolute folder -> "" or "name/"
     moved: dict[Path, Path] = field(default_factory=dict)  # old place -> new place of folders moved, this run
+    # absolute folder -> the device (st_dev) it was on when last read: an unmounted disk leaves its mount
+    # point behind, an empty folder of the disk below, which must not read as a folder emptied
+    devices: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of_index(cls, manifest: Manifest, docs: dict[str, tuple[str, str | None]]) -> Roots:
         if manifest.roots is not None:
-            return cls({r["folder"]: r["prefix"] for r in manifest.roots})
+            return cls({r["folder"]: r["prefix"] for r in manifest.roots},
+                       devices={r["folder"]: int(r["device"]) for r in manifest.roots if "device" in r})
         inferred: dict[str, str] = {}
         for doc_id, (_hash, path) in docs.items():
             relative = doc_id.split("#", 1)[0]  # "docs.jsonl#3": a JSONL line without a doc_id
@@ -244,8 +248,25 @@ class Roots:
                 inferred.setdefault(path[: -len(relative) - 1], "")
         return cls(inferred)
 
-    def to_manifest(self) -> list[dict[str, str]]:
-        return [{"folder": f, "prefix": p} for f, p in sorted(self.prefixes.items())]
+    def to_manifest(self) -> list[dict[str, Any]]:
+        return [{"folder": f, "prefix": p} | ({"device": self.devices[f]} if f in self.devices else {})
+                for f, p in sorted(self.prefixes.items())]
+
+    def unmounted(self, folder: Path, loaded: Iterable[Document]) -> bool:
+        """Whether `folder`, a recorded folder given to index, stands on another device than when it was
+        last read and gave no document: a disk or share not mounted, not a folder emptied."""
+        key = str(folder)
+        if key not in self.devices or not folder.is_dir():
+            return False
+        if os.stat(folder).st_dev == self.devices[key]:
+            return False
+        return not any(d.path is not None and _under(d.path, [folder]) for d in loaded)
+
+    def note_devices(self, folders: Iterable[Path]) -> None:
+        """Record the device each of these recorded folders (read this run) stands on now."""
+        for folder in folders:
+            if str(folder) in self.prefixes and folder.is_dir():
+                self.devices[str(folder)] = os.stat(folder).st_dev
 
     def _owner(self, path: Path) -> str | None:
         holding = [f for f in self.prefixes if path.is_relative_to(f)]
@@ -420,16 +441,24 @@ class IndexBuilder:
                 f"{len(failed)} file(s) could not be read, so nothing was changed (--strict): {listed}{more}"
             )
         folders = [Path(p).resolve() for p in paths if Path(p).is_dir()] + list(roots.moved)
+        unmounted = [f for f in folders if roots.unmounted(f, docs.values())]
+        roots.note_devices(f for f in folders if f not in unmounted)
         summary = self._commit(
             docs,
             deleted_under=folders,
-            kept_under=roots.with_old_places(Path(s.path) for s in failed),
+            kept_under=roots.with_old_places(Path(s.path) for s in failed) + unmounted,
             roots=roots,
             started=started,
             from_files=True,
             read_at=read_at,
         )
         summary.skipped[:0] = skipped
+        summary.warnings += [
+            f"{folder} is empty and on another disk than when it was indexed (a disk or share not mounted?): "
+            "its documents are kept and still found. Mount it and index it again; to remove them, empty the "
+            "folder on its own disk, or delete them through the API"
+            for folder in unmounted
+        ]
         return summary
 
     def _published_now(self) -> str | None:

@@ -35,7 +35,7 @@ class Manifest:
     next_passage_id: int | None = None
     previous: str | None = None
     vector_index: dict[str, Any] | None = None  # the vector index's layout and what it cost to build
-    roots: list[dict[str, str]] | None = None  # the folders indexed, with their doc_id prefixes
+    roots: list[dict[str, Any]] | None = None  # the folders indexed: doc_id prefixes, devices
     files: dict[str, dict[str, Any]] | None = None  # path -> {"bytes", "sha256"} of every file
     extra: dict[str, Any] = field(default_factory=dict)
 

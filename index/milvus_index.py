@@ -240,7 +240,7 @@ class MilvusWriter(IndexBuilder):
 
     _source: Manifest | None = None  # the manifest of the generation `copy_from` copies
     _source_has_sentences = False  # whether that generation has sentence vectors
-    _roots_now: list[dict[str, str]] | None = None  # the folders this write records
+    _roots_now: list[dict[str, Any]] | None = None  # the folders this write records
 
     def _model(self) -> tuple[str, int]:
         """The model's name and dimension: the copied generation's, else the embedder's (loaded for it)."""

@@ -147,3 +147,29 @@ def test_read_only_folder_is_a_clear_error_and_still_searchable(
     engine = Engine.open(index)
     assert engine.info()["generation"] == first.generation
     assert engine.search("长三角研发投入", k=1).results
+
+
+@pytest.mark.integration
+def test_a_disk_not_mounted_keeps_its_documents(small_disk: Path, seed_corpus: Path, tmp_path: Path) -> None:
+    """A folder on a disk that is then unmounted is still there, as the empty mount point on the disk
+    below: `index` of it must keep its documents and say why, not delete them all as a folder emptied."""
+    for f in seed_corpus.iterdir():
+        (small_disk / f.name).write_bytes(f.read_bytes())
+    index = tmp_path / "index"
+    first = IndexBuilder(index).index_paths([small_disk])
+    assert first.documents == 2
+    subprocess.run(["umount", str(small_disk)], check=True)
+    assert small_disk.is_dir() and not any(small_disk.iterdir())
+    again = IndexBuilder(index).index_paths([small_disk])
+    assert again.deleted == 0 and again.documents == 2
+    assert any("another disk" in w and str(small_disk) in w for w in again.warnings), again.warnings
+    assert Engine.open(index).search("长三角研发投入强度", k=1).results
+    # mounted again with its files: nothing to do; emptied on its own disk: its documents go
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small_disk)], check=True)
+    for f in seed_corpus.iterdir():
+        (small_disk / f.name).write_bytes(f.read_bytes())
+    back = IndexBuilder(index).index_paths([small_disk])
+    assert back.unchanged == 2 and back.deleted == 0 and not back.warnings
+    for f in small_disk.iterdir():
+        f.unlink()
+    assert IndexBuilder(index).index_paths([small_disk]).deleted == 2
