@@ -19,7 +19,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,6 +211,14 @@ def _gone_folders(roots: Roots, prev_docs: dict[str, tuple[str, str | None]], up
     return warnings
 
 
+def _holds_files_of(folder: Path, old: str, docs: Mapping[str, tuple[str, str | None]]) -> bool:
+    """Whether `folder` holds files where the recorded folder `old` held its documents' files: the same
+    folder moved, not another of the same name (a share offline, and another `share` indexed meanwhile)."""
+    relative = [Path(path).relative_to(old) for _hash, path in docs.values()
+                if path is not None and Path(path).is_relative_to(old)]
+    return any((folder / r).exists() for r in relative[:200])
+
+
 def _under(path: str | Path, folders: Sequence[Path]) -> bool:
     return any(Path(path).is_relative_to(folder) for folder in folders)
 
@@ -224,7 +232,8 @@ class Roots:
     `003_07e0a4d71f185c6b.txt`); each further folder has its name (`semsearch index f2` gives
     `f2/readme.txt`), so equal file names in two folders are two documents. Indexing a sub-folder of a
     recorded folder gives the ids the whole folder gives. A recorded folder that no longer exists, when a
-    folder of the same name is indexed, was moved: the new place takes its prefix, so ids stay.
+    folder of the same name is indexed, holding files where it held its documents' files, was moved: the
+    new place takes its prefix, so ids stay (another folder of that name gets a prefix of its own).
 
     The folders are recorded in each generation's manifest. An index built before they were is read
     from its documents (path = folder + doc_id), all with the empty prefix: every id stays as it was.
@@ -272,12 +281,15 @@ class Roots:
         holding = [f for f in self.prefixes if path.is_relative_to(f)]
         return max(holding, key=len) if holding else None
 
-    def register(self, folder: Path, doc_ids: Collection[str]) -> None:
-        """Record `folder` (absolute, resolved) unless a recorded folder holds it."""
+    def register(self, folder: Path, docs: Mapping[str, tuple[str, str | None]]) -> None:
+        """Record `folder` (absolute, resolved) unless a recorded folder holds it. `docs`: the index's
+        documents (doc_id -> (content hash, path))."""
         if self._owner(folder) is not None:
             return
+        doc_ids = docs.keys()
         for old in list(self.prefixes):
-            if Path(old).name == folder.name and not Path(old).exists():
+            moved = Path(old).name == folder.name and not Path(old).exists()
+            if moved and _holds_files_of(folder, old, docs):
                 self.prefixes[str(folder)] = self.prefixes.pop(old)
                 self.moved[Path(old)] = folder
                 return
@@ -479,12 +491,12 @@ class IndexBuilder:
                     raise _PublishedMeanwhile(read_at, now)
             yield
 
-    def _roots(self) -> tuple[Roots, set[str]]:
-        """The recorded folders of the index, and its doc ids (read from the newest readable generation:
+    def _roots(self) -> tuple[Roots, dict[str, tuple[str, str | None]]]:
+        """The recorded folders of the index, and its documents (read from the newest readable generation:
         a damaged one is reported and recovered from by `_base`, and ids must not change meanwhile)."""
         manifest = None if self.rebuild else self.dir.readable_manifest()  # a rebuild starts afresh
         if manifest is None:
-            return Roots(), set()
+            return Roots(), {}
         try:
             store = PassageStore.open(self.dir.path(manifest.generation))
             try:
@@ -493,7 +505,7 @@ class IndexBuilder:
                 store.close()
         except (sqlite3.DatabaseError, OSError):
             docs = {}  # damaged passages: the folders recorded in the manifest still give the ids
-        return Roots.of_index(manifest, docs), set(docs)
+        return Roots.of_index(manifest, docs), docs
 
     def upsert(self, documents: Iterable[Document]) -> BuildSummary:
         """Add or replace documents (the API's write path)."""

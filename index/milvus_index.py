@@ -268,13 +268,13 @@ class MilvusWriter(IndexBuilder):
             return self._write(upserts, delete or set(), deleted_under, started, kept_under=kept_under,
                                roots=roots)
 
-    def _roots(self) -> tuple[Roots, set[str]]:
-        """The folders recorded in the published state, and the doc ids indexed (see `IndexBuilder`)."""
+    def _roots(self) -> tuple[Roots, dict[str, tuple[str, str | None]]]:
+        """The folders recorded in the published state, and the documents indexed (see `IndexBuilder`)."""
         state = None if self.rebuild else self.index.state()
         if state is None or state.generation == 0:
-            return Roots(), set()
+            return Roots(), {}
         docs = MilvusPassages(MilvusView(self.index.client, self.index.collection, state)).document_hashes()
-        return Roots.of_index(state.manifest, docs), set(docs)
+        return Roots.of_index(state.manifest, docs), docs
 
     def copy_from(self, source: Generation) -> BuildSummary:
         """Write the documents of another back end's generation with its passages and vectors as they are:

@@ -317,6 +317,29 @@ def test_a_file_that_fails_in_a_moved_folder_keeps_its_document(tmp_path: Path) 
     assert IndexBuilder(index).index_paths([moved]).deleted == 1
 
 
+def test_another_folder_of_a_gone_folders_name_is_no_move(tmp_path: Path) -> None:
+    """A share offline (`y1/share`) and another folder named `share` indexed meanwhile: that one is not
+    the share moved, so the share's documents stay, and it keeps its ids when it is back."""
+    main, share, other, index = tmp_path / "main", tmp_path / "y1" / "share", tmp_path / "y2" / "share", \
+        tmp_path / "index"
+    for folder, names in ((main, ["m"]), (share, ["s1", "s2", "s3"]), (other, ["o"])):
+        folder.mkdir(parents=True)
+        for i, name in enumerate(names):
+            (folder / f"{name}.txt").write_text(PARAGRAPHS[i % len(PARAGRAPHS)] + name, encoding="utf-8")
+    IndexBuilder(index).index_paths([main])
+    IndexBuilder(index).index_paths([share])
+    ids = {d["doc_id"] for d in Engine.open(index).documents()["documents"]}
+    assert {"share/s1.txt", "share/s2.txt", "share/s3.txt"} <= ids
+    (tmp_path / "y1").rename(tmp_path / "y1_off")
+    meanwhile = IndexBuilder(index).index_paths([other])
+    assert meanwhile.added == 1 and meanwhile.deleted == 0
+    (tmp_path / "y1_off").rename(tmp_path / "y1")
+    back = IndexBuilder(index).index_paths([share])
+    assert back.unchanged == 3 and back.added == 0 and back.deleted == 0
+    now = {d["doc_id"] for d in Engine.open(index).documents()["documents"]}
+    assert ids <= now and len(now) == len(ids) + 1 and "share-2/o.txt" in now
+
+
 def test_a_recorded_folder_that_is_gone_is_named_and_its_documents_kept(tmp_path: Path) -> None:
     """`index a b`, then b removed and `index a`: b's documents stay (an unmounted disk must not empty the
     index), and the summary says so and how to remove them; doing that removes them."""
