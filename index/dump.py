@@ -2,7 +2,8 @@
 
 A dump is an uncompressed tar of files any tool can read:
 
-    manifest.json      format ("semsearch-dump"), format_version, model, dim, settings, counts, generation
+    manifest.json      format ("semsearch-dump"), format_version, model, dim, settings, counts, generation,
+                       roots (the folders indexed and their doc_id prefixes; absent in older dumps)
     documents.jsonl    one document a line: doc_id, title, date, author, source, url, categories, path,
                        text (cleaned), paragraphs ([start, end] offsets into text), content_hash, pages
                        (where each page of a PDF starts in text; [] otherwise, and absent in older dumps)
@@ -160,6 +161,10 @@ def export_index(index_dir: Path | str, out: Path | str) -> dict[str, Any]:
                 **({"sentences": sentences.sentence_count} if sentences is not None else {}),
                 "next_passage_id": (manifest.next_passage_id if manifest.next_passage_id is not None
                                     else int(ids.max(initial=0)) + 1),
+                # the folders the index reads and their doc_id prefixes, so that indexing them again
+                # after an import keeps every id (a device is this machine's: not carried over)
+                **({"roots": [{k: v for k, v in r.items() if k != "device"} for r in manifest.roots]}
+                   if manifest.roots is not None else {}),
             }
             (tmp / "manifest.json").write_text(json.dumps(dump_manifest, ensure_ascii=False, indent=2))
             sums = {m: _sha256(tmp / m) for m in members}
@@ -509,6 +514,7 @@ def _write_generation(
         passages=len(ids),
         next_passage_id=int(manifest.get("next_passage_id") or int(ids.max(initial=0)) + 1),
         vector_index=vector_index,
+        roots=manifest.get("roots"),
         extra={"imported_from": {"dump": str(dump.name), "generation": manifest["generation"],
                                  "exported": manifest.get("exported")}},
     )

@@ -460,3 +460,25 @@ def test_round_trip_keeps_the_pages_of_a_pdf(seed_index: Path, tmp_path: Path) -
     assert restored.document("report.pdf")["content_hash"] == paged.content_hash()
     assert restored.search("高原湖泊的面积扩大了三成", k=1).results[0].page == 2
     assert restored.document("003_07e0a4d71f185c6b.txt")["pages"] == []
+
+
+def test_an_imported_index_of_several_folders_keeps_their_ids(tmp_path: Path) -> None:
+    """An index of three folders (`docs-2/…`, `docs-3/…` beside bare ids) exported and imported: indexing
+    the folders again into the import changes nothing, and no id comes to name another file."""
+    folders = [tmp_path / "main", tmp_path / "a" / "docs", tmp_path / "b" / "docs"]
+    for i, folder in enumerate(folders):
+        folder.mkdir(parents=True)
+        text = f"第{i}个文件夹的说明：宜宾正举全市之力推进大学城建设{i}。"
+        (folder / "readme.txt").write_text(text, encoding="utf-8")
+    index = tmp_path / "index"
+    for folder in folders:
+        IndexBuilder(index).index_paths([folder])
+    before = {d["doc_id"]: d["path"] for d in Engine.open(index).documents()["documents"]}
+    assert set(before) == {"readme.txt", "docs/readme.txt", "docs-2/readme.txt"}
+    export_index(index, tmp_path / "dump.tar")
+    import_index(tmp_path / "dump.tar", tmp_path / "new")
+    for folder in folders:
+        again = IndexBuilder(tmp_path / "new").index_paths([folder])
+        assert again.added == again.deleted == 0 and again.unchanged == 1, folder
+    after = {d["doc_id"]: d["path"] for d in Engine.open(tmp_path / "new").documents()["documents"]}
+    assert after == before
