@@ -17,7 +17,9 @@ from typing import Any
 # --- invisible characters -------------------------------------------------------------------------------
 # Zero-width space, non-joiner and joiner, word joiner, byte-order mark: characters that show nothing and
 # that pasted or scraped text carries inside words. Text and queries lose them, so "区\u200b域" is "区域".
-INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff]")
+# So do control characters (NUL, ESC, DEL, the C1 block …), but not tab, line ends (NEL too) and the form
+# feed that parts pages, which are white space: a text of control characters alone is no text.
+INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
 
 
 def drop_invisible(text: str) -> str:

@@ -42,7 +42,16 @@ from index.stores.base import Generation
 from index.stores.passages import FILE as PASSAGES_FILE
 from index.stores.passages import Filters, PassageRow
 from search.dedupe import FOLD_WINDOW, NearDuplicateFolder
-from search.errors import ModelMismatch, NotFound, QueryError, check_k, check_offset, check_query
+from search.errors import (
+    ModelMismatch,
+    NotFound,
+    QueryError,
+    check_count,
+    check_k,
+    check_offset,
+    check_passage_id,
+    check_query,
+)
 from search.filters import folded_values, merge_folded, resolve_filters
 from search.hybrid import (
     MIN_COVERAGE,
@@ -274,6 +283,7 @@ class Engine:
         snap = self.snapshot()
         given: SearchResult | None = None
         if passage_id is not None:
+            check_passage_id(passage_id)
             found = self._results(snap, [Hit(passage_id, 1.0)])
             if not found:
                 raise NotFound(f"no passage with id {passage_id}")
@@ -356,6 +366,7 @@ class Engine:
     def _allowed(self, snap: Snapshot, filters: Filters | None) -> Any:
         """The passages `filters` admit (the back end's `Selection`), or None for no filter. Sources and
         categories are matched as `search.filters.resolve_filters` folds them."""
+        _check_filters(filters)
         if filters is None or not filters.active():
             return None
         if filters.sources or filters.categories:
@@ -538,6 +549,8 @@ class Engine:
     ) -> list[list[SearchResult]]:
         """`similar(text=...)` for several texts at once: one model call, one batched vector search."""
         check_k(k)
+        if isinstance(texts, str):
+            raise QueryError("texts is a list of texts; give one text as similar(text=...)")
         if not texts:
             raise QueryError("texts is empty; give at least one text")
         checked = [check_query(t) for t in texts]
@@ -638,6 +651,8 @@ class Engine:
     @_reports_damage
     def passage(self, passage_id: int, neighbours: int = 1) -> dict[str, Any]:
         """A passage with its document's metadata and the passages just before and after it."""
+        check_passage_id(passage_id)
+        check_count(neighbours, "neighbours")
         snap = self.snapshot()
         row = snap.passages.passages([passage_id]).get(passage_id)
         if row is None:
@@ -655,6 +670,8 @@ class Engine:
 
     @_reports_damage
     def documents(self, offset: int = 0, limit: int = 50) -> dict[str, Any]:
+        check_count(offset, "offset")
+        check_count(limit, "limit", least=1)
         snap = self.snapshot()
         return {
             "total": snap.passages.count_documents(),
@@ -710,8 +727,15 @@ class LRU:
         return len(self._items)
 
 
+def _check_filters(filters: Any) -> None:
+    if filters is not None and not isinstance(filters, Filters):
+        raise QueryError(f"filters must be a Filters (search.filters.parse_filters(doc_ids=[...], ...)), "
+                         f"not {type(filters).__name__}")
+
+
 def _filters_key(filters: Filters | None) -> tuple | None:
     """A hashable, order-insensitive form of the filters (None when no filter is active)."""
+    _check_filters(filters)
     if filters is None or not filters.active():
         return None
     return (

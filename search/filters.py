@@ -37,9 +37,9 @@ def parse_filters(
     date_to: str | None = None,
 ) -> Filters:
     filters = Filters(
-        doc_ids=[d for d in doc_ids if d],
-        sources=[s for s in sources if s],
-        categories=[c for c in categories if c],
+        doc_ids=_values(doc_ids, "doc_id", "document"),
+        sources=_values(sources, "source", "source"),
+        categories=_values(categories, "category", "category"),
         date_from=check_date(date_from, "date_from"),
         date_to=check_date(date_to, "date_to"),
     )
@@ -51,6 +51,17 @@ def parse_filters(
         raise QueryError(f"date_from {filters.date_from} is after date_to {filters.date_to}: no date lies "
                          "between them (swap them?)")
     return filters
+
+
+def _values(given: Sequence[str], name: str, what: str) -> list[str]:
+    """The values of one filter, refused where one is empty: `doc_id=` searched every document, so a
+    client whose variable was empty got unfiltered results as if filtered."""
+    if isinstance(given, str) or not all(isinstance(v, str) for v in given):
+        raise QueryError(f"{name} filters are a list of strings, not {type(given).__name__}")
+    for value in given:
+        if not value.strip():
+            raise QueryError(f"a {name} filter is empty; leave it out to search every {what}")
+    return list(given)
 
 
 def fold_value(value: str) -> str:

@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from index.documents import doc_id_problem
 from search.answer import READ_PASSAGES
+from search.errors import MAX_K
 from search.filters import parse_filters
 from search.models import SearchResult
 
@@ -50,8 +51,8 @@ def _refuse_lone_surrogates(data: Any) -> Any:
     return data
 
 
-def _example(example: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": [example]})
+def _example(example: dict[str, Any], **config: Any) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [example]}, **config)
 
 
 class FilterFields(BaseModel):
@@ -146,11 +147,11 @@ class SimilarRequest(FilterFields):
 
     text: str | None = Field(None, description="a passage-like text")
     passage_id: int | None = Field(None, description="a stored passage (never returned itself)", ge=0,
-                                   le=MAX_ID)
+                                   le=MAX_ID, strict=True)
     texts: list[str] | None = Field(None,
                                     description="several texts: one result list each, embedded together",
                                     max_length=64)
-    k: int = Field(10, description="results per text, 1-100")
+    k: int = Field(10, description="results per text", ge=1, le=MAX_K, strict=True)
 
     model_config = _example({"texts": ["超算中心", "大数据产业园"], "k": 3})
 
@@ -164,13 +165,15 @@ class SimilarResponse(BaseModel):
 # --- ask ------------------------------------------------------------------------------------------
 class AskRequest(FilterFields):
     question: str = Field(description="a question in any language")
-    k: int = Field(5, description=f"passages retrieved and returned beside the answer, 1-100; the span "
-                          f"reader reads the first {READ_PASSAGES} of them, the sentence extractor all")
+    k: int = Field(5, description=f"passages retrieved and returned beside the answer; the span reader "
+                          f"reads the first {READ_PASSAGES} of them, the sentence extractor all",
+                   ge=1, le=MAX_K, strict=True)
     mode: Literal["extract", "generate"] = Field(
         "extract", description="extract: the best sentence of the corpus, verbatim; generate: an LLM writes "
         "the answer from the passages (needs the server's SEMSEARCH_LLM_* settings)"
     )
-    stream: bool = Field(False, description="answer with server-sent events (tokens while an LLM writes)")
+    stream: bool = Field(False, description="answer with server-sent events (tokens while an LLM writes)",
+                         strict=True)
     # `filters` the field: the name `filters` is already FilterFields' method that parses them.
     nested_filters: FilterFields | None = Field(
         None, alias="filters",
@@ -247,7 +250,10 @@ class DocumentOut(DocumentMeta):
 
 
 class DocumentIn(BaseModel):
-    """A document sent as JSON; the text is cleaned and split into paragraphs like a file's."""
+    """A document sent as JSON; the text is cleaned and split into paragraphs like a file's. A field not
+    listed here is refused (a misspelt `titel` dropped would index the document without its title)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     doc_id: str | None = Field(None, min_length=1, max_length=500,
                                description="stable id (sending it again replaces the document); "
@@ -274,7 +280,7 @@ class DocumentsIn(BaseModel):
     model_config = _example({"documents": [{
         "doc_id": "api/chengdu-supercomputing.txt", "title": "成都超算中心投运",
         "text": "成都超算中心自2020年投运以来，为西部地区产业发展提供了强大的算力支撑。",
-        "date": "2021-05-21", "source": "新华网", "categories": ["科技"]}]})
+        "date": "2021-05-21", "source": "新华网", "categories": ["科技"]}]}, extra="forbid")
 
 
 # --- jobs -----------------------------------------------------------------------------------------

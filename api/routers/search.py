@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from api.deps import get_engine
 from api.errors import responses
 from api.routers.schemas import AskRequest, SimilarRequest, SimilarResponse
-from search.engine import Engine, QueryError
-from search.errors import MAX_RESULT_WINDOW
+from search.engine import MODES, Engine, QueryError
+from search.errors import MAX_K, MAX_QUERY_CHARS, MAX_RESULT_WINDOW
 from search.filters import parse_filters
 from search.models import AskResponse, SearchResponse
 
@@ -20,12 +20,16 @@ router = APIRouter(tags=["search"])
 @router.get("/search", response_model=SearchResponse, responses=responses(400, 503))
 def search(
     engine: Annotated[Engine, Depends(get_engine)],
-    q: Annotated[str, Query(description="the query, any language", examples=["长三角 研发投入"])],
-    k: Annotated[int, Query(description="results per page, 1-100")] = 10,
+    # The limits are described here and checked by the engine (`search.errors`), whose messages say more.
+    q: Annotated[str, Query(description="the query, any language", examples=["长三角 研发投入"],
+                            json_schema_extra={"maxLength": MAX_QUERY_CHARS})],
+    k: Annotated[int, Query(description="results per page",
+                            json_schema_extra={"minimum": 1, "maximum": MAX_K})] = 10,
     offset: Annotated[
         int, Query(ge=0, description=f"results to skip (paging); offset + k is at most {MAX_RESULT_WINDOW}")
     ] = 0,
-    mode: Annotated[str | None, Query(description="dense, keyword or hybrid (see /health)")] = None,
+    mode: Annotated[str | None, Query(description="dense, keyword or hybrid (see /health for this index's)",
+                                      json_schema_extra={"enum": list(MODES)})] = None,
     doc_id: Annotated[list[str] | None, Query(description="only these documents")] = None,
     source: Annotated[list[str] | None, Query(description="only these sources")] = None,
     category: Annotated[list[str] | None, Query(description="only these categories")] = None,

@@ -17,7 +17,7 @@ from typing import Any
 from index.documents import Document, LoadError
 from index.loaders.base import Origin, TextFormatLoader, headline_title, parse_date
 from index.repair import repair_paragraphs
-from index.text import split_paragraphs
+from index.text import drop_invisible, split_paragraphs
 
 _OPTIONAL_TEXT_FIELDS = ("title", "source", "author", "url")
 
@@ -52,8 +52,9 @@ def record_to_document(
     if not isinstance(record, dict):
         raise LoadError(f"{where} is not a JSON object")
     text = record.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise LoadError(f"{where}: field 'text' is required and must be a non-empty string")
+    if not isinstance(text, str) or not drop_invisible(text).strip():
+        raise LoadError(f"{where}: field 'text' is required and must hold text (not only white space or "
+                        "control characters)")
     doc_id = record.get("doc_id")
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)

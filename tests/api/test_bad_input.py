@@ -108,6 +108,24 @@ CASES: list[Case] = [
     Case("filter date a number (/ask)", "POST", "/ask",
          {"json": {"question": "创新", "filters": {"date_from": 20210101}}}),
     Case("doc_id filter a number (/similar)", "POST", "/similar", {"json": {"text": "创新", "doc_id": 5}}),
+    Case("empty doc_id filter", "GET", "/search", {"params": {"q": "创新", "doc_id": ""}}, mentions="empty"),
+    Case("white-space source filter", "GET", "/search", {"params": {"q": "创新", "source": "  "}},
+         mentions="empty"),
+    Case("empty doc_id filters (/similar)", "POST", "/similar",
+         {"json": {"text": "创新", "doc_id": ["", ""]}}),
+    Case("empty doc_id filter (/ask)", "POST", "/ask",
+         {"json": {"question": "创新", "filters": {"doc_id": ""}}}),
+    Case("k true (/similar)", "POST", "/similar", {"json": {"text": "创新", "k": True}}),
+    Case("k a string (/ask)", "POST", "/ask", {"json": {"question": "创新", "k": "3"}}),
+    Case("passage_id true (/similar)", "POST", "/similar", {"json": {"passage_id": True}}),
+    Case("stream a string (/ask)", "POST", "/ask", {"json": {"question": "创新", "stream": "yes"}}),
+    Case("a document field that does not exist", "POST", "/documents",
+         {"json": {"documents": [{"doc_id": "t", "text": "正文", "titel": "标题"}]}}, mentions="titel"),
+    Case("a request field that does not exist (/documents)", "POST", "/documents",
+         {"json": {"documents": [{"doc_id": "t", "text": "正文"}], "wait": 3}}, mentions="wait"),
+    Case("document text of control characters only", "POST", "/documents",
+         {"json": {"documents": [{"doc_id": "t-ctrl", "text": "\u0000\u0001\u0002"}]}}, status=422,
+         code="unreadable_document"),
     Case("text and passage_id both (/similar)", "POST", "/similar", {"json": {"text": "a", "passage_id": 1}}),
     # unknown ids
     Case("unknown passage id", "GET", "/passages/999999999", status=404, code="not_found"),
@@ -264,7 +282,10 @@ def test_no_request_reads_or_writes_files_outside(server: LiveServer, client: ht
         doc_id = response.json()["documents"][0]
         assert ".." not in doc_id.split("/") and not doc_id.startswith("/"), doc_id
         uploaded.append(doc_id)
-    records = {"documents": [{"doc_id": f"../../{marker}-e.txt", "text": "正文。", "path": "/etc/passwd"},
+    with_path = {"documents": [{"doc_id": "p", "text": "正文。", "path": "/etc/passwd"}]}
+    refused = client.post("/documents", json=with_path, params={"wait": 60})
+    assert refused.status_code == 400 and "path" in refused.json()["error"]["message"]  # no field of ours
+    records = {"documents": [{"doc_id": f"../../{marker}-e.txt", "text": "正文。"},
                              {"doc_id": "/etc/passwd", "text": "不是口令文件。"}]}
     assert client.post("/documents", json=records, params={"wait": 60}).json()["state"] == "done"
     doc = client.get("/documents/%2Fetc%2Fpasswd")

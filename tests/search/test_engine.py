@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from search.engine import Engine, NotFound, QueryError
@@ -157,3 +159,28 @@ def test_many_copies_of_a_passage_fold_into_one_and_the_page_still_fills(tmp_pat
     for by_text in (engine.similar(text=quote, k=2), engine.similar_texts([quote], k=2)[0]):
         assert {by_text[0].doc_id} | {a.doc_id for a in by_text[0].also_in} == copies
         assert by_text[1].doc_id.startswith("other")
+
+
+def test_the_python_api_refuses_arguments_that_mean_nothing(engine: Engine) -> None:
+    """Arguments of the wrong kind are a QueryError naming what is wrong, never a wrong answer (a doc id
+    given as a string split into characters filtered everything out; `k=True` was one result; a passage
+    id as a string was "no passage with id 1") or a raw OverflowError."""
+    cases = [
+        (lambda: engine.search(123), "must be a string"),
+        (lambda: engine.search("创新", k=True), "k must be"),
+        (lambda: engine.search("创新", offset=True), "offset must be"),
+        (lambda: engine.search("创新", filters={"doc_ids": [ZQSB]}), "parse_filters"),
+        (lambda: parse_filters(doc_ids=ZQSB), "list of strings"),
+        (lambda: parse_filters(doc_ids=[""]), "empty"),
+        (lambda: engine.similar_texts("成渝"), "similar(text=...)"),
+        (lambda: engine.passage("1"), "passage id"),
+        (lambda: engine.passage(2**63), "passage id"),
+        (lambda: engine.passage(1, neighbours=-1), "neighbours"),
+        (lambda: engine.similar(passage_id=3.0), "passage id"),
+        (lambda: engine.documents(limit=-1), "limit"),
+        (lambda: engine.documents(offset=-5), "offset"),
+    ]
+    for call, says in cases:
+        with pytest.raises(QueryError, match=re.escape(says)):
+            call()
+    assert engine.passage(1)["passage"]["passage_id"] == 1
