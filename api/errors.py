@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from index import settings
@@ -149,6 +150,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and message == "Not Found":
             message = "no such route; the API is described at /docs"
         return error(exc.status_code, HTTP_CODES.get(exc.status_code, "error"), message, exc.headers)
+
+    # A client that hung up in the middle of its body: no fault of the server's, so no 500 (which would
+    # log a traceback and count as a server error in /metrics), and nobody is left to read the answer.
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        log.info("%s %s: the client closed the connection before sending its whole body",
+                 request.method, request.url.path)
+        return error(400, "bad_request", "the connection was closed before the whole body was sent")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

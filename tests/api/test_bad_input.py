@@ -238,6 +238,29 @@ def test_bad_input_gets_a_4xx_in_the_error_shape(server: LiveServer, case: Case)
     assert problem is None, f"{case.kind}: {problem}"
 
 
+def test_a_client_hanging_up_mid_body_is_no_server_error(server: LiveServer) -> None:
+    """A client that sends part of a body and closes the socket: no traceback in the log and no 500 in
+    /metrics (an alert on server errors would fire for every flaky client)."""
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    where = urlparse(server.url)
+    before = server.log.read_text(errors="replace")
+    with socket.create_connection((where.hostname, where.port)) as conn:
+        conn.sendall(b"POST /documents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"documents\": [")
+        time.sleep(0.5)
+    time.sleep(1.0)
+    logged = server.log.read_text(errors="replace")[len(before):]
+    assert "Traceback" not in logged and "unexpected error" not in logged, logged
+    with server.client() as client:
+        metrics = client.get("/metrics").text
+        assert client.get("/health").status_code == 200
+    errors = [line for line in metrics.splitlines() if 'route="/documents"' in line and 'status="500"' in line]
+    assert not errors, errors
+
+
 def test_server_survived_and_logged_no_5xx(server: LiveServer, client: httpx.Client) -> None:
     """After all of the above the server answers, and its log has no 500 and no traceback."""
     assert client.get("/health").status_code == 200

@@ -625,3 +625,4 @@ def test_an_accepted_write_waits_for_a_long_cli_build_however_long(tmp_path: Pat
     queue.stop()
     holder.wait(10)
     assert job.state == "done" and job.summary == {"added": 1} and job.to_dict()["waiting"] is None
+
