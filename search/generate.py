@@ -329,7 +329,8 @@ def generate_stream(
     engine: Retriever, question: str, k: int = 5, *, filters: Filters | None = None
 ) -> Iterator[dict[str, Any]]:
     """Events of a generated answer: {"type": "token", "text"}…, then {"type": "done", "response"}, or
-    {"type": "error", "message"} if the server fails midway.
+    {"type": "error", "code", "message"} (the code of the same failure unstreamed, `llm_failed`) if the
+    LLM fails midway.
 
     Configuration and the search are checked before this returns, so a caller can still answer an error
     status; only the LLM's own failure arrives as an event.
@@ -346,7 +347,7 @@ def generate_stream(
                 pieces.append(piece)
                 yield {"type": "token", "text": piece}
         except GenerationFailed as exc:
-            yield {"type": "error", "message": str(exc)}
+            yield {"type": "error", "code": exc.code, "message": str(exc)}
             return
         yield {"type": "done", "response": finish(question, "".join(pieces), passages).model_dump()}
 

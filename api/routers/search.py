@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -73,18 +74,26 @@ def ask(body: AskRequest, engine: Annotated[Engine, Depends(get_engine)]) -> Any
     `mode`: `extract` (default) answers with a sentence of the documents, or `answer: null` with a message
     when none is confident; `generate` lets the configured LLM write the answer (400 when none is
     configured, 502 when it fails). `stream: true` answers with server-sent events: `data: {"type":
-    "token", "text"}` while the answer is written, then `data: {"type": "done", "response": {...}}`.
+    "token", "text"}` while the answer is written, then `data: {"type": "done", "response": {...}}`, or
+    `data: {"type": "error", "code": "llm_failed", "message"}` when the LLM fails after its first token
+    (before it, the answer is a 502).
     Filters are the flat fields or a `filters` object of the same fields (which wins when it has any).
     """
     from fastapi.responses import StreamingResponse
 
-    from search.generate import sse
+    from search.generate import GenerationFailed, sse
 
     filters = body.filters()
     if body.nested_filters is not None and (nested := body.nested_filters.filters()) is not None:
         filters = nested
     if body.stream and body.mode == "generate":
-        events = engine.ask_stream(body.question, k=body.k, filters=filters)
+        stream = engine.ask_stream(body.question, k=body.k, filters=filters)
+        # The first event before the 200: an LLM that cannot be reached at all is a 502 as unstreamed,
+        # not a 200 whose only event is the error.
+        first = next(stream, None)
+        if first is not None and first["type"] == "error":
+            raise GenerationFailed(first["message"])
+        events = itertools.chain([first] if first is not None else [], stream)
     else:
         result = engine.ask(body.question, k=body.k, filters=filters, mode=body.mode)
         if not body.stream:

@@ -256,9 +256,13 @@ def test_server_failures(engine: Engine, fake: FakeLLM) -> None:
     with TestClient(create_app(engine=engine), base_url="http://localhost") as client:
         r = client.post("/ask", json={"question": QUESTION, "mode": "generate"})
         assert r.status_code == 502 and r.json()["error"]["code"] == "llm_failed"
+        # streamed, a failure before the first token is the same 502, not a 200 whose one event is it
+        r = client.post("/ask", json={"question": QUESTION, "mode": "generate", "stream": True})
+        assert r.status_code == 502 and r.json()["error"]["code"] == "llm_failed"
     fake.fail_status, fake.fail_midstream = None, True
     events = list(engine.ask_stream(QUESTION, k=2))
-    assert events[-1] == {"type": "error", "message": "the LLM server reported an error: out of memory"}
+    assert events[-1] == {"type": "error", "code": "llm_failed",
+                          "message": "the LLM server reported an error: out of memory"}
 
 
 def test_unreachable_server(engine: Engine, monkeypatch) -> None:
