@@ -49,6 +49,7 @@ from index.generations import (
 )
 from index.loaders.factory import load_documents
 from index.manifest import Manifest
+from index.settings import is_set
 from index.stores.factory import (
     create_keyword_store,
     create_vector_store,
@@ -219,6 +220,45 @@ def _holds_files_of(folder: Path, old: str, docs: Mapping[str, tuple[str, str | 
     return any((folder / r).exists() for r in relative[:200])
 
 
+# The settings a build reads from the environment, besides the model (which is refused when it differs).
+_BUILD_SETTINGS = {
+    "SEMSEARCH_MAX_TOKENS": lambda s: s.chunks.max_tokens,
+    "SEMSEARCH_TARGET_TOKENS": lambda s: s.chunks.target_tokens,
+    "SEMSEARCH_OVERLAP_SENTENCES": lambda s: s.chunks.overlap_sentences,
+    "SEMSEARCH_SENTENCE_VECTORS": lambda s: s.sentence_vectors,
+    "SEMSEARCH_FAISS_KIND": lambda s: s.faiss.kind,
+    "SEMSEARCH_EXACT_MAX": lambda s: s.faiss.exact_max,
+}
+
+
+def _env_not_applied(built: IndexSettings) -> list[str]:
+    """The build settings set in the environment that differ from the index's, as `NAME=value (the index
+    has other)`: an index keeps its own, so that one stray variable does not re-chunk everything."""
+    asked = IndexSettings.from_env()
+    return [f"{name}={get(asked)} (the index has {get(built)})" for name, get in _BUILD_SETTINGS.items()
+            if is_set(name) and get(asked) != get(built)]
+
+
+def _with_env(built: IndexSettings) -> IndexSettings:
+    """The index's settings with those the environment sets (a rebuild takes them)."""
+    asked = IndexSettings.from_env()
+    out = IndexSettings.from_dict(built.to_dict())
+    for name, (part, field_name) in {
+        "SEMSEARCH_MAX_TOKENS": ("chunks", "max_tokens"),
+        "SEMSEARCH_TARGET_TOKENS": ("chunks", "target_tokens"),
+        "SEMSEARCH_OVERLAP_SENTENCES": ("chunks", "overlap_sentences"),
+        "SEMSEARCH_FAISS_KIND": ("faiss", "kind"),
+        "SEMSEARCH_EXACT_MAX": ("faiss", "exact_max"),
+        "SEMSEARCH_MODEL": ("embedder", "model"),
+    }.items():
+        if is_set(name):
+            setattr(getattr(out, part), field_name, getattr(getattr(asked, part), field_name))
+    if is_set("SEMSEARCH_SENTENCE_VECTORS"):
+        out.sentence_vectors = asked.sentence_vectors
+    out.chunks.target_tokens = min(out.chunks.target_tokens, out.chunks.max_tokens)
+    return out
+
+
 def _under(path: str | Path, folders: Sequence[Path]) -> bool:
     return any(Path(path).is_relative_to(folder) for folder in folders)
 
@@ -384,6 +424,7 @@ class IndexBuilder:
         self.ray = ray
         self.progress = progress
         self.rebuild = rebuild
+        self.ignored: list[str] = []  # settings of the environment an existing index does not take
         self._embedder = embedder
         built_manifest = self.dir.readable_manifest()
         if built_manifest is not None:
@@ -394,7 +435,8 @@ class IndexBuilder:
                     f"{settings.embedder.model!r}; use another --index folder, or `semsearch index --rebuild "
                     f"PATH... --index {self.dir.root}` to build it afresh with the new model"
                 )
-            self.settings = settings or built
+            self.settings = settings or (_with_env(built) if rebuild else built)
+            self.ignored = [] if settings or rebuild else _env_not_applied(built)
         else:
             self.settings = settings or IndexSettings.from_env()
 
@@ -465,6 +507,8 @@ class IndexBuilder:
             read_at=read_at,
         )
         summary.skipped[:0] = skipped
+        summary.warnings += [f"{note}: the index keeps the settings it was built with; `semsearch index "
+                             "--rebuild` builds it afresh with them" for note in self.ignored]
         summary.warnings += [
             f"{folder} is empty and on another disk than when it was indexed (a disk or share not mounted?): "
             "its documents are kept and still found. Mount it and index it again; to remove them, empty the "

@@ -361,3 +361,25 @@ def test_a_recorded_folder_that_is_gone_is_named_and_its_documents_kept(tmp_path
     emptied = IndexBuilder(index).index_paths([second])
     assert emptied.deleted == 1 and not emptied.warnings
     assert not IndexBuilder(index).index_paths([first]).warnings
+
+
+def test_chunk_settings_of_the_environment_apply_on_rebuild_and_are_named_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index keeps the chunking it was built with, and says so when the environment asks for other;
+    `--rebuild` builds it afresh with what the environment sets (it was silently ignored there too)."""
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    IndexBuilder(index).index_paths([corpus])
+    monkeypatch.setenv("SEMSEARCH_MAX_TOKENS", "64")
+    monkeypatch.setenv("SEMSEARCH_TARGET_TOKENS", "32")
+    kept = IndexBuilder(index).index_paths([corpus])
+    assert kept.updated == 0
+    assert any("SEMSEARCH_MAX_TOKENS=64" in w and "--rebuild" in w for w in kept.warnings), kept.warnings
+    manifest = IndexDir(index).readable_manifest()
+    assert manifest is not None and manifest.settings["chunks"]["max_tokens"] != 64
+    IndexBuilder(index, rebuild=True).index_paths([corpus])
+    rebuilt = IndexDir(index).readable_manifest()
+    assert rebuilt is not None and rebuilt.settings["chunks"]["max_tokens"] == 64
+    assert rebuilt.settings["chunks"]["target_tokens"] == 32
+    assert not IndexBuilder(index).index_paths([corpus]).warnings
