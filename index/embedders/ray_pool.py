@@ -65,10 +65,10 @@ class RayEmbedding:
 
         own_ip = reachable(self.address)
         if not ray.is_initialized():
-            # The build reports its own progress, and its errors as exceptions: Ray's core worker (C++)
-            # and Ray Data would log each dataset's plan and timing to stderr, through --quiet too (a
-            # variable set by the user wins). The address this machine reaches the head from is this
-            # node's: Ray would look for it by connecting to 8.8.8.8 and warn when it cannot.
+            # The build reports its own progress, and its errors as exceptions: Ray Data would log each
+            # dataset's plan and timing to stderr, through --quiet too (a level set by the user wins).
+            # The address this machine reaches the head from is this node's: Ray would look for it by
+            # connecting to 8.8.8.8 and warn when it cannot.
             os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
             ray.init(address=self.address, log_to_driver=False, logging_level="ERROR",
                      _node_ip_address=own_ip)
