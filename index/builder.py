@@ -14,6 +14,7 @@ Either way a new generation is published, even when no document changed.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -594,9 +595,13 @@ class IndexBuilder:
                 free = f" ({shutil.disk_usage(self.dir.root).free / 2**20:,.1f} MB free there)"
             except OSError:
                 free = ""
+            if getattr(exc, "errno", None) == errno.EROFS:
+                what = "Mount that file system writable, or give another --index folder"
+            else:
+                what = f"Free disk space{free} or fix the folder's permissions"
             raise IndexWriteError(
                 f"could not write the index at {self.dir.root}: {reason}; the previous generation is "
-                f"intact. Free disk space{free} or fix the folder's permissions, then run again."
+                f"intact. {what}, then run again."
             ) from exc
 
     def _build(
