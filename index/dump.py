@@ -258,6 +258,9 @@ class TargetTaken(DumpError):
 
 def _refuse_unless_empty(root: Path) -> None:
     if root.exists() and (not root.is_dir() or any(p.name != "write.lock" for p in root.iterdir())):
+        if root.is_dir() and any(root.glob(".import-*")) and not IndexDir(root).published():
+            raise TargetTaken(f"{root} holds what an interrupted import left (no index was published there); "
+                              f"remove it (`rm -r {root}`) and import again")
         raise TargetTaken(f"{root} is not empty; import into a new folder (an import never merges into an "
                           f"existing index)")
 

@@ -482,3 +482,19 @@ def test_an_imported_index_of_several_folders_keeps_their_ids(tmp_path: Path) ->
         assert again.added == again.deleted == 0 and again.unchanged == 1, folder
     after = {d["doc_id"]: d["path"] for d in Engine.open(tmp_path / "new").documents()["documents"]}
     assert after == before
+
+
+def test_a_folder_left_by_an_interrupted_import_says_so(seed_index: Path, tmp_path: Path) -> None:
+    """A killed `import` leaves its scratch folder, a half-written generation and the lock, and no index:
+    the retry is told that, and how to go on, rather than that the folder is an index's."""
+    export_index(seed_index, tmp_path / "dump.tar")
+    target = tmp_path / "new"
+    (target / ".import-k1ll3d").mkdir(parents=True)
+    (target / "generations" / "000001.tmp").mkdir(parents=True)
+    (target / "write.lock").write_text("12345\n")
+    with pytest.raises(DumpError, match="interrupted import.*rm -r"):
+        import_index(tmp_path / "dump.tar", target)
+    (target / "generations" / "000001.tmp").rmdir()
+    import_index(tmp_path / "dump.tar", tmp_path / "elsewhere")
+    with pytest.raises(DumpError, match="not empty; import into a new folder"):
+        import_index(tmp_path / "dump.tar", tmp_path / "elsewhere")
