@@ -637,9 +637,15 @@ class IndexBuilder:
             )
 
             outdated = self.keywords_outdated(base)
+            # The folders or their devices changed (a disk mounted anew): recorded even when no document
+            # did, or the next run would compare with the device before and take an emptied folder for a
+            # disk not mounted.
+            roots_moved = roots is not None and prev_manifest is not None and (
+                roots.to_manifest() != (prev_manifest.roots or [])
+            )
             if (
                 previous and not changed and not gone and not repath and not base.repaired
-                and not outdated and not self.sentences_missing(base)
+                and not outdated and not self.sentences_missing(base) and not roots_moved
             ):
                 summary.generation = previous
                 summary.passages = prev_store.count_passages() if prev_store else 0

@@ -352,7 +352,8 @@ class MilvusWriter(IndexBuilder):
             self._roots_now = self._source.roots
         else:
             self._roots_now = before.roots if before is not None else None
-        if state is not None and state.generation > 0 and not changed and not gone:
+        roots_moved = roots is not None and before is not None and self._roots_now != (before.roots or [])
+        if state is not None and state.generation > 0 and not changed and not gone and not roots_moved:
             summary.generation = _name(state.generation)
             summary.passages = view.passage_count if view is not None else 0
             summary.seconds = time.perf_counter() - started

@@ -45,7 +45,8 @@ def test_every_mode_finds_the_cited_passage_with_its_fields(built, kind: str, mo
     assert hit.doc_id == ZQSB and hit.source == "证券时报网" and hit.date == "2021-11-29"
     assert [r.rank for r in results] == [1, 2, 3, 4, 5]
     _cites_exactly(engine, results)
-    assert all(r.highlights for r in results[:3])  # the question's words are marked in the top passages
+    # the question's words are marked in the top passages (a dense neighbour may hold none of them)
+    assert hit.highlights and (mode == "dense" or all(r.highlights for r in results[:3]))
     for r in results:
         if mode in ("dense", "hybrid"):
             assert r.dense_score is not None

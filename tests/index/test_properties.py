@@ -30,6 +30,7 @@ from index.chunker import ChunkerConfig, chunk_document
 from index.documents import Document, LoadError
 from index.loaders import load_bytes
 from index.repair import repair_paragraphs
+from index.text import INVISIBLE
 from search.engine import QueryError
 from search.filters import check_date
 
@@ -49,12 +50,10 @@ def count_tokens(texts: list[str]) -> list[int]:
     return [len(_TOKEN.findall(text)) for text in texts]
 
 
-ZERO_WIDTH = set("\u200b\u200c\u200d\u2060\ufeff")  # the repair removes these on purpose (invisible)
-
-
 def non_space(texts: list[str]) -> Counter[str]:
-    """Visible characters: neither white space nor the zero-width ones the repair drops."""
-    return Counter(c for text in texts for c in text if not c.isspace() and c not in ZERO_WIDTH)
+    """Visible characters: neither white space nor the invisible ones the repair drops on purpose
+    (zero-width and control characters, `index.text.INVISIBLE`)."""
+    return Counter(c for text in texts for c in text if not c.isspace() and not INVISIBLE.fullmatch(c))
 
 
 # --- repair -----------------------------------------------------------------------------------------------
