@@ -150,6 +150,7 @@ class FolderWatcher:
         self.roots = [Path(r).resolve() for r in roots]
         self._sync = sync
         self._on_sync = on_sync  # e.g. metrics counting what each sync embedded
+        self._warned: set[str] = set()  # the last sync's warnings, logged once while they last
         self.index = IndexDir(index_dir) if index_dir is not None else None
         self.quiet, self.max_delay, self.rescan, self.retry = quiet, max_delay, rescan, retry
         self.status = SyncStatus()
@@ -317,6 +318,12 @@ class FolderWatcher:
     def _log(self, summary: BuildSummary, previous: str | None) -> None:
         for skip in summary.skipped:
             log.warning("%s", skip.describe())
+        # The build's warnings (a folder kept as a disk not mounted, a setting not taken), once each while
+        # they last: every rescan would repeat them.
+        for warning in summary.warnings:
+            if warning not in self._warned:
+                log.warning("%s", warning)
+        self._warned = set(summary.warnings)
         if not summary.changed:
             log.info("sync: nothing changed (%d documents, %.2f s)", summary.documents, summary.seconds)
             return
