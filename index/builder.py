@@ -221,41 +221,42 @@ def _holds_files_of(folder: Path, old: str, docs: Mapping[str, tuple[str, str | 
     return any((folder / r).exists() for r in relative[:200])
 
 
-# The settings a build reads from the environment, besides the model (which is refused when it differs).
-_BUILD_SETTINGS = {
-    "SEMSEARCH_MAX_TOKENS": lambda s: s.chunks.max_tokens,
-    "SEMSEARCH_TARGET_TOKENS": lambda s: s.chunks.target_tokens,
-    "SEMSEARCH_OVERLAP_SENTENCES": lambda s: s.chunks.overlap_sentences,
-    "SEMSEARCH_SENTENCE_VECTORS": lambda s: s.sentence_vectors,
-    "SEMSEARCH_FAISS_KIND": lambda s: s.faiss.kind,
-    "SEMSEARCH_EXACT_MAX": lambda s: s.faiss.exact_max,
+# The settings a build reads from the environment: (part of IndexSettings or None, field). The model is
+# refused when it differs (below), so only a rebuild takes it.
+_BUILD_SETTINGS: dict[str, tuple[str | None, str]] = {
+    "SEMSEARCH_MAX_TOKENS": ("chunks", "max_tokens"),
+    "SEMSEARCH_TARGET_TOKENS": ("chunks", "target_tokens"),
+    "SEMSEARCH_OVERLAP_SENTENCES": ("chunks", "overlap_sentences"),
+    "SEMSEARCH_SENTENCE_VECTORS": (None, "sentence_vectors"),
+    "SEMSEARCH_FAISS_KIND": ("faiss", "kind"),
+    "SEMSEARCH_EXACT_MAX": ("faiss", "exact_max"),
+    "SEMSEARCH_MODEL": ("embedder", "model"),
 }
+
+
+def _owner_of(settings: IndexSettings, part: str | None) -> Any:
+    return settings if part is None else getattr(settings, part)
 
 
 def _env_not_applied(built: IndexSettings) -> list[str]:
     """The build settings set in the environment that differ from the index's, as `NAME=value (the index
     has other)`: an index keeps its own, so that one stray variable does not re-chunk everything."""
     asked = IndexSettings.from_env()
-    return [f"{name}={get(asked)} (the index has {get(built)})" for name, get in _BUILD_SETTINGS.items()
-            if is_set(name) and get(asked) != get(built)]
+    notes = []
+    for name, (part, field_name) in _BUILD_SETTINGS.items():
+        want, have = (getattr(_owner_of(x, part), field_name) for x in (asked, built))
+        if name != "SEMSEARCH_MODEL" and is_set(name) and want != have:
+            notes.append(f"{name}={want} (the index has {have})")
+    return notes
 
 
 def _with_env(built: IndexSettings) -> IndexSettings:
     """The index's settings with those the environment sets (a rebuild takes them)."""
     asked = IndexSettings.from_env()
     out = IndexSettings.from_dict(built.to_dict())
-    for name, (part, field_name) in {
-        "SEMSEARCH_MAX_TOKENS": ("chunks", "max_tokens"),
-        "SEMSEARCH_TARGET_TOKENS": ("chunks", "target_tokens"),
-        "SEMSEARCH_OVERLAP_SENTENCES": ("chunks", "overlap_sentences"),
-        "SEMSEARCH_FAISS_KIND": ("faiss", "kind"),
-        "SEMSEARCH_EXACT_MAX": ("faiss", "exact_max"),
-        "SEMSEARCH_MODEL": ("embedder", "model"),
-    }.items():
+    for name, (part, field_name) in _BUILD_SETTINGS.items():
         if is_set(name):
-            setattr(getattr(out, part), field_name, getattr(getattr(asked, part), field_name))
-    if is_set("SEMSEARCH_SENTENCE_VECTORS"):
-        out.sentence_vectors = asked.sentence_vectors
+            setattr(_owner_of(out, part), field_name, getattr(_owner_of(asked, part), field_name))
     out.chunks.target_tokens = min(out.chunks.target_tokens, out.chunks.max_tokens)
     return out
 
