@@ -526,14 +526,19 @@ def print_results(results: list[Any]) -> None:
     if not results:
         print("no results")
     for r in results:
-        where = f"{r.doc_id}" + (f" p. {r.page}" if r.page else "") + f":{r.start}-{r.end}"
+        where = _place(r)
         meta = " · ".join(x for x in (r.source, r.date) if x)
         print(f"{r.rank:>2}. [{r.score:.3f}] {r.title}" + (f"  ({meta})" if meta else ""))
         print(f"    {where}  passage {r.passage_id}")
         print("    " + highlight_text(r.text, r.highlights, colour).replace("\n", "\n    "))
         for other in r.also_in:
-            print(f"    also in: {other.title} ({other.doc_id}, passage {other.passage_id})")
+            print(f"    also in: {other.title} ({_place(other)}, passage {other.passage_id})")
         print()
+
+
+def _place(cited: Any) -> str:
+    """Where a result or one of its copies stands: `doc_id[ p. N]:start-end`."""
+    return f"{cited.doc_id}" + (f" p. {cited.page}" if cited.page else "") + f":{cited.start}-{cited.end}"
 
 
 def highlight_text(text: str, spans: list[tuple[int, int]], colour: bool) -> str:

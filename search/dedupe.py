@@ -69,7 +69,8 @@ class NearDuplicateFolder:
                     continue
                 if near_duplicates(grams, first_grams):
                     first.also_in.append(
-                        AlsoIn(doc_id=result.doc_id, title=result.title, passage_id=result.passage_id)
+                        AlsoIn(doc_id=result.doc_id, title=result.title, passage_id=result.passage_id,
+                               start=result.start, end=result.end, page=result.page)
                     )
                     if last is not None:
                         self._kept[i] = (first, first_grams, at)

@@ -6,11 +6,15 @@ from pydantic import BaseModel, Field
 
 
 class AlsoIn(BaseModel):
-    """Another place where a near-identical passage stands."""
+    """Another place where a near-identical passage stands, cited as a result is:
+    `document.text[start:end]` is that passage."""
 
     doc_id: str
     title: str
     passage_id: int
+    start: int = Field(description="character offset of the copy in its document's cleaned text")
+    end: int
+    page: int | None = Field(default=None, description="the page (from 1) of a PDF the copy starts on")
 
 
 class SearchResult(BaseModel):

@@ -10,7 +10,8 @@ from search.models import AlsoIn
 
 def _result(doc_id: str, *also: str) -> SimpleNamespace:
     return SimpleNamespace(
-        doc_id=doc_id, text="", also_in=[AlsoIn(doc_id=d, title="", passage_id=0) for d in also]
+        doc_id=doc_id, text="",
+        also_in=[AlsoIn(doc_id=d, title="", passage_id=0, start=0, end=0) for d in also],
     )
 
 
