@@ -4,8 +4,9 @@ How a write becomes visible (Milvus has no multi-row transaction; one row's upse
 
 1. Recover: rows a killed write replaced are deleted, and rows it wrote but never published (`born` > the
    published generation G) are deleted too.
-2. The new rows — every passage and document row of the added and changed documents — are inserted with
-   `born = G + 1`. Readers filter on `born <= G`: they do not see them.
+2. The new rows — every passage and document row of the added and changed documents, and the changes in
+   document frequency they make (`__terms`) — are inserted with `born = G + 1`. Readers filter on
+   `born <= G`: they do not see them.
 3. The state row is upserted, naming generation G + 1 and listing the rows of the old versions (of the
    changed and deleted documents) as replaced. This one write is the switch: from now on readers see
    `born <= G + 1` minus the replaced rows — every new version, no old one.
@@ -52,6 +53,8 @@ from index.stores.milvus_store import (
     DOCS_SUFFIX,
     SENTENCES_FIELD,
     STATE_SUFFIX,
+    SUFFIXES,
+    TERMS_SUFFIX,
     MilvusKeywords,
     MilvusPassages,
     MilvusSentences,
@@ -60,13 +63,16 @@ from index.stores.milvus_store import (
     State,
     connect,
     create_collections,
+    create_terms_collection,
     document_rows,
     has_sentences_field,
     load_collections,
     pack_sentences,
     passage_row,
+    query_all,
     query_in,
     read_state,
+    term_rows,
     unpack_sentences,
 )
 
@@ -190,8 +196,9 @@ class MilvusIndex:
             self._delete(state)
             state.replaced_passages, state.replaced_docs = [], []
             client.upsert(name + STATE_SUFFIX, [state.to_row()])
-        client.delete(name, filter=f"born > {state.generation}")
-        client.delete(name + DOCS_SUFFIX, filter=f"born > {state.generation}")
+        for suffix in (suffix for suffix in SUFFIXES if suffix != STATE_SUFFIX):
+            if client.has_collection(name + suffix):  # an index made before `__terms` has none
+                client.delete(name + suffix, filter=f"born > {state.generation}")
         return state
 
     def _delete(self, state: State) -> None:
@@ -202,7 +209,7 @@ class MilvusIndex:
 
     def drop(self) -> None:
         """Remove the index's collections (tests, `--rebuild` of a test index)."""
-        for suffix in ("", DOCS_SUFFIX, STATE_SUFFIX):
+        for suffix in SUFFIXES:
             if self.client.has_collection(self.collection + suffix):
                 self.client.drop_collection(self.collection + suffix)
 
@@ -353,7 +360,9 @@ class MilvusWriter(IndexBuilder):
         else:
             self._roots_now = before.roots if before is not None else None
         roots_moved = roots is not None and before is not None and self._roots_now != (before.roots or [])
-        if state is not None and state.generation > 0 and not changed and not gone and not roots_moved:
+        # A collection made before `__terms` gets it from the next run, even one that changes nothing else.
+        unchanged = not changed and not gone and not roots_moved
+        if state is not None and state.generation > 0 and unchanged and state.terms_from:
             summary.generation = _name(state.generation)
             summary.passages = view.passage_count if view is not None else 0
             summary.seconds = time.perf_counter() - started
@@ -397,6 +406,20 @@ class MilvusWriter(IndexBuilder):
         summary.passages = passages
         summary.seconds = time.perf_counter() - started
         return summary
+
+    def _write_terms(self, state: State, added: list[str], removed: list[str]) -> None:
+        """This generation's rows of `NAME__terms` (unpublished until the state names it, like its
+        passages). An index without a whole table (made before it) first counts every term of the
+        passages it has, so the table is whole from this generation on (`State.terms_from`)."""
+        client, name, born = self.index.client, self.index.collection, state.generation + 1
+        if not state.terms_from:
+            create_terms_collection(client, name)
+            if state.generation:
+                expr = MilvusView(client, name, state).passage_expr
+                added = added + [r["words"] for r in query_all(client, name, expr, ["words"])]
+        rows = term_rows(added, removed, born)
+        for lo in range(0, len(rows), INSERT_ROWS * 8):
+            client.insert(name + TERMS_SUFFIX, rows[lo : lo + INSERT_ROWS * 8])
 
     def _choose_sentences(self, state: State | None) -> None:
         """Whether this write stores sentence vectors: as the published collection has them (a write keeps
@@ -458,8 +481,9 @@ class MilvusWriter(IndexBuilder):
         touched = [doc.doc_id for doc, _, _, _ in items] + gone
         visible = f"born <= {g}"
         with_sentences = self.settings.sentence_vectors
-        fields = ["passage_id", SENTENCES_FIELD] if with_sentences else ["passage_id"]
+        fields = ["passage_id", "words"] + ([SENTENCES_FIELD] if with_sentences else [])
         old_rows = query_in(client, name, "doc_id", touched, visible, fields)
+        self._write_terms(state, [r["words"] for r in rows_p], [r["words"] for r in old_rows])
         old_p = [r["passage_id"] for r in old_rows]
         sentences = 0
         if with_sentences:
@@ -485,7 +509,7 @@ class MilvusWriter(IndexBuilder):
             roots=self._roots_now,
             extra={"store": {"name": "milvus", "uri": index.uri, "collection": name}},
         )
-        new = State(state.uid, born, next_id, old_p, old_d, manifest)
+        new = State(state.uid, born, next_id, old_p, old_d, manifest, terms_from=state.terms_from or born)
         client.upsert(name + STATE_SUFFIX, [new.to_row()])  # the switch (step 3)
         if old_p or old_d:
             time.sleep(grace_seconds())

@@ -12,6 +12,11 @@ Three collections per index (`NAME` is the configured collection):
 - `NAME__docs`: one row per document (more for a long text, split into parts): metadata and text.
 - `NAME__state`: one row, the published state — the generation number readers see, the rows a write
   has replaced but not yet removed, the next passage id, and the manifest.
+- `NAME__terms`: the document frequency of every analysed term, as changes: each write adds one row per
+  term whose count of passages it changed (+ for the passages it adds, − for those it replaces), `born`
+  like the passages it goes with. A reader's df of a term is the sum of its rows of `born <= G`: the
+  hybrid ranking's idf for all of a query's terms in one query, where counting each term's matches
+  (`text_match`) would cost a scan per term.
 
 Every passage and document row carries `born`, the generation that wrote it. A reader at generation G sees
 exactly the rows with `born <= G` that the state does not list as replaced: one expression, applied inside
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,13 +42,18 @@ from index.stores.bm25_store import _idf
 from index.stores.passages import Filters, PassageRow
 from index.stores.sentence_store import best_cosines
 
+log = logging.getLogger(__name__)
+
 DOCS_SUFFIX = "__docs"
 STATE_SUFFIX = "__state"
+TERMS_SUFFIX = "__terms"
+SUFFIXES = ("", DOCS_SUFFIX, STATE_SUFFIX, TERMS_SUFFIX)  # every collection of an index
 STATE_KEY = "state"
 TEXT_MAX = 65_535  # bytes of a VARCHAR in Milvus
 DOC_PART_CHARS = 16_000  # a document's text is stored in parts of this many characters (≤ 64 KB UTF-8)
 ID_CHUNK = 1000  # ids per `in [...]` expression
 SEARCH_LIMIT = 16_384  # the most rows one Milvus search or query returns
+DF_CACHE_TERMS = 200_000  # document frequencies a generation's reader keeps before it starts afresh
 BM25_ANALYZER = {"tokenizer": "jieba"}  # accepted by milvus-lite 3.2 and Milvus 2.5+ servers
 HNSW = {"M": 16, "efConstruction": 200}
 SENTENCES_FIELD = "sentences"  # absent from collections created before sentence vectors
@@ -58,8 +69,6 @@ def id_list(ids: Iterable[int]) -> str:
 
 
 def connect(uri: str, token: str | None) -> Any:
-    import logging
-
     from pymilvus import MilvusClient
 
     # Every paged query against milvus-lite warns that it fell back to a client-side timestamp.
@@ -70,13 +79,13 @@ def connect(uri: str, token: str | None) -> Any:
 def load_collections(client: Any, name: str) -> None:
     """Load the index's collections that exist: a restarted Milvus (milvus-lite always) holds them
     released, and every search, query or get of a released collection fails."""
-    for collection in (name, name + DOCS_SUFFIX, name + STATE_SUFFIX):
+    for collection in (name + suffix for suffix in SUFFIXES):
         if client.has_collection(collection):
             client.load_collection(collection)
 
 
 def create_collections(client: Any, name: str, dim: int) -> None:
-    """The three collections of a new index (an existing one is left alone)."""
+    """The collections of a new index (an existing one is left alone)."""
     from pymilvus import DataType, Function, FunctionType
 
     if not client.has_collection(name):
@@ -119,6 +128,16 @@ def create_collections(client: Any, name: str, dim: int) -> None:
         ("key", "VARCHAR", {"is_primary": True, "max_length": 64}),
         ("state", "VARCHAR", {"max_length": TEXT_MAX}),
     ])
+    create_terms_collection(client, name)
+
+
+def create_terms_collection(client: Any, name: str) -> None:
+    """The document-frequency changes of an index (module doc); an index made before it gets it on its
+    next write."""
+    _small_collection(client, name + TERMS_SUFFIX, [
+        ("row", "INT64", {"is_primary": True}), ("term", "VARCHAR", {"max_length": TEXT_MAX}),
+        ("delta", "INT64", {}), ("born", "INT64", {}),
+    ], auto_id=True)
 
 
 def has_sentences_field(client: Any, name: str) -> bool:
@@ -139,13 +158,15 @@ def unpack_sentences(text: str, dim: int) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype=np.float16).reshape(-1, dim)
 
 
-def _small_collection(client: Any, name: str, fields: list[tuple[str, str, dict[str, Any]]]) -> None:
+def _small_collection(
+    client: Any, name: str, fields: list[tuple[str, str, dict[str, Any]]], *, auto_id: bool = False
+) -> None:
     """A collection of scalar rows. Milvus wants a vector field in every collection: a 2-d constant."""
     from pymilvus import DataType
 
     if client.has_collection(name):
         return
-    s = client.create_schema(auto_id=False)
+    s = client.create_schema(auto_id=auto_id)
     for fname, kind, options in fields:
         s.add_field(fname, getattr(DataType, kind), **options)
     s.add_field("pad", DataType.FLOAT_VECTOR, dim=2)
@@ -167,6 +188,9 @@ class State:
     replaced_passages: list[int] = field(default_factory=list)
     replaced_docs: list[int] = field(default_factory=list)
     manifest: Manifest | None = None  # None until the first generation is published
+    # The first generation whose document frequencies `NAME__terms` holds whole (0: none yet, an index
+    # made before it); readers of an older generation count each term's matches instead.
+    terms_from: int = 0
 
     def to_row(self) -> dict[str, Any]:
         state = vars(self) | {"manifest": self.manifest.to_dict() if self.manifest is not None else {}}
@@ -240,12 +264,54 @@ class MilvusView:
         if state.replaced_docs:
             self.doc_expr += f" and row not in {id_list(state.replaced_docs)}"
         self._passages: int | None = None
+        self._df: dict[str, int] = {}  # a generation never changes: a term's df is read once
+        self._warned = False
 
     @property
     def passage_count(self) -> int:
         if self._passages is None:
             self._passages = count(self.client, self.name, self.passage_expr)
         return self._passages
+
+    def document_frequencies(self, terms: Sequence[str]) -> np.ndarray:
+        """How many of this generation's passages hold each stored term (`stored_term`): the sums of the
+        terms' rows in `NAME__terms`, one query for all of them; by a `text_match` count per term where
+        the index has no whole table for this generation (made before it, and not written since)."""
+        known = self._df  # searches run in threads: each works on the dict it started with
+        missing = list(dict.fromkeys(t for t in terms if t not in known))
+        if missing:
+            read = (self._summed(missing) if 0 < self.state.terms_from <= self.state.generation
+                    else self._counted(missing))
+            if len(known) > DF_CACHE_TERMS:
+                known = self._df = {}
+            known.update(read)
+        return np.asarray([known[t] for t in terms], dtype=np.float64)
+
+    def _summed(self, terms: list[str]) -> dict[str, int]:
+        df = dict.fromkeys(terms, 0)
+        collection = self.name + TERMS_SUFFIX
+        for lo in range(0, len(terms), ID_CHUNK):
+            listed = "[" + ",".join(quote(t) for t in terms[lo : lo + ID_CHUNK]) + "]"
+            expr = f"born <= {self.state.generation} and term in {listed}"
+            fields = ["term", "delta"]
+            rows = self.client.query(collection, filter=expr, output_fields=fields, limit=SEARCH_LIMIT)
+            if len(rows) == SEARCH_LIMIT:  # many writes changed these terms: page through their rows
+                rows = query_all(self.client, collection, expr, fields)
+            for row in rows:
+                df[row["term"]] += int(row["delta"])
+        return df
+
+    def _counted(self, terms: list[str]) -> dict[str, int]:
+        if not self._warned:
+            self._warned = True
+            log.warning("collection %s has no table of word counts (made by an older semsearch), so word "
+                        "rarity is counted term by term: slower, and milvus-lite's `text_match` counts "
+                        "bigrams loosely. Run `semsearch index` once to build the table.", self.name)
+        return {
+            t: count(self.client, self.name, f"{self.passage_expr} and text_match(words, {quote(t)})")
+            if t and not any(c.isspace() for c in t) else 0
+            for t in terms
+        }
 
 
 PASSAGE_FIELDS = ["passage_id", "doc_id", "ordinal", "paragraph", "start", "stop", "text", "hash"]
@@ -496,12 +562,7 @@ class MilvusKeywords:
         return np.asarray([[w in h for w in stored] for h in held], dtype=bool).reshape(len(held), len(terms))
 
     def idf(self, terms: Sequence[str]) -> np.ndarray:
-        df = np.zeros(len(terms), dtype=np.float64)
-        for i, term in enumerate(stored_term(t) for t in terms):
-            if term and not any(c.isspace() for c in term):
-                expr = f"{self.view.passage_expr} and text_match(words, {quote(term)})"
-                df[i] = count(self.view.client, self.view.name, expr)
-        return _idf(df, len(self))
+        return _idf(self.view.document_frequencies([stored_term(t) for t in terms]), len(self))
 
     def build(self, ids: np.ndarray, texts: Sequence[str], previous: Any = None) -> None:
         raise TypeError("a Milvus generation is read-only; write through `MilvusIndex.builder()`")
@@ -537,6 +598,17 @@ def passage_row(
         "vector": np.asarray(vector, dtype=np.float32).tolist(), "source": doc.source or "",
         "categories": list(doc.categories), "date": doc.date or "", "born": born,
     }
+
+
+def term_rows(added: Iterable[str], removed: Iterable[str], born: int) -> list[dict[str, Any]]:
+    """`NAME__terms` rows of one write: the change in each term's document frequency, given the `words`
+    fields of the passages it adds and of those it replaces (a term changed by nothing gets no row)."""
+    delta: Counter[str] = Counter()
+    for words in added:
+        delta.update(set(words.split()))
+    for words in removed:
+        delta.subtract(set(words.split()))
+    return [{"term": t, "delta": d, "born": born, "pad": PAD} for t, d in delta.items() if d]
 
 
 def document_rows(first_row: int, doc: Any, passages: int, born: int) -> list[dict[str, Any]]:

@@ -31,8 +31,12 @@ def _cites_exactly(engine: Engine, results: list) -> None:
         if r.doc_id not in texts:
             texts[r.doc_id] = engine.document(r.doc_id)["text"]
         assert texts[r.doc_id][r.start : r.end] == r.text
-        for also in r.also_in:  # the other places name passages of their own documents
-            assert engine.passage(also.passage_id)["passage"]["doc_id"] == also.doc_id
+        for also in r.also_in:  # the other places cite passages of their own documents, to the character
+            held = engine.passage(also.passage_id)["passage"]
+            assert held["doc_id"] == also.doc_id
+            if also.doc_id not in texts:
+                texts[also.doc_id] = engine.document(also.doc_id)["text"]
+            assert texts[also.doc_id][also.start : also.end] == held["text"]
 
 
 @pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
@@ -74,6 +78,18 @@ def test_same_top_results_as_the_folder_index(built, kind: str) -> None:
             want_text = [reference.passage(p)["passage"]["text"] for p in want[:3]]
             assert got_text[0] == want_text[0], (query, mode)
             assert len(set(got_text) & set(want_text)) >= min(2, len(want_text)), (query, mode)
+
+
+def test_word_rarity_is_the_folder_index_s(built, kind: str) -> None:
+    """The hybrid ranking weighs a query's words and bigrams by their idf: every back end gives the same,
+    in one read for all of a query's terms."""
+    from index.analysis import query_grams, query_words
+
+    engine, reference = built(kind), built("faiss")
+    for query in README_QUERIES + ["陈光教授认为西部地区为什么创新资源富集", "冰川 PPR-9087 没有的词"]:
+        terms = list(query_words(query)) + list(dict.fromkeys(t.term for t in query_grams(query)))
+        got = engine.snapshot().keywords.idf(terms)
+        np.testing.assert_allclose(got, reference.snapshot().keywords.idf(terms), rtol=1e-9, err_msg=query)
 
 
 def test_sentence_evidence_matches_the_folder_index(built, kind: str) -> None:

@@ -330,3 +330,89 @@ def test_a_restarted_milvus_is_searched_without_loading_by_hand(
         engine.search("草原", k=3)
     info = classify(failed.value)
     assert info is not None and info.status == 503 and "run the same command again" in info.message
+
+
+def _counted(location: Any, terms: list[str]) -> list[int]:
+    """Each term's passages at the published generation, counted here from every visible `words` field."""
+    from collections import Counter
+
+    from index.stores.milvus_store import MilvusView, query_all
+
+    view = MilvusView(location.client, location.collection, location.state())
+    held: Counter[str] = Counter()
+    for row in query_all(location.client, location.collection, view.passage_expr, ["words"]):
+        held.update(set(row["words"].split()))
+    return [held[t] for t in terms]
+
+
+def _terms_of(location: Any, doc_ids: list[str]) -> list[str]:
+    from index.stores.milvus_store import query_in
+
+    rows = query_in(location.client, location.collection, "doc_id", doc_ids, "born >= 0", ["words"])
+    return sorted({w for r in rows for w in r["words"].split()})
+
+
+def _read_df(location: Any, terms: list[str]) -> list[int]:
+    """What a reader of the published generation takes as each term's document frequency."""
+    from index.stores.milvus_store import MilvusView
+
+    view = MilvusView(location.client, location.collection, location.state())
+    return [int(d) for d in view.document_frequencies(terms)]
+
+
+def test_word_rarity_follows_every_write_and_an_older_index_takes_it_on_its_next_run(
+    milvus_uri: str, tmp_path: Path, contract_corpus: Path, shared_embedder: Any
+) -> None:
+    """The idf of the hybrid ranking is read from the `__terms` table in one query: after adding, updating
+    and deleting documents it is what counting each term's passages gives. An index made before the table
+    gets it from its next `semsearch index` run, even one that changes no document."""
+    from index.documents import Document
+    from index.milvus_index import MilvusIndex
+    from index.stores.milvus_store import STATE_SUFFIX, TERMS_SUFFIX
+    from search.engine import Engine
+
+    location = MilvusIndex(milvus_uri, f"df_{uuid.uuid4().hex[:10]}", root=tmp_path / "local")
+    location.builder(embedder=shared_embedder).index_paths([contract_corpus])
+    engine = Engine(location)
+    engine._embedder = shared_embedder
+    glacier = ["青藏高原冰川面积三十年减少了百分之十五。", "冰川融化加快，湖泊面积随之扩大。"]
+    engine.add_documents([Document.from_paragraphs("api-1", glacier, title="冰川")])
+    engine.add_documents([Document.from_paragraphs("api-2", glacier[:1], title="冰川")])
+    terms = sorted(set(_terms_of(location, ["policy-1", "market-1", "api-1"])))
+    assert len(terms) > 40
+    assert _read_df(location, terms) == _counted(location, terms)
+    assert _read_df(location, ["冰川"]) == [2]
+
+    engine.add_documents([Document.from_paragraphs("api-1", ["冰川面积减少了百分之二十。"], title="冰川")])
+    engine.delete_documents(["api-2"])
+    assert _read_df(location, terms) == _counted(location, terms)
+    assert _read_df(location, ["冰川", "湖泊", "没有的词"]) == [1, 0, 0]
+    top = engine.search("冰川面积减少了多少", k=1).results[0]
+    assert top.doc_id == "api-1" and "百分之二十" in top.text
+
+    def as_made_before_the_table() -> None:
+        client, name = location.client, location.collection
+        client.drop_collection(name + TERMS_SUFFIX)
+        state = location.state()
+        state.terms_from = 0
+        client.upsert(name + STATE_SUFFIX, [state.to_row()])
+
+    as_made_before_the_table()
+    older = Engine(location)
+    older._embedder = shared_embedder
+    assert older.search("冰川面积减少了多少", k=1).results[0].passage_id == top.passage_id
+    before = location.state().generation
+    rerun = location.builder(embedder=shared_embedder).index_paths([contract_corpus])
+    assert not rerun.changed
+    state = location.state()
+    assert state.generation == before + 1 and state.terms_from == state.generation
+    assert _read_df(location, terms) == _counted(location, terms)
+
+    as_made_before_the_table()
+    older.add_documents([Document.from_paragraphs("api-3", glacier[1:], title="湖泊")])
+    assert location.state().terms_from == location.state().generation
+    assert _read_df(location, terms) == _counted(location, terms)
+    assert _read_df(location, ["冰川", "湖泊"]) == [2, 1]
+    published = location.state().generation
+    again = location.builder(embedder=shared_embedder).index_paths([contract_corpus])
+    assert not again.changed and location.state().generation == published  # nothing left to write
