@@ -3,10 +3,11 @@
 How a write becomes visible (Milvus has no multi-row transaction; one row's upsert is atomic):
 
 1. Recover: rows a killed write replaced are deleted, and rows it wrote but never published (`born` > the
-   published generation G) are deleted too.
-2. The new rows — every passage and document row of the added and changed documents, and the changes in
-   document frequency they make (`__terms`) — are inserted with `born = G + 1`. Readers filter on
-   `born <= G`: they do not see them.
+   published generation G) are deleted too, as are the term counts it wrote for them.
+2. The new rows — every passage and document row of the added and changed documents — are inserted with
+   `born = G + 1`. Readers filter on `born <= G`: they do not see them. The terms whose passage counts
+   change get G + 1's count added to their `__terms` row, beside the counts of their last generations,
+   which readers at G go on reading.
 3. The state row is upserted, naming generation G + 1 and listing the rows of the old versions (of the
    changed and deleted documents) as replaced. This one write is the switch: from now on readers see
    `born <= G + 1` minus the replaced rows — every new version, no old one.
@@ -27,10 +28,12 @@ machines at once must be serialised by the deployment (see docs/scale-out.md).
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -51,6 +54,7 @@ from index.manifest import Manifest
 from index.stores.base import Generation
 from index.stores.milvus_store import (
     DOCS_SUFFIX,
+    PAD,
     SENTENCES_FIELD,
     STATE_SUFFIX,
     SUFFIXES,
@@ -72,6 +76,7 @@ from index.stores.milvus_store import (
     query_all,
     query_in,
     read_state,
+    read_term_counts,
     term_rows,
     unpack_sentences,
 )
@@ -196,10 +201,22 @@ class MilvusIndex:
             self._delete(state)
             state.replaced_passages, state.replaced_docs = [], []
             client.upsert(name + STATE_SUFFIX, [state.to_row()])
-        for suffix in (suffix for suffix in SUFFIXES if suffix != STATE_SUFFIX):
-            if client.has_collection(name + suffix):  # an index made before `__terms` has none
-                client.delete(name + suffix, filter=f"born > {state.generation}")
+        client.delete(name, filter=f"born > {state.generation}")
+        client.delete(name + DOCS_SUFFIX, filter=f"born > {state.generation}")
+        if client.has_collection(name + TERMS_SUFFIX):  # an index made before it has none
+            self._undo_term_counts(state.generation)
         return state
+
+    def _undo_term_counts(self, generation: int) -> None:
+        """Drop the counts an unpublished write gave its terms (a row left with none is removed)."""
+        client, terms = self.client, self.collection + TERMS_SUFFIX
+        rows = list(query_all(client, terms, f"born > {generation}", ["term", "counts"]))
+        kept = [(r["term"], [c for c in json.loads(r["counts"]) if c[0] <= generation]) for r in rows]
+        if gone := [term for term, counts in kept if not counts]:
+            client.delete(terms, ids=gone)
+        if back := [{"term": term, "born": counts[-1][0], "counts": json.dumps(counts), "pad": PAD}
+                    for term, counts in kept if counts]:
+            client.upsert(terms, back)
 
     def _delete(self, state: State) -> None:
         if state.replaced_passages:
@@ -404,22 +421,40 @@ class MilvusWriter(IndexBuilder):
             state, passages, documents = self._publish(state, part, removed, passages, documents, prev_docs)
         summary.generation = _name(state.generation)
         summary.passages = passages
+        if self._terms_built:
+            summary.repaired.append(
+                "this collection, made by an older semsearch, had no table of word counts (`__terms`): built "
+                "it from its passages, so searches read word rarity from it in one look-up"
+            )
         summary.seconds = time.perf_counter() - started
         return summary
 
     def _write_terms(self, state: State, added: list[str], removed: list[str]) -> None:
-        """This generation's rows of `NAME__terms` (unpublished until the state names it, like its
-        passages). An index without a whole table (made before it) first counts every term of the
-        passages it has, so the table is whole from this generation on (`State.terms_from`)."""
+        """This generation's rows of `NAME__terms`: the new counts of the terms of the passages it adds and
+        replaces (given as their `words` fields), written before the switch; a reader of an older
+        generation reads the count it had from the same row. An index without the table (made before it)
+        first counts every term of the passages it has, so the table is whole from this generation on
+        (`State.terms_from`)."""
         client, name, born = self.index.client, self.index.collection, state.generation + 1
+        changes: Counter[str] = Counter()
+        for words in added:
+            changes.update(set(words.split()))
+        for words in removed:
+            changes.subtract(set(words.split()))
         if not state.terms_from:
             create_terms_collection(client, name)
-            if state.generation:
+            self._terms_built = state.generation > 0
+            if state.generation:  # the counts of G, as the changes of a table that had none
                 expr = MilvusView(client, name, state).passage_expr
-                added = added + [r["words"] for r in query_all(client, name, expr, ["words"])]
-        rows = term_rows(added, removed, born)
+                for row in query_all(client, name, expr, ["words"]):
+                    changes.update(set(row["words"].split()))
+            previous = {}
+        else:
+            changes = Counter({t: n for t, n in changes.items() if n})
+            previous = read_term_counts(client, name, list(changes))
+        rows = term_rows(previous, changes, born)
         for lo in range(0, len(rows), INSERT_ROWS * 8):
-            client.insert(name + TERMS_SUFFIX, rows[lo : lo + INSERT_ROWS * 8])
+            client.upsert(name + TERMS_SUFFIX, rows[lo : lo + INSERT_ROWS * 8])
 
     def _choose_sentences(self, state: State | None) -> None:
         """Whether this write stores sentence vectors: as the published collection has them (a write keeps
@@ -445,6 +480,7 @@ class MilvusWriter(IndexBuilder):
         return [block if block is not None else next(embedded) for block in blocks]
 
     _packs = False  # whether the passage collection has the sentences field (one created before it has not)
+    _terms_built = False  # whether this write built the `__terms` table of an index made before it
 
     def _publish(
         self,

@@ -12,11 +12,10 @@ Three collections per index (`NAME` is the configured collection):
 - `NAME__docs`: one row per document (more for a long text, split into parts): metadata and text.
 - `NAME__state`: one row, the published state — the generation number readers see, the rows a write
   has replaced but not yet removed, the next passage id, and the manifest.
-- `NAME__terms`: the document frequency of every analysed term, as changes: each write adds one row per
-  term whose count of passages it changed (+ for the passages it adds, − for those it replaces), `born`
-  like the passages it goes with. A reader's df of a term is the sum of its rows of `born <= G`: the
-  hybrid ranking's idf for all of a query's terms in one query, where counting each term's matches
-  (`text_match`) would cost a scan per term.
+- `NAME__terms`: one row per analysed term, keyed by it: how many passages hold it (its document
+  frequency) at each of the last few generations that changed it, `born` the last of them. A reader at G
+  takes each term's count of the newest generation `<= G`: the hybrid ranking's idf for all of a query's
+  terms in one look-up by key, where counting each term's matches (`text_match`) costs a scan per term.
 
 Every passage and document row carries `born`, the generation that wrote it. A reader at generation G sees
 exactly the rows with `born <= G` that the state does not list as replaced: one expression, applied inside
@@ -54,6 +53,7 @@ DOC_PART_CHARS = 16_000  # a document's text is stored in parts of this many cha
 ID_CHUNK = 1000  # ids per `in [...]` expression
 SEARCH_LIMIT = 16_384  # the most rows one Milvus search or query returns
 DF_CACHE_TERMS = 200_000  # document frequencies a generation's reader keeps before it starts afresh
+TERM_HISTORY = 4  # the counts of a term's last generations its row keeps, for searches still reading them
 BM25_ANALYZER = {"tokenizer": "jieba"}  # accepted by milvus-lite 3.2 and Milvus 2.5+ servers
 HNSW = {"M": 16, "efConstruction": 200}
 SENTENCES_FIELD = "sentences"  # absent from collections created before sentence vectors
@@ -132,12 +132,49 @@ def create_collections(client: Any, name: str, dim: int) -> None:
 
 
 def create_terms_collection(client: Any, name: str) -> None:
-    """The document-frequency changes of an index (module doc); an index made before it gets it on its
+    """The document frequencies of an index's terms (module doc); an index made before it gets it on its
     next write."""
     _small_collection(client, name + TERMS_SUFFIX, [
-        ("row", "INT64", {"is_primary": True}), ("term", "VARCHAR", {"max_length": TEXT_MAX}),
-        ("delta", "INT64", {}), ("born", "INT64", {}),
-    ], auto_id=True)
+        ("term", "VARCHAR", {"is_primary": True, "max_length": TEXT_MAX}), ("born", "INT64", {}),
+        ("counts", "VARCHAR", {"max_length": 1024}),
+    ])
+
+
+def read_term_counts(client: Any, name: str, terms: Sequence[str]) -> dict[str, list[list[int]]]:
+    """Each listed term's `[[generation, passages holding it], …]` (oldest first), by key; a term the table
+    has no row for is left out."""
+    out: dict[str, list[list[int]]] = {}
+    for lo in range(0, len(terms), ID_CHUNK):
+        for row in client.get(name + TERMS_SUFFIX, ids=list(terms[lo : lo + ID_CHUNK]),
+                              output_fields=["counts"]):
+            out[row["term"]] = json.loads(row["counts"])
+    return out
+
+
+def count_at(counts: list[list[int]] | None, generation: int) -> int | None:
+    """A term's passages at `generation` from its counts (`read_term_counts`): 0 where it has no row or
+    only newer ones and none were dropped (it came later), None where older ones were dropped
+    (`TERM_HISTORY`) and this generation's is not among those kept."""
+    if not counts:
+        return 0
+    known = [n for g, n in counts if g <= generation]
+    if known:
+        return known[-1]
+    return 0 if len(counts) < TERM_HISTORY else None
+
+
+def term_rows(
+    previous: dict[str, list[list[int]]], changes: Counter[str], born: int
+) -> list[dict[str, Any]]:
+    """The rows of the terms whose count a write changes (`changes`, by term), each with its counts so far
+    (`previous`) and the new one, the oldest beyond `TERM_HISTORY` dropped."""
+    rows = []
+    for term, change in changes.items():
+        counts = [c for c in previous.get(term, []) if c[0] < born]
+        now = (counts[-1][1] if counts else 0) + change
+        counts = (counts + [[born, now]])[-TERM_HISTORY:]
+        rows.append({"term": term, "born": born, "counts": json.dumps(counts), "pad": PAD})
+    return rows
 
 
 def has_sentences_field(client: Any, name: str) -> bool:
@@ -273,40 +310,45 @@ class MilvusView:
             self._passages = count(self.client, self.name, self.passage_expr)
         return self._passages
 
+    def passage_rows(self, ids: Iterable[int], fields: list[str]) -> list[dict]:
+        """The rows of these passage ids this generation sees (`passage_expr`), looked up by key: Milvus
+        (milvus-lite at least) finds keys at once, but scans for any other clause beside them."""
+        wanted = [int(i) for i in ids]
+        replaced = set(self.state.replaced_passages)
+        out: list[dict] = []
+        for lo in range(0, len(wanted), ID_CHUNK):
+            rows = self.client.get(self.name, ids=wanted[lo : lo + ID_CHUNK], output_fields=[*fields, "born"])
+            out += [r for r in rows if r["born"] <= self.state.generation and r["passage_id"] not in replaced]
+        return out
+
     def document_frequencies(self, terms: Sequence[str]) -> np.ndarray:
-        """How many of this generation's passages hold each stored term (`stored_term`): the sums of the
-        terms' rows in `NAME__terms`, one query for all of them; by a `text_match` count per term where
-        the index has no whole table for this generation (made before it, and not written since)."""
+        """How many of this generation's passages hold each stored term (`stored_term`): read by key from
+        `NAME__terms`, one look-up for all of them; counted by `text_match`, a scan per term, where the
+        table lacks this generation (an index made before it and not written since, or a search that
+        outlived several writes)."""
         known = self._df  # searches run in threads: each works on the dict it started with
         missing = list(dict.fromkeys(t for t in terms if t not in known))
         if missing:
-            read = (self._summed(missing) if 0 < self.state.terms_from <= self.state.generation
-                    else self._counted(missing))
+            read = self._read(missing)
             if len(known) > DF_CACHE_TERMS:
                 known = self._df = {}
             known.update(read)
         return np.asarray([known[t] for t in terms], dtype=np.float64)
 
-    def _summed(self, terms: list[str]) -> dict[str, int]:
-        df = dict.fromkeys(terms, 0)
-        collection = self.name + TERMS_SUFFIX
-        for lo in range(0, len(terms), ID_CHUNK):
-            listed = "[" + ",".join(quote(t) for t in terms[lo : lo + ID_CHUNK]) + "]"
-            expr = f"born <= {self.state.generation} and term in {listed}"
-            fields = ["term", "delta"]
-            rows = self.client.query(collection, filter=expr, output_fields=fields, limit=SEARCH_LIMIT)
-            if len(rows) == SEARCH_LIMIT:  # many writes changed these terms: page through their rows
-                rows = query_all(self.client, collection, expr, fields)
-            for row in rows:
-                df[row["term"]] += int(row["delta"])
-        return df
+    def _read(self, terms: list[str]) -> dict[str, int]:
+        if not 0 < self.state.terms_from <= self.state.generation:
+            if not self._warned:
+                self._warned = True
+                log.warning("collection %s has no table of word counts (made by an older semsearch), so "
+                            "word rarity is counted term by term: slower, and milvus-lite's `text_match` "
+                            "counts bigrams loosely. Run `semsearch index` once to build it.", self.name)
+            return self._counted(terms)
+        held = read_term_counts(self.client, self.name, terms)
+        df = {t: count_at(held.get(t), self.state.generation) for t in terms}
+        lost = [t for t, n in df.items() if n is None]
+        return {t: n for t, n in df.items() if n is not None} | (self._counted(lost) if lost else {})
 
     def _counted(self, terms: list[str]) -> dict[str, int]:
-        if not self._warned:
-            self._warned = True
-            log.warning("collection %s has no table of word counts (made by an older semsearch), so word "
-                        "rarity is counted term by term: slower, and milvus-lite's `text_match` counts "
-                        "bigrams loosely. Run `semsearch index` once to build the table.", self.name)
         return {
             t: count(self.client, self.name, f"{self.passage_expr} and text_match(words, {quote(t)})")
             if t and not any(c.isspace() for c in t) else 0
@@ -342,13 +384,11 @@ class MilvusPassages:
         return self.view.passage_count
 
     def passages(self, ids: Sequence[int]) -> dict[int, PassageRow]:
-        rows = query_in(self.client, self.view.name, "passage_id", [int(i) for i in ids],
-                        self.view.passage_expr, PASSAGE_FIELDS)
+        rows = self.view.passage_rows(ids, PASSAGE_FIELDS)
         return {r["passage_id"]: _row(r) for r in rows}
 
     def word_bounds(self, ids: Sequence[int]) -> dict[int, frozenset[int]]:
-        rows = query_in(self.client, self.view.name, "passage_id", [int(i) for i in ids],
-                        self.view.passage_expr, ["passage_id", "bounds"])
+        rows = self.view.passage_rows(ids, ["passage_id", "bounds"])
         return {r["passage_id"]: frozenset(json.loads(r["bounds"])) for r in rows if r["bounds"]}
 
     def passage_ids_of(self, doc_id: str) -> list[int]:
@@ -465,8 +505,7 @@ class MilvusVectors:
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         wanted = [int(i) for i in np.asarray(ids).reshape(-1)]
-        rows = query_in(self.view.client, self.view.name, "passage_id", wanted, self.view.passage_expr,
-                        ["passage_id", "vector"])
+        rows = self.view.passage_rows(wanted, ["passage_id", "vector"])
         by_id = {r["passage_id"]: r["vector"] for r in rows}
         out = np.zeros((len(wanted), self.dim), dtype=np.float32)
         for i, pid in enumerate(wanted):
@@ -502,8 +541,7 @@ class MilvusSentences:
 
     def of(self, ids: Sequence[int] | np.ndarray) -> dict[int, np.ndarray]:
         wanted = [int(i) for i in np.asarray(ids).reshape(-1)]
-        rows = query_in(self.view.client, self.view.name, "passage_id", wanted, self.view.passage_expr,
-                        ["passage_id", SENTENCES_FIELD])
+        rows = self.view.passage_rows(wanted, ["passage_id", SENTENCES_FIELD])
         return {r["passage_id"]: unpack_sentences(r[SENTENCES_FIELD], self.dim) for r in rows}
 
     def best(self, ids: Sequence[int] | np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -547,8 +585,7 @@ class MilvusKeywords:
 
     def _words(self, passage_ids: Sequence[int]) -> list[set[str]]:
         wanted = [int(i) for i in passage_ids]
-        rows = query_in(self.view.client, self.view.name, "passage_id", wanted, self.view.passage_expr,
-                        ["passage_id", "words"])
+        rows = self.view.passage_rows(wanted, ["passage_id", "words"])
         words = {r["passage_id"]: set(r["words"].split()) for r in rows}
         return [words.get(pid, set()) for pid in wanted]
 
@@ -598,17 +635,6 @@ def passage_row(
         "vector": np.asarray(vector, dtype=np.float32).tolist(), "source": doc.source or "",
         "categories": list(doc.categories), "date": doc.date or "", "born": born,
     }
-
-
-def term_rows(added: Iterable[str], removed: Iterable[str], born: int) -> list[dict[str, Any]]:
-    """`NAME__terms` rows of one write: the change in each term's document frequency, given the `words`
-    fields of the passages it adds and of those it replaces (a term changed by nothing gets no row)."""
-    delta: Counter[str] = Counter()
-    for words in added:
-        delta.update(set(words.split()))
-    for words in removed:
-        delta.subtract(set(words.split()))
-    return [{"term": t, "delta": d, "born": born, "pad": PAD} for t, d in delta.items() if d]
 
 
 def document_rows(first_row: int, doc: Any, passages: int, born: int) -> list[dict[str, Any]]:
