@@ -181,7 +181,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SEMSEARCH_MILVUS_TOKEN", text, None,
             "its token, `user:password` or an API key (`--milvus-token T`)"),
     Setting("SEMSEARCH_MILVUS_COLLECTION", text, "semsearch",
-            "the collection; `NAME__docs` and `NAME__state` are made beside it (`--collection NAME`)"),
+            "the collection; `NAME__docs`, `NAME__state` and `NAME__terms` are made beside it "
+            "(`--collection NAME`)"),
     Setting("SEMSEARCH_MILVUS_GRACE", number(0), 1.0,
             "seconds a Milvus write waits between publishing and removing replaced rows (searches in flight)",
             "`1`"),
