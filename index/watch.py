@@ -48,7 +48,7 @@ from watchdog.observers import Observer
 from index import settings
 from index.builder import BuildSummary
 from index.generations import IndexDir, IndexLocked, now_iso
-from index.loaders import LoaderFactory
+from index.loaders import IGNORE_FILE, LoaderFactory
 from index.stores.passages import PassageStore
 
 log = logging.getLogger("semsearch.watch")
@@ -120,13 +120,16 @@ class _Events(FileSystemEventHandler):
 
     def relevant(self, path: Path, is_directory: bool) -> bool:
         """Not a scratch file, not the index itself (an index inside a watched folder must not make each
-        sync's own writes trigger the next one), and for a file: a type a loader reads."""
+        sync's own writes trigger the next one), and for a file: a type a loader reads, or a watched folder's
+        `.semsearchignore`."""
         if self.index is not None and path.is_relative_to(self.index):
             return False
         for root in self.roots:
             if path.is_relative_to(root):
                 path = path.relative_to(root)
                 break
+        if path == Path(IGNORE_FILE):  # hidden, but a root's own changes what is indexed
+            return True
         if is_temporary(path):
             return False
         return is_directory or LoaderFactory.create(path.name) is not None

@@ -2,7 +2,9 @@
 
 from index.loaders.base import Loader, Origin, decode_bytes, parse_date
 from index.loaders.factory import (
+    IGNORE_FILE,
     SUPPORTED_EXTENSIONS,
+    IgnoreRules,
     LoaderFactory,
     documents_from_records,
     load_bytes,
@@ -10,7 +12,9 @@ from index.loaders.factory import (
 )
 
 __all__ = [
+    "IGNORE_FILE",
     "SUPPORTED_EXTENSIONS",
+    "IgnoreRules",
     "Loader",
     "LoaderFactory",
     "Origin",

@@ -6,6 +6,8 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -68,23 +70,74 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _walk(folder: Path, on_error: Callable[[OSError], None]) -> list[Path]:
-    """Supported files under `folder`, recursively, hidden ones left out, sorted by relative path; and
-    documents in a format that is not read (`_CONVERTIBLE`: a .doc among .docx files), which the
-    caller reports rather than leave out in silence.
+IGNORE_FILE = ".semsearchignore"
+
+
+@dataclass(frozen=True)
+class IgnoreRules:
+    """The patterns of a folder's `.semsearchignore`: files and folders under it that are not indexed, as
+    if they were not there (a file indexed before is then removed, as a deleted one is).
+
+    One shell pattern a line (`*`, `?`, `[…]`; `*` also crosses `/`); blank lines and `#` comments are
+    passed over. A pattern without `/` matches a file or folder of that name at any depth (`*.tmp`,
+    `drafts`); one with `/` matches the path from the folder (`archive/2019/*.pdf`, `/scans`); a trailing
+    `/` matches folders only; a leading `!` takes back what an earlier line left out (not inside a folder
+    left out). The last line that matches decides."""
+
+    # (pattern, taken back, from the folder, folders only)
+    rules: tuple[tuple[str, bool, bool, bool], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> IgnoreRules:
+        rules = []
+        for line in text.splitlines():
+            pattern = line.strip()
+            if not pattern or pattern.startswith("#"):
+                continue
+            negated = pattern.startswith("!")
+            pattern = pattern.removeprefix("!")
+            folders_only = pattern.endswith("/")
+            pattern = pattern.rstrip("/")
+            anchored = "/" in pattern
+            if pattern := pattern.lstrip("/"):
+                rules.append((pattern, negated, anchored, folders_only))
+        return cls(tuple(rules))
+
+    def excludes(self, relative: PurePosixPath, is_folder: bool) -> bool:
+        left_out = False
+        for pattern, negated, anchored, folders_only in self.rules:
+            if folders_only and not is_folder:
+                continue
+            if fnmatchcase(str(relative) if anchored else relative.name, pattern):
+                left_out = not negated
+        return left_out
+
+
+def _walk(folder: Path, on_error: Callable[[OSError], None], rules: IgnoreRules) -> tuple[list[Path], int]:
+    """Supported files under `folder`, recursively, hidden ones and those `rules` leave out left out,
+    sorted by relative path; and documents in a format that is not read (`_CONVERTIBLE`: a .doc among
+    .docx files), which the caller reports rather than leave out in silence. Also how many files and
+    folders `rules` left out.
 
     A sub-folder that cannot be listed goes to `on_error`: left out silently, its files would look
     deleted.
     """
     found: list[Path] = []
+    left_out = 0
     for current, dirs, files in os.walk(folder, onerror=on_error):
-        dirs[:] = [d for d in dirs if not _hidden(d)]
+        here = PurePosixPath(Path(current).relative_to(folder).as_posix())
+        kept = [d for d in dirs if not _hidden(d) and not rules.excludes(here / d, True)]
+        left_out += sum(1 for d in dirs if not _hidden(d)) - len(kept)
+        dirs[:] = kept
         for name in files:
             if _hidden(name):
                 continue
             if LoaderFactory.create(name) is not None or PurePosixPath(name).suffix.lower() in _CONVERTIBLE:
-                found.append(Path(current, name))
-    return sorted(found, key=lambda p: p.relative_to(folder).parts)
+                if rules.excludes(here / name, False):
+                    left_out += 1
+                else:
+                    found.append(Path(current, name))
+    return sorted(found, key=lambda p: p.relative_to(folder).parts), left_out
 
 
 _KINDS = (
@@ -184,7 +237,17 @@ def load_documents(
         path = Path(given).expanduser()
         if path.is_dir():
             root = path.resolve()
-            files = _walk(root, unlisted)
+            try:
+                rules = IgnoreRules.parse((root / IGNORE_FILE).read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                rules = IgnoreRules()
+            except (OSError, UnicodeDecodeError) as exc:  # indexing what it would leave out loses nothing
+                skip(root / IGNORE_FILE, f"cannot be read, so nothing was left out by it: {exc}")
+                rules = IgnoreRules()
+            files, left_out = _walk(root, unlisted, rules)
+            if left_out:
+                skip(root / IGNORE_FILE, f"left out {left_out} file(s) and folder(s) matching its patterns",
+                     failed=False)
         elif os.path.lexists(path):  # a file, or a FIFO, device or dangling link that read_file refuses
             root = path.absolute().parent.resolve()  # the folder resolved, not a symlinked file
             files = [root / path.name]

@@ -383,3 +383,25 @@ def test_chunk_settings_of_the_environment_apply_on_rebuild_and_are_named_otherw
     assert rebuilt is not None and rebuilt.settings["chunks"]["max_tokens"] == 64
     assert rebuilt.settings["chunks"]["target_tokens"] == 32
     assert not IndexBuilder(index).index_paths([corpus]).warnings
+
+
+def test_a_file_left_out_by_semsearchignore_stops_failing_runs_and_leaves_the_index(tmp_path: Path) -> None:
+    """A file that cannot be fixed fails every run (exit 3) until the folder's `.semsearchignore` names
+    it: then the run is clean, and what the index had from files it leaves out goes, as if they were
+    deleted; taken out of the patterns, they come back."""
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write_corpus(corpus)
+    (corpus / "vendor.pdf").write_bytes(b"%PDF-1.7 truncated by the vendor")
+    first = IndexBuilder(index).index_paths([corpus])
+    assert not first.clean and first.added == 4
+    (corpus / ".semsearchignore").write_text("vendor.pdf\ndoc3.txt\n", encoding="utf-8")
+    summary = IndexBuilder(index).index_paths([corpus])
+    assert summary.clean and summary.deleted == 1 and summary.embedded == 0
+    assert "left out 2 file(s) and folder(s) matching its patterns" in summary.describe()
+    engine = Engine.open(index)
+    listed = sorted(d["doc_id"] for d in engine.documents()["documents"])
+    assert listed == ["doc0.txt", "doc1.txt", "doc2.txt"]
+    (corpus / ".semsearchignore").write_text("vendor.pdf\n", encoding="utf-8")
+    back = IndexBuilder(index).index_paths([corpus])
+    assert back.clean and back.added == 1
+    assert Engine.open(index).search("research spending", k=1).results[0].doc_id == "doc3.txt"

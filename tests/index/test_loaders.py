@@ -552,3 +552,28 @@ def test_a_file_whose_name_cannot_be_an_id_is_skipped_and_the_rest_read(tmp_path
     documents = [doc for _root, doc in load_documents([tmp_path], on_skip=skipped.append)]
     assert [doc.doc_id for doc in documents] == ["good.txt"]
     assert len(skipped) == 1 and "rename it" in skipped[0].reason and skipped[0].failed
+
+
+def test_a_semsearchignore_leaves_out_what_its_patterns_match(tmp_path: Path) -> None:
+    """A folder's `.semsearchignore`: names at any depth, paths from the folder, folders only, and lines
+    that take back what an earlier line left out; the run says how much it left out."""
+    from index.loaders import IGNORE_FILE
+
+    for name in ("keep.txt", "scratch.tmp.txt", "drafts/a.txt", "sub/drafts/b.txt", "archive/2019/c.md",
+                 "archive/2020/d.md", "scans/e.txt", "notes/scans.txt", "old/f.txt", "old/important.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(f"{name} 的正文。", encoding="utf-8")
+    lines = ["# drafts and scratch files", "*.tmp.txt", "drafts/", "", "archive/2019/*", "/scans", "old/*",
+             "!old/important.txt"]
+    (tmp_path / IGNORE_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    skipped: list[SkippedFile] = []
+    found = sorted(doc.doc_id for _, doc in load_documents([tmp_path], on_skip=skipped.append))
+    assert found == ["archive/2020/d.md", "keep.txt", "notes/scans.txt", "old/important.txt"]
+    (note,) = skipped
+    assert note.path == str(tmp_path / IGNORE_FILE) and not note.failed
+    assert "left out 6 file(s) and folder(s)" in note.reason  # drafts twice, scans, 3 files
+
+    (tmp_path / IGNORE_FILE).write_bytes(b"\xff\xfe\x00bad")  # unreadable: everything is indexed, loudly
+    skipped.clear()
+    assert len(list(load_documents([tmp_path], on_skip=skipped.append))) == 10
+    assert [s.failed for s in skipped] == [True] and "nothing was left out" in skipped[0].reason

@@ -282,3 +282,14 @@ def test_watch_command_follows_a_folder_until_interrupted(tmp_path: Path) -> Non
         log.close()
     output = (tmp_path / "watch.log").read_text()
     assert "added alpha.txt" in output and "stopped watching" in output and "Traceback" not in output, output
+
+
+def test_an_edited_semsearchignore_is_synced(setup: tuple[Path, Path], engine: Engine) -> None:
+    folder, index = setup
+    search = Engine.open(index)
+    with watcher_for(folder, index, engine) as watcher:
+        wait_until(lambda: watcher.status.outcome == "ok", "the catch-up sync at start")
+        (folder / ".semsearchignore").write_text("beta.txt\n", encoding="utf-8")
+        wait_until(lambda: not search.documents()["documents"], "the file it names leaves the index")
+        (folder / ".semsearchignore").unlink()
+        wait_until(lambda: doc_ids_for(search, "古籍修复") == ["beta.txt"], "it is back once the line goes")
