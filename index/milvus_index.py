@@ -442,6 +442,9 @@ class MilvusWriter(IndexBuilder):
         for words in removed:
             changes.subtract(set(words.split()))
         if not state.terms_from:
+            # Made before the table, or last written by a semsearch that does not keep it: counted afresh.
+            if client.has_collection(name + TERMS_SUFFIX):
+                client.drop_collection(name + TERMS_SUFFIX)
             create_terms_collection(client, name)
             self._terms_built = state.generation > 0
             if state.generation:  # the counts of G, as the changes of a table that had none
@@ -543,9 +546,10 @@ class MilvusWriter(IndexBuilder):
             next_passage_id=next_id,
             vector_index={"sentences": sentences} if with_sentences else None,
             roots=self._roots_now,
-            extra={"store": {"name": "milvus", "uri": index.uri, "collection": name}},
+            extra={"store": {"name": "milvus", "uri": index.uri, "collection": name,
+                             "terms_from": state.terms_from or born}},
         )
-        new = State(state.uid, born, next_id, old_p, old_d, manifest, terms_from=state.terms_from or born)
+        new = State(state.uid, born, next_id, old_p, old_d, manifest)
         client.upsert(name + STATE_SUFFIX, [new.to_row()])  # the switch (step 3)
         if old_p or old_d:
             time.sleep(grace_seconds())

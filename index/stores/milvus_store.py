@@ -195,15 +195,13 @@ def unpack_sentences(text: str, dim: int) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype=np.float16).reshape(-1, dim)
 
 
-def _small_collection(
-    client: Any, name: str, fields: list[tuple[str, str, dict[str, Any]]], *, auto_id: bool = False
-) -> None:
+def _small_collection(client: Any, name: str, fields: list[tuple[str, str, dict[str, Any]]]) -> None:
     """A collection of scalar rows. Milvus wants a vector field in every collection: a 2-d constant."""
     from pymilvus import DataType
 
     if client.has_collection(name):
         return
-    s = client.create_schema(auto_id=auto_id)
+    s = client.create_schema(auto_id=False)
     for fname, kind, options in fields:
         s.add_field(fname, getattr(DataType, kind), **options)
     s.add_field("pad", DataType.FLOAT_VECTOR, dim=2)
@@ -225,9 +223,14 @@ class State:
     replaced_passages: list[int] = field(default_factory=list)
     replaced_docs: list[int] = field(default_factory=list)
     manifest: Manifest | None = None  # None until the first generation is published
-    # The first generation whose document frequencies `NAME__terms` holds whole (0: none yet, an index
-    # made before it); readers of an older generation count each term's matches instead.
-    terms_from: int = 0
+
+    @property
+    def terms_from(self) -> int:
+        """The first generation whose term counts `NAME__terms` holds whole (0: none yet, an index made
+        before the table). In the manifest's store entry, which a semsearch that does not know it keeps
+        as it is, where a new key of the state row would stop it reading the state."""
+        store = self.manifest.extra.get("store") if self.manifest is not None else None
+        return int(store.get("terms_from", 0)) if isinstance(store, dict) else 0
 
     def to_row(self) -> dict[str, Any]:
         state = vars(self) | {"manifest": self.manifest.to_dict() if self.manifest is not None else {}}
@@ -343,7 +346,7 @@ class MilvusView:
                             "word rarity is counted term by term: slower, and milvus-lite's `text_match` "
                             "counts bigrams loosely. Run `semsearch index` once to build it.", self.name)
             return self._counted(terms)
-        held = read_term_counts(self.client, self.name, terms)
+        held = read_term_counts(self.client, self.name, [t for t in terms if t])
         df = {t: count_at(held.get(t), self.state.generation) for t in terms}
         lost = [t for t, n in df.items() if n is None]
         return {t: n for t, n in df.items() if n is not None} | (self._counted(lost) if lost else {})

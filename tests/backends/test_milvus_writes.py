@@ -4,6 +4,7 @@ searches run, then re-run; and two servers in two processes sharing one collecti
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import re
@@ -393,11 +394,18 @@ def test_word_rarity_follows_every_write_and_an_older_index_takes_it_on_its_next
     top = engine.search("冰川面积减少了多少", k=1).results[0]
     assert top.doc_id == "api-1" and "百分之二十" in top.text
 
-    def as_made_before_the_table() -> None:
+    # The state row has the keys it had before the table: a semsearch that predates it still reads it.
+    row = location.client.query(location.collection + STATE_SUFFIX, filter='key == "state"',
+                                output_fields=["state"])[0]
+    assert set(json.loads(row["state"])) == {"uid", "generation", "next_id", "replaced_passages",
+                                             "replaced_docs", "manifest"}
+
+    def as_made_before_the_table(drop: bool = True) -> None:
         client, name = location.client, location.collection
-        client.drop_collection(name + TERMS_SUFFIX)
+        if drop:
+            client.drop_collection(name + TERMS_SUFFIX)
         state = location.state()
-        state.terms_from = 0
+        del state.manifest.extra["store"]["terms_from"]
         client.upsert(name + STATE_SUFFIX, [state.to_row()])
 
     as_made_before_the_table()
@@ -411,11 +419,19 @@ def test_word_rarity_follows_every_write_and_an_older_index_takes_it_on_its_next
     assert state.generation == before + 1 and state.terms_from == state.generation
     assert _read_df(location, terms) == _counted(location, terms)
 
-    as_made_before_the_table()
+    # Written last by a semsearch that keeps no table, so the counts there are stale: the next write
+    # counts afresh (国务院 stood only in policy-1, now deleted).
+    engine.delete_documents(["policy-1"])
+    stale = {"term": "g:国务", "born": 1, "counts": "[[1, 7]]", "pad": [1.0, 0.0]}
+    location.client.upsert(location.collection + TERMS_SUFFIX, [stale])
+    as_made_before_the_table(drop=False)
     older.add_documents([Document.from_paragraphs("api-3", glacier[1:], title="湖泊")])
     assert location.state().terms_from == location.state().generation
     assert _read_df(location, terms) == _counted(location, terms)
-    assert _read_df(location, ["冰川", "湖泊"]) == [2, 1]
+    assert _read_df(location, ["冰川", "湖泊", "g:国务"]) == [2, 1, 0]  # 国务院: policy-1's alone
+    restored = location.builder(embedder=shared_embedder).index_paths([contract_corpus])
+    assert restored.added == 1  # policy-1, from its file
+    assert _read_df(location, ["g:国务"]) == _counted(location, ["g:国务"]) == [1]
     published = location.state().generation
     again = location.builder(embedder=shared_embedder).index_paths([contract_corpus])
     assert not again.changed and location.state().generation == published  # nothing left to write
