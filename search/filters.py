@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from index.analysis import normalize
+from index.repair import collapse_whitespace
 from index.stores.passages import Filters
-from index.text import drop_invisible
 from search.errors import QueryError
 
 
@@ -65,9 +65,10 @@ def _values(given: Sequence[str], name: str, what: str) -> list[str]:
 
 
 def fold_value(value: str) -> str:
-    """A source or category as a filter compares it: simplified script, lower case, half-width, spaces
-    collapsed and invisible characters dropped (queries are compared so with the text)."""
-    return normalize(" ".join(drop_invisible(value).split()))
+    """A source or category as a filter compares it: simplified script, lower case, half-width, invisible
+    characters dropped, and spaces dropped between CJK characters (`新华 社`) and collapsed elsewhere, as
+    paragraphs of markup are cleaned (queries are compared so with the text)."""
+    return normalize(collapse_whitespace(value))
 
 
 def folded_values(values: Iterable[str]) -> dict[str, list[str]]:

@@ -145,6 +145,7 @@ def test_a_filter_value_matches_in_either_script_and_any_spacing(built, kind: st
 
     assert docs(sources=["政策网"]) == {"policy-1", "undated-1"}
     assert docs(sources=["政策網"]) == docs(sources=[" 政策网\u200b "]) == {"policy-1", "undated-1"}
+    assert docs(sources=["政策 网"]) == docs(sources=["政\u3000策网"]) == {"policy-1", "undated-1"}
     assert docs(categories=["經濟"]) == {"market-1"}
     assert docs(sources=["政策網", "財經網"]) == {"policy-1", "undated-1", "market-1"}
     assert docs(sources=["没有这个来源"]) == set()
