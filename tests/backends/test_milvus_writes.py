@@ -367,7 +367,7 @@ def _read_df(location: Any, terms: list[str]) -> list[int]:
 def test_word_rarity_follows_every_write_and_an_older_index_takes_it_on_its_next_run(
     milvus_uri: str, tmp_path: Path, contract_corpus: Path, shared_embedder: Any
 ) -> None:
-    """The idf of the hybrid ranking is read from the `__terms` table in one query: after adding, updating
+    """The idf of the hybrid ranking is read from the `__terms` table by key: after adding, updating
     and deleting documents it is what counting each term's passages gives. An index made before the table
     gets it from its next `semsearch index` run, even one that changes no document."""
     from index.documents import Document
