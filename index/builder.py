@@ -1010,6 +1010,7 @@ class IndexBuilder:
         the embedding cache where a text was embedded before, else the model. `unit` names them on the
         progress bar; the time spent embedding is added to the summary's."""
         if not hashes:
+            self._embedding_bar(unit, [])  # closes a bar the passages left open for their sentences
             return np.zeros((0, self.embedder.dim), dtype=np.float32), 0, 0
         embedder = self.embedder
         cache = EmbeddingCache(self.dir.root, embedder.name, embedder.dim)
@@ -1020,26 +1021,58 @@ class IndexBuilder:
             text_of = dict(zip(hashes, texts, strict=True))
             # Longest first across the whole build, so batches pad little and the ETA errs on the safe side.
             missing.sort(key=lambda h: -len(text_of[h]))
-            bar = None
-            if self.progress and missing:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(missing), unit=unit, desc=f"embedding {unit}s", smoothing=0.05)
+            bar = self._embedding_bar(unit, [text_of[h] for h in missing])
             t0 = time.perf_counter()
+            done = 0
             try:
                 for part, vecs in self._embed(missing, text_of):
                     cache.put(part, vecs)  # committed now: a killed build resumes from here
                     known.update(zip(part, vecs, strict=True))
                     if bar is not None:
-                        bar.update(len(part))
+                        done += len(part)
+                        bar.set_postfix_str(f"{done:,}/{len(missing):,} {unit}s", refresh=False)
+                        bar.update(sum(len(text_of[h]) for h in part))
             finally:
-                if bar is not None:
+                if bar is not None and bar is not self._bar:
                     bar.close()
             summary.embed_seconds += time.perf_counter() - t0
             return np.vstack([known[h] for h in hashes]).astype(np.float32), len(missing), reused
         finally:
             summary.warnings += cache.set_aside
             cache.close()
+
+    _bar: Any = None  # the embedding bar the passages leave open for their sentences
+
+    def _embedding_bar(self, unit: str, texts: list[str]) -> Any:
+        """The progress bar of a build's embedding: one for the passages and their sentences, counted in
+        characters (what embedding costs), with the texts done as its postfix. The passages count the
+        sentences embedded after them as as many characters again (their passages of more than one
+        sentence), so the first ETA is the whole build's; the sentences then set the total to what they
+        really have left. None without progress."""
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        chars = sum(len(t) for t in texts)
+        pending, self._bar = self._bar, None
+        if unit == "passage":
+            later = 0
+            if self.settings.sentence_vectors:
+                later = sum(len(t) for t in texts if len(passage_sentences(t)) > 1)
+            if not chars + later:
+                return None
+            bar = tqdm(total=chars + later, unit="char", unit_scale=True, desc="embedding", smoothing=0.05)
+            self._bar = bar if later else None
+            return bar
+        if pending is None:
+            return tqdm(total=chars, unit="char", unit_scale=True, desc=f"embedding {unit}s",
+                        smoothing=0.05) if chars else None
+        pending.total = pending.n + chars
+        if not chars:
+            pending.close()
+            return None
+        pending.refresh()
+        return pending
 
     def _embed(self, missing: list[str], text_of: dict[str, str]) -> Iterable[tuple[list[str], np.ndarray]]:
         """(hashes, vectors) slices of these passages as they are embedded, here or on the Ray cluster."""

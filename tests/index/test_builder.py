@@ -405,3 +405,30 @@ def test_a_file_left_out_by_semsearchignore_stops_failing_runs_and_leaves_the_in
     back = IndexBuilder(index).index_paths([corpus])
     assert back.clean and back.added == 1
     assert Engine.open(index).search("research spending", k=1).results[0].doc_id == "doc3.txt"
+
+
+def test_one_progress_bar_counts_passages_and_their_sentences_from_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sentences are embedded after their passages, about as many characters again: the bar an operator
+    reads for the ETA counts both from its first line, not the passages alone."""
+    import re
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(12):
+        sentences = "。".join(f"第{i}篇第{j}句讲区域创新中心建设" for j in range(10))
+        (corpus / f"d{i}.txt").write_text(f"标题{i}\n\n{sentences}。\n", encoding="utf-8")
+    summary = IndexBuilder(tmp_path / "index", progress=True).index_paths([corpus])
+    assert summary.sentences_embedded > 100
+    lines = [line for line in re.split(r"[\r\n]+", capsys.readouterr().err) if line.startswith("embedding")]
+    assert lines and all(line.startswith("embedding:") for line in lines), lines  # one bar, not two
+
+    def total(line: str) -> float:
+        amount = re.search(r"\| *[\d.]+k?/([\d.]+)(k?) ", line)
+        assert amount is not None, line
+        return float(amount.group(1)) * (1000 if amount.group(2) else 1)
+
+    first, last = total(lines[0]), total(lines[-1])
+    assert "100%" in lines[-1] and "sentences" in lines[-1]
+    assert abs(first - last) <= 0.1 * last, (lines[0], lines[-1])
