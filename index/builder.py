@@ -1056,6 +1056,8 @@ class IndexBuilder:
         chars = sum(len(t) for t in texts)
         pending, self._bar = self._bar, None
         if unit == "passage":
+            if pending is not None:  # a build that stopped before its sentences
+                pending.close()
             later = 0
             if self.settings.sentence_vectors:
                 later = sum(len(t) for t in texts if len(passage_sentences(t)) > 1)
