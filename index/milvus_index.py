@@ -54,7 +54,6 @@ from index.manifest import Manifest
 from index.stores.base import Generation
 from index.stores.milvus_store import (
     DOCS_SUFFIX,
-    PAD,
     SENTENCES_FIELD,
     STATE_SUFFIX,
     SUFFIXES,
@@ -77,6 +76,7 @@ from index.stores.milvus_store import (
     query_in,
     read_state,
     read_term_counts,
+    term_row,
     term_rows,
     unpack_sentences,
 )
@@ -214,8 +214,7 @@ class MilvusIndex:
         kept = [(r["term"], [c for c in json.loads(r["counts"]) if c[0] <= generation]) for r in rows]
         if gone := [term for term, counts in kept if not counts]:
             client.delete(terms, ids=gone)
-        if back := [{"term": term, "born": counts[-1][0], "counts": json.dumps(counts), "pad": PAD}
-                    for term, counts in kept if counts]:
+        if back := [term_row(term, counts) for term, counts in kept if counts]:
             client.upsert(terms, back)
 
     def _delete(self, state: State) -> None:

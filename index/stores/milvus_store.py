@@ -172,9 +172,13 @@ def term_rows(
     for term, change in changes.items():
         counts = [c for c in previous.get(term, []) if c[0] < born]
         now = (counts[-1][1] if counts else 0) + change
-        counts = (counts + [[born, now]])[-TERM_HISTORY:]
-        rows.append({"term": term, "born": born, "counts": json.dumps(counts), "pad": PAD})
+        rows.append(term_row(term, (counts + [[born, now]])[-TERM_HISTORY:]))
     return rows
+
+
+def term_row(term: str, counts: list[list[int]]) -> dict[str, Any]:
+    """A `NAME__terms` row: the term's counts, oldest first, `born` the generation of the last."""
+    return {"term": term, "born": counts[-1][0], "counts": json.dumps(counts), "pad": PAD}
 
 
 def has_sentences_field(client: Any, name: str) -> bool:
@@ -300,6 +304,7 @@ class MilvusView:
         self.passage_expr = f"born <= {g}"
         if state.replaced_passages:
             self.passage_expr += f" and passage_id not in {id_list(state.replaced_passages)}"
+        self._replaced = set(state.replaced_passages)
         self.doc_expr = f"born <= {g}"
         if state.replaced_docs:
             self.doc_expr += f" and row not in {id_list(state.replaced_docs)}"
@@ -316,12 +321,11 @@ class MilvusView:
     def passage_rows(self, ids: Iterable[int], fields: list[str]) -> list[dict]:
         """The rows of these passage ids this generation sees (`passage_expr`), looked up by key: Milvus
         (milvus-lite at least) finds keys at once, but scans for any other clause beside them."""
-        wanted = [int(i) for i in ids]
-        replaced = set(self.state.replaced_passages)
+        wanted, g = [int(i) for i in ids], self.state.generation
         out: list[dict] = []
         for lo in range(0, len(wanted), ID_CHUNK):
             rows = self.client.get(self.name, ids=wanted[lo : lo + ID_CHUNK], output_fields=[*fields, "born"])
-            out += [r for r in rows if r["born"] <= self.state.generation and r["passage_id"] not in replaced]
+            out += [r for r in rows if r["born"] <= g and r["passage_id"] not in self._replaced]
         return out
 
     def document_frequencies(self, terms: Sequence[str]) -> np.ndarray:
